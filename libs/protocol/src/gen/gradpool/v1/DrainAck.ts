@@ -1,0 +1,8 @@
+// Original file: gradpool/v1/worker.proto
+
+
+export interface DrainAck {
+}
+
+export interface DrainAck__Output {
+}

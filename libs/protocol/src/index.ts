@@ -1,0 +1,17 @@
+export * from './grpc.js';
+export * from './subjects.js';
+export type { ProtoGrpcType } from './gen/worker.js';
+export type { WorkerServiceClient, WorkerServiceHandlers } from './gen/gradpool/v1/WorkerService.js';
+export type { Capabilities, Capabilities__Output } from './gen/gradpool/v1/Capabilities.js';
+export type { RegisterRequest, RegisterRequest__Output } from './gen/gradpool/v1/RegisterRequest.js';
+export type { RegisterResponse, RegisterResponse__Output } from './gen/gradpool/v1/RegisterResponse.js';
+export type { NatsAccess, NatsAccess__Output } from './gen/gradpool/v1/NatsAccess.js';
+export type { WorkerMessage, WorkerMessage__Output } from './gen/gradpool/v1/WorkerMessage.js';
+export type { CoordinatorMessage, CoordinatorMessage__Output } from './gen/gradpool/v1/CoordinatorMessage.js';
+export type { Heartbeat, Heartbeat__Output } from './gen/gradpool/v1/Heartbeat.js';
+export type { RoundReport, RoundReport__Output } from './gen/gradpool/v1/RoundReport.js';
+export type { JobFault, JobFault__Output } from './gen/gradpool/v1/JobFault.js';
+export type { Assignment, Assignment__Output } from './gen/gradpool/v1/Assignment.js';
+export type { RosterUpdate, RosterUpdate__Output } from './gen/gradpool/v1/RosterUpdate.js';
+export type { RosterMember, RosterMember__Output } from './gen/gradpool/v1/RosterMember.js';
+export { WorkerState } from './gen/gradpool/v1/WorkerState.js';

@@ -1,0 +1,66 @@
+/**
+ * Real services for tests: Postgres and nats-server, never mocks (STYLE.md).
+ * Each test file gets its own database, cloned from a migrated template.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+export const TEST_DATABASE_URL = process.env.GRADPOOL_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const TEST_NATS_URL = process.env.GRADPOOL_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+/** Database that global setup migrates once; per-file databases are cloned from it. */
+export const TEMPLATE_DATABASE = 'gradpool_test_template';
+
+/** `url` with its database name replaced. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export interface TestDatabase {
+  url: string;
+  name: string;
+  drop(): Promise<void>;
+}
+
+/** Creates a fresh, migrated database for one test file. */
+export async function createTestDatabase(prefix = 'gp_t'): Promise<TestDatabase> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  await admin(async (c) => {
+    // CREATE DATABASE … TEMPLATE fails while another session is connected to the template;
+    // global setup closes its connections, and creation is retried briefly for safety.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await c.query(`create database "${name}" template "${TEMPLATE_DATABASE}"`);
+        return;
+      } catch (err) {
+        if (attempt >= 20 || !String((err as Error).message).includes('being accessed')) throw err;
+        await new Promise((r) => setTimeout(r, 100 + attempt * 50));
+      }
+    }
+  });
+  return {
+    name,
+    url: withDatabase(TEST_DATABASE_URL, name),
+    drop: () => admin(async (c) => void (await c.query(`drop database if exists "${name}" with (force)`))),
+  };
+}
+
+/** Drops and recreates the template database and migrates it. Called by global setup. */
+export async function prepareTemplateDatabase(migrate: (url: string) => Promise<void>): Promise<void> {
+  await admin(async (c) => {
+    await c.query(`drop database if exists "${TEMPLATE_DATABASE}" with (force)`);
+    await c.query(`create database "${TEMPLATE_DATABASE}"`);
+  });
+  await migrate(withDatabase(TEST_DATABASE_URL, TEMPLATE_DATABASE));
+}
