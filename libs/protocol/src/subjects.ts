@@ -32,6 +32,13 @@ export const subjects = {
     `${subjects.job(jobId)}.g.${token(epoch, 'epoch')}.${token(round, 'round')}.${token(shard, 'shard')}`,
   /** Wildcard for all gather messages of a job (the keeper's subscription). */
   gatherAll: (jobId: string) => `${subjects.job(jobId)}.g.>`,
+  /** Wildcard for one shard's reduce subjects over every round of an epoch (the owner's subscription). */
+  reduceShardRounds: (jobId: string, epoch: number, shard: number) =>
+    `${subjects.job(jobId)}.r.${token(epoch, 'epoch')}.*.${token(shard, 'shard')}`,
+  /** Wildcard for every gather subject of one epoch (a member's subscription). */
+  gatherEpoch: (jobId: string, epoch: number) => `${subjects.job(jobId)}.g.${token(epoch, 'epoch')}.>`,
+  /** Data-plane control messages of a job (resend requests after a (re)subscription). */
+  exchangeControl: (jobId: string) => `${subjects.job(jobId)}.x`,
 } as const;
 
 /** JetStream object-store buckets. Bucket names allow [A-Za-z0-9_-]. */
