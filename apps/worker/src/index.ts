@@ -1,1 +1,9 @@
-export {};
+export * from './agent.js';
+export * from './backoff.js';
+export * from './clock.js';
+export * from './config.js';
+export * from './exit-codes.js';
+export * from './grpc-client.js';
+export * from './identity-store.js';
+export * from './runner.js';
+export * from './status.js';
