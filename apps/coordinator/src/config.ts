@@ -1,0 +1,138 @@
+/**
+ * Coordinator configuration: `toConfig(env)` turns the environment (read only by main.ts) into a
+ * validated, frozen object. Invalid values fail at boot with a message naming the variable.
+ */
+import { z } from 'zod';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface CoordinatorConfig {
+  readonly databaseUrl: string;
+  /** Connections in the coordinator's pool (1 for an embedded PGlite, which serves one at a time). */
+  readonly databasePoolMax: number;
+  /** NATS servers the coordinator itself connects to. */
+  readonly natsServers: readonly string[];
+  /** NATS servers handed to workers at registration (they may reach NATS by another address). */
+  readonly natsAdvertise: readonly string[];
+  readonly http: { readonly host: string; readonly port: number };
+  readonly grpc: { readonly host: string; readonly port: number };
+  /** Bootstrap admin API key; when absent and no admin key exists, one is generated at first start. */
+  readonly adminKey: string | undefined;
+  readonly heartbeat: { readonly intervalMs: number; readonly misses: number };
+  /** A worker that reconnects within this many ms of its last heartbeat keeps its identity. */
+  readonly leaseMs: number;
+  readonly logLevel: LogLevel;
+}
+
+/** The environment variables the coordinator reads (all optional). */
+export const ENV_VARS = [
+  'DATABASE_URL',
+  'GRADPOOL_DB_POOL_MAX',
+  'NATS_URL',
+  'GRADPOOL_NATS_ADVERTISE',
+  'GRADPOOL_HTTP_HOST',
+  'GRADPOOL_HTTP_PORT',
+  'GRADPOOL_GRPC_HOST',
+  'GRADPOOL_GRPC_PORT',
+  'GRADPOOL_ADMIN_KEY',
+  'GRADPOOL_HEARTBEAT_INTERVAL_MS',
+  'GRADPOOL_HEARTBEAT_MISSES',
+  'GRADPOOL_LEASE_MS',
+  'LOG_LEVEL',
+] as const;
+export type EnvVar = (typeof ENV_VARS)[number];
+export type Env = Partial<Record<EnvVar, string | undefined>>;
+
+export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
+
+/** Thrown for an invalid configuration; the message names the variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const int = (min: number, max: number, dflt: number) =>
+  z.preprocess(blankToUndefined, z.coerce.number().int().min(min).max(max).default(dflt));
+const port = (dflt: number) => int(0, 65_535, dflt);
+
+const serverList = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+  .pipe(
+    z
+      .array(
+        z.string().refine((u) => {
+          try {
+            // nats.js accepts host:port too; a scheme makes it a URL.
+            new URL(u.includes('://') ? u : `nats://${u}`);
+            return true;
+          } catch {
+            return false;
+          }
+        }, 'not a NATS URL'),
+      )
+      .min(1, 'at least one server'),
+  );
+
+const envSchema = z.object({
+  DATABASE_URL: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .refine((u) => /^postgres(ql)?:\/\//.test(u), 'must be a postgres:// URL')
+      .default(DEFAULT_DATABASE_URL),
+  ),
+  GRADPOOL_DB_POOL_MAX: int(1, 1000, 10),
+  NATS_URL: z.preprocess(blankToUndefined, serverList.default([DEFAULT_NATS_URL])),
+  GRADPOOL_NATS_ADVERTISE: z.preprocess(blankToUndefined, serverList.optional()),
+  GRADPOOL_HTTP_HOST: z.preprocess(blankToUndefined, z.string().default('0.0.0.0')),
+  GRADPOOL_HTTP_PORT: port(8080),
+  GRADPOOL_GRPC_HOST: z.preprocess(blankToUndefined, z.string().default('0.0.0.0')),
+  GRADPOOL_GRPC_PORT: port(50051),
+  GRADPOOL_ADMIN_KEY: z.preprocess(blankToUndefined, z.string().min(16, 'must be at least 16 characters').optional()),
+  GRADPOOL_HEARTBEAT_INTERVAL_MS: int(10, 3_600_000, 5000),
+  GRADPOOL_HEARTBEAT_MISSES: int(1, 1000, 3),
+  GRADPOOL_LEASE_MS: int(10, 2_147_483_647, 60_000),
+  LOG_LEVEL: z.preprocess(blankToUndefined, z.enum(LOG_LEVELS).default('info')),
+});
+
+function deepFreeze<T>(o: T): T {
+  for (const v of Object.values(o as object)) if (v && typeof v === 'object') deepFreeze(v);
+  return Object.freeze(o);
+}
+
+/** Validates `env` and returns the frozen configuration; throws ConfigError naming the variable. */
+export function toConfig(env: Env): CoordinatorConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
+  }
+  const e = parsed.data;
+  if (e.GRADPOOL_HTTP_PORT !== 0 && e.GRADPOOL_HTTP_PORT === e.GRADPOOL_GRPC_PORT) {
+    throw new ConfigError(
+      `invalid configuration: GRADPOOL_HTTP_PORT and GRADPOOL_GRPC_PORT are both ${e.GRADPOOL_HTTP_PORT}`,
+    );
+  }
+  const missWindow = e.GRADPOOL_HEARTBEAT_INTERVAL_MS * e.GRADPOOL_HEARTBEAT_MISSES;
+  if (e.GRADPOOL_LEASE_MS < missWindow) {
+    throw new ConfigError(
+      `invalid configuration: GRADPOOL_LEASE_MS (${e.GRADPOOL_LEASE_MS}) must be at least ` +
+        `GRADPOOL_HEARTBEAT_INTERVAL_MS × GRADPOOL_HEARTBEAT_MISSES (${missWindow})`,
+    );
+  }
+  return deepFreeze({
+    databaseUrl: e.DATABASE_URL,
+    databasePoolMax: e.GRADPOOL_DB_POOL_MAX,
+    natsServers: e.NATS_URL,
+    natsAdvertise: e.GRADPOOL_NATS_ADVERTISE ?? e.NATS_URL,
+    http: { host: e.GRADPOOL_HTTP_HOST, port: e.GRADPOOL_HTTP_PORT },
+    grpc: { host: e.GRADPOOL_GRPC_HOST, port: e.GRADPOOL_GRPC_PORT },
+    adminKey: e.GRADPOOL_ADMIN_KEY,
+    heartbeat: { intervalMs: e.GRADPOOL_HEARTBEAT_INTERVAL_MS, misses: e.GRADPOOL_HEARTBEAT_MISSES },
+    leaseMs: e.GRADPOOL_LEASE_MS,
+    logLevel: e.LOG_LEVEL,
+  });
+}
