@@ -82,7 +82,8 @@ export class ShardCache {
     if (!e) return null;
     let bytes: Uint8Array;
     try {
-      bytes = await readFile(this.path(sha256));
+      const buf = await readFile(this.path(sha256));
+      bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     } catch {
       this.forget(sha256);
       return null;

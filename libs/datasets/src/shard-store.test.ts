@@ -1,0 +1,69 @@
+import { randomBytes } from 'node:crypto';
+import { TEST_NATS_URL } from '@gradpool/testing';
+import { connect, NatsConnection } from 'nats';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShardIntegrityError, ShardNotFoundError } from './errors.js';
+import { encodeShard, sha256Hex } from './shard.codec.js';
+import { ShardStore } from './shard-store.js';
+
+describe('ShardStore (real nats-server JetStream)', () => {
+  let nc: NatsConnection;
+  let store: ShardStore;
+  const bucket = `gp_shards_test_${randomBytes(4).toString('hex')}`;
+
+  beforeAll(async () => {
+    nc = await connect({ servers: TEST_NATS_URL });
+    store = await ShardStore.open(nc, { bucket });
+  });
+  afterAll(async () => {
+    await store?.destroy();
+    await nc?.close();
+  });
+
+  const shard = (seed: number, count = 300) =>
+    encodeShard(
+      { count, shape: [28, 28], normalisation: 'scale' },
+      Float32Array.from({ length: count * 784 }, (_, i) => ((i * 31 + seed) % 255) / 255),
+      Int32Array.from({ length: count }, (_, i) => (i + seed) % 10),
+    );
+
+  it('stores a shard once under its sha256 and returns the same bytes', async () => {
+    const bytes = shard(1);
+    const first = await store.put(bytes);
+    expect(first).toEqual({ sha256: sha256Hex(bytes), stored: true });
+    const again = await store.put(Uint8Array.from(bytes));
+    expect(again).toEqual({ sha256: first.sha256, stored: false });
+    expect(await store.get(first.sha256)).toEqual(bytes);
+    expect(await store.has(first.sha256)).toBe(true);
+  });
+
+  it('refetches once on a hash mismatch, then reports ShardIntegrityError', async () => {
+    const key = sha256Hex(shard(2));
+    await store.putUnchecked(key, shard(3));
+    const before = store.stats.refetches;
+    const err = await store.get(key).catch((e) => e);
+    expect(err).toBeInstanceOf(ShardIntegrityError);
+    expect(err.sha256).toBe(key);
+    expect(store.stats.refetches).toBe(before + 1);
+  });
+
+  it('says which shard is missing, and deletes', async () => {
+    const bytes = shard(4, 3);
+    const { sha256 } = await store.put(bytes);
+    await store.delete(sha256);
+    expect(await store.has(sha256)).toBe(false);
+    await expect(store.get(sha256)).rejects.toBeInstanceOf(ShardNotFoundError);
+    expect((await store.put(bytes)).stored).toBe(true);
+  });
+
+  it('lets a second connection read without creating anything', async () => {
+    const { sha256 } = await store.put(shard(5, 10));
+    const nc2 = await connect({ servers: TEST_NATS_URL });
+    try {
+      const reader = await ShardStore.open(nc2, { bucket });
+      expect(sha256Hex(await reader.get(sha256))).toBe(sha256);
+    } finally {
+      await nc2.close();
+    }
+  });
+});
