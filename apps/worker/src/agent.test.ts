@@ -75,6 +75,14 @@ class TestCoordinator extends EventEmitter {
     s.call.write(msg);
   }
 
+  /** Ends the worker's open session with a gRPC error status. */
+  fail(workerId: string, code: grpc.status, details: string): void {
+    const s = this.sessions.findLast((x) => x.workerId === workerId && !x.ended);
+    if (!s) throw new Error(`no open session of ${workerId}`);
+    s.ended = true;
+    s.call.emit('error', { code, details });
+  }
+
   messages(): WorkerMessage__Output[] {
     return this.sessions.flatMap((s) => s.messages);
   }
@@ -335,6 +343,16 @@ describe('WorkerAgent', () => {
     await statusReaches(agent, status, 'reconnecting');
     controller.abort();
     expect(await outcome).toMatchObject({ kind: 'unacknowledged' });
+  });
+
+  it('reconnects when the coordinator ends a silent session, and stops when another agent took its identity over', async () => {
+    const { coordinator, outcome } = await setup();
+    await coordinator.waitFor(() => heartbeats(coordinator).length >= 1, 'a heartbeat');
+    coordinator.fail('w1', grpc.status.DEADLINE_EXCEEDED, 'no heartbeat for 15000 ms');
+    await coordinator.waitFor(() => coordinator.sessions.length >= 2 && coordinator.sessions[1].messages.length > 0, 'a second session');
+    coordinator.fail('w1', grpc.status.ABORTED, 'superseded by a newer session');
+    expect(await outcome).toMatchObject({ kind: 'unacknowledged', reason: expect.stringContaining('another agent took over') });
+    expect(coordinator.registers).toHaveLength(1);
   });
 
   it('leaves unacknowledged when the DrainAck does not come in time', async () => {

@@ -121,7 +121,7 @@ export class WorkerAgent implements AsyncDisposable {
     private readonly options: AgentOptions,
     private readonly deps: AgentDeps,
   ) {
-    this.log = deps.logger.child({ name: 'agent' });
+    this.log = deps.logger.child({ component: 'agent' });
     this.clock = deps.clock ?? systemClock;
     this.random = deps.random ?? Math.random;
     this.runner = deps.runner ?? new UnavailableRunner();
@@ -422,6 +422,10 @@ export class WorkerAgent implements AsyncDisposable {
       call.on('status', (st: grpc.StatusObject) => {
         if (drain?.acked) return finish({ kind: 'drained', initiatedBy: drain.by, reason: drain.reason });
         if (st.code === grpc.status.UNAUTHENTICATED) return finish({ kind: 'unauthenticated', message: st.details });
+        // The coordinator ends a session with ABORTED when a newer one of the same worker
+        // replaced it: another agent runs with this identity, and fighting it would not help.
+        if (st.code === grpc.status.ABORTED && accepted)
+          return finish({ kind: 'unacknowledged', reason: `another agent took over this worker's session (${st.details || 'superseded'})` });
         const reason = `${statusName(st.code)}${st.details ? `: ${st.details}` : ''}`;
         if (drain) return finish({ kind: 'unacknowledged', reason: `session ended before the drain was acknowledged (${reason})` });
         finish({ kind: 'broken', accepted, reason });

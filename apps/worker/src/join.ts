@@ -48,7 +48,7 @@ export async function runJoin(config: JoinConfig, io: JoinIo): Promise<JoinResul
     level: config.logLevel,
     destination: tty ? { write: (line: string) => tty.printAbove(formatLogLine(line)) } : undefined,
   });
-  const status: StatusSink = tty ?? new LogStatusSink(logger.child({ name: 'status' }));
+  const status: StatusSink = tty ?? new LogStatusSink(logger.child({ component: 'status' }));
   try {
     logger.info({ backend: config.backend }, 'loading the compute backend and measuring it');
     let detected;

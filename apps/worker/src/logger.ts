@@ -12,7 +12,7 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
-/** The agent's root logger; components take named children (`logger.child({ name: 'agent' })`). */
+/** The agent's root logger; components take named children (`logger.child({ component: 'agent' })`). */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const destination = options.destination ?? pino.destination({ dest: 2, sync: true });
   return pino({ name: 'gradpool-worker', level: options.level ?? 'info', base: { pid: process.pid } }, destination);
