@@ -12,8 +12,8 @@ export const CreateGroupBody = z.strictObject({
   name: z
     .string()
     .trim()
-    .min(1, 'must not be empty')
-    .max(64, 'at most 64 characters')
+    .min(1, { error: 'must not be empty', abort: true })
+    .max(64, { error: 'at most 64 characters', abort: true })
     .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'letters, digits, space, dot, underscore and dash, starting with a letter or digit'),
   description: z.string().max(1000, 'at most 1000 characters').optional(),
   allowPublicJobs: z.boolean().optional(),
