@@ -1,6 +1,7 @@
 // Original file: gradpool/v1/worker.proto
 
 import type { RosterMember as _gradpool_v1_RosterMember, RosterMember__Output as _gradpool_v1_RosterMember__Output } from '../../gradpool/v1/RosterMember.js';
+import type { DealtPiece as _gradpool_v1_DealtPiece, DealtPiece__Output as _gradpool_v1_DealtPiece__Output } from '../../gradpool/v1/DealtPiece.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -19,6 +20,11 @@ export interface RosterUpdate {
    */
   'dealtShards'?: (string)[];
   'dataEpoch'?: (number);
+  /**
+   * The sample ranges dealt to this worker for `data_epoch`, in the order to process them
+   * (what is left of the epoch when the roster changed mid-epoch).
+   */
+  'pieces'?: (_gradpool_v1_DealtPiece)[];
 }
 
 /**
@@ -37,4 +43,9 @@ export interface RosterUpdate__Output {
    */
   'dealtShards': (string)[];
   'dataEpoch': (number);
+  /**
+   * The sample ranges dealt to this worker for `data_epoch`, in the order to process them
+   * (what is left of the epoch when the roster changed mid-epoch).
+   */
+  'pieces': (_gradpool_v1_DealtPiece__Output)[];
 }

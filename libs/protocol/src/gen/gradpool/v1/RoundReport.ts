@@ -1,5 +1,6 @@
 // Original file: gradpool/v1/worker.proto
 
+import type { DealtPiece as _gradpool_v1_DealtPiece, DealtPiece__Output as _gradpool_v1_DealtPiece__Output } from '../../gradpool/v1/DealtPiece.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -25,6 +26,15 @@ export interface RoundReport {
    * Shards of the dataset fully processed in this round (for sample accounting).
    */
   'processedShards'?: (string)[];
+  /**
+   * The sample ranges this member's gradient of this round was computed on. They count as
+   * processed only once the round is committed with this member among its contributors.
+   */
+  'processed'?: (_gradpool_v1_DealtPiece)[];
+  /**
+   * Membership epoch whose gather the update was assembled from (re-run rounds differ).
+   */
+  'exchangeEpoch'?: (number);
 }
 
 /**
@@ -50,4 +60,13 @@ export interface RoundReport__Output {
    * Shards of the dataset fully processed in this round (for sample accounting).
    */
   'processedShards': (string)[];
+  /**
+   * The sample ranges this member's gradient of this round was computed on. They count as
+   * processed only once the round is committed with this member among its contributors.
+   */
+  'processed': (_gradpool_v1_DealtPiece__Output)[];
+  /**
+   * Membership epoch whose gather the update was assembled from (re-run rounds differ).
+   */
+  'exchangeEpoch': (number);
 }
