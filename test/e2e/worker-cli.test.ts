@@ -13,6 +13,21 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** A TCP server that accepts connections and never answers (a hung coordinator). */
+async function blackHole(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((s) => sockets.add(s));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 describe('gradpool-worker CLI', () => {
   it.each([
     [['join', '--coordinator', 'localhost:50051'], /--token is required \(or set GRADPOOL_TOKEN\)/],
@@ -48,6 +63,22 @@ describe('gradpool-worker CLI', () => {
       expect(worker.output()).toMatch(/stopped without the coordinator's acknowledgement/);
     } finally {
       await worker[Symbol.asyncDispose]();
+    }
+  });
+
+  it('Ctrl-C cancels a registration that hangs instead of waiting for its deadline', async () => {
+    const hole = await blackHole();
+    const worker = WorkerProcess.start({ coordinator: `127.0.0.1:${hole.port}`, token: 't', name: 'stuck' });
+    try {
+      await worker.waitForLog('status: registering', {}, 30_000);
+      worker.interrupt();
+      const exit = await worker.exited(30_000);
+      expect(exit.code, worker.output()).toBe(1);
+      expect(worker.output()).not.toMatch(/DEADLINE_EXCEEDED/);
+      expect(worker.output()).toMatch(/interrupted before the coordinator accepted this worker/);
+    } finally {
+      await worker[Symbol.asyncDispose]();
+      await hole.close();
     }
   });
 });

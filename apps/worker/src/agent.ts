@@ -221,8 +221,9 @@ export class WorkerAgent implements AsyncDisposable {
       if (signal.aborted) return { kind: 'unacknowledged', reason: 'interrupted before the coordinator accepted this worker' };
       this.setPhase('registering');
       try {
-        return await this.register(previous);
+        return await this.register(previous, signal);
       } catch (err) {
+        if (signal.aborted) continue;
         const code = grpcCode(err);
         const details = (err as { details?: string }).details || (err as Error).message;
         if (code === grpc.status.UNAUTHENTICATED) return { kind: 'rejected', code: 'unauthenticated', message: details };
@@ -236,7 +237,7 @@ export class WorkerAgent implements AsyncDisposable {
     }
   }
 
-  private async register(previous: { workerId: string; sessionSecret: string } | undefined): Promise<Registration> {
+  private async register(previous: { workerId: string; sessionSecret: string } | undefined, signal: AbortSignal): Promise<Registration> {
     const client = this.client!;
     const request: RegisterRequest = {
       joinToken: this.options.token,
@@ -246,9 +247,14 @@ export class WorkerAgent implements AsyncDisposable {
       previousSessionSecret: previous?.sessionSecret ?? '',
     };
     const res = await new Promise<RegisterResponse__Output>((resolve, reject) => {
-      client.Register(request, { deadline: Date.now() + this.opts.registerTimeoutMs }, (err, value) =>
-        err || !value ? reject(err ?? new Error('empty RegisterResponse')) : resolve(value),
-      );
+      // Ctrl-C must not wait for the deadline of a call to an unresponsive coordinator.
+      const onAbort = () => call.cancel();
+      const call = client.Register(request, { deadline: Date.now() + this.opts.registerTimeoutMs }, (err, value) => {
+        signal.removeEventListener('abort', onAbort);
+        if (err || !value) reject(err ?? new Error('empty RegisterResponse'));
+        else resolve(value);
+      });
+      signal.addEventListener('abort', onAbort, { once: true });
     });
     if (!res.workerId || !res.sessionSecret) throw new Error('RegisterResponse without worker id or session secret');
     const reg: Registration = {
