@@ -1,0 +1,203 @@
+import { type Codec, CodecError, CodecIds, f32View, firstNonFinite, u32View } from './codec.js';
+
+/**
+ * Top-k by magnitude, per chunk: of a chunk of `length` elements, the m = max(1, ⌈k·length⌉)
+ * largest |x| are sent as m ascending u32 indices then m float32 values (ties broken by lower
+ * index). Error bound: sent values are exact; every dropped element has |x| ≤ the smallest sent
+ * |x|. The dropped mass is not lost: the sender keeps it as error feedback (`ErrorFeedback`)
+ * and adds it to the next round's gradient, so over rounds every coordinate's accumulated
+ * gradient is transmitted (the sum of what was sent equals the sum of gradients minus the
+ * current residual).
+ */
+export class TopkCodec implements Codec {
+  readonly name = 'topk';
+  readonly id = CodecIds.topk;
+  /** k in parts per million. */
+  readonly param: number;
+  private scratch = new Float32Array(0);
+  constructor(readonly fraction = 0.01) {
+    if (!(fraction > 0 && fraction <= 1)) throw new CodecError(`topk fraction must be in (0, 1], got ${fraction}`);
+    this.param = Math.max(1, Math.round(fraction * 1e6));
+  }
+  /** Entries sent for a chunk of `length` elements. */
+  count(length: number): number {
+    return Math.min(length, Math.max(1, Math.ceil((length * this.param) / 1e6)));
+  }
+  payloadBytes(length: number): number {
+    return this.count(length) * 8;
+  }
+  elementsFor(bytes: number): number {
+    return Math.max(1, Math.floor((bytes / 8) * (1e6 / this.param)) - 1);
+  }
+  encode(src: Float32Array, dst: Uint8Array): void {
+    if ((dst.byteOffset & 3) !== 0) throw new Error('encode target must be 4-byte aligned');
+    const n = src.length;
+    const m = this.count(n);
+    const idx = new Uint32Array(dst.buffer, dst.byteOffset, m);
+    const val = new Float32Array(dst.buffer, dst.byteOffset + m * 4, m);
+    const threshold = this.kthLargestMagnitude(src, m);
+    // Strictly above the threshold first (fewer than m of them), then ties in index order.
+    let above = 0;
+    for (let i = 0; i < n; i++) if (Math.abs(src[i]) > threshold) above++;
+    let ties = m - above;
+    let j = 0;
+    for (let i = 0; i < n && j < m; i++) {
+      const a = Math.abs(src[i]);
+      if (a > threshold || (a === threshold && ties-- > 0)) {
+        idx[j] = i;
+        val[j] = src[i];
+        j++;
+      }
+    }
+  }
+  /** The m-th largest |x| of src (quickselect over a scratch copy of magnitudes). */
+  private kthLargestMagnitude(src: Float32Array, m: number): number {
+    const n = src.length;
+    if (this.scratch.length < n) this.scratch = new Float32Array(n);
+    const a = this.scratch;
+    for (let i = 0; i < n; i++) a[i] = Math.abs(src[i]);
+    // Position of the m-th largest in ascending order.
+    const k = n - m;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      // Median of three as pivot.
+      let p = a[mid];
+      const x = a[lo];
+      const y = a[hi];
+      if ((x <= p && p <= y) || (y <= p && p <= x)) {
+        // p is the median
+      } else if ((p <= x && x <= y) || (y <= x && x <= p)) p = x;
+      else p = y;
+      let i = lo;
+      let j = hi;
+      while (i <= j) {
+        while (a[i] < p) i++;
+        while (a[j] > p) j--;
+        if (i <= j) {
+          const t = a[i];
+          a[i] = a[j];
+          a[j] = t;
+          i++;
+          j--;
+        }
+      }
+      if (k <= j) hi = j;
+      else if (k >= i) lo = i;
+      else return a[k];
+    }
+    return a[k];
+  }
+  validate(payload: Uint8Array, length: number): string | null {
+    const m = this.count(length);
+    if (payload.byteLength !== m * 8) return `payload is ${payload.byteLength} bytes, expected ${m * 8}`;
+    return validateSparse(payload, m, length);
+  }
+  decode(payload: Uint8Array, length: number, out: Float32Array, outOffset: number): void {
+    decodeSparse(payload, this.count(length), length, out, outOffset);
+  }
+  accumulate(payload: Uint8Array, length: number, acc: Float64Array, accOffset: number, weight: number): void {
+    accumulateSparse(payload, this.count(length), acc, accOffset, weight);
+  }
+  /** The indices of a payload of `length` elements (for error feedback). */
+  indices(payload: Uint8Array, length: number): Uint32Array {
+    return u32View(payload, 0, this.count(length));
+  }
+}
+
+function validateSparse(payload: Uint8Array, m: number, length: number): string | null {
+  const idx = u32View(payload, 0, m);
+  let prev = -1;
+  for (let j = 0; j < m; j++) {
+    const i = idx[j];
+    if (i <= prev || i >= length) return `index ${i} out of order or out of range at entry ${j}`;
+    prev = i;
+  }
+  const bad = firstNonFinite(f32View(payload, m * 4, m));
+  return bad < 0 ? null : `non-finite value at entry ${bad}`;
+}
+
+function decodeSparse(payload: Uint8Array, m: number, length: number, out: Float32Array, outOffset: number): void {
+  const idx = u32View(payload, 0, m);
+  const val = f32View(payload, m * 4, m);
+  out.fill(0, outOffset, outOffset + length);
+  for (let j = 0; j < m; j++) out[outOffset + idx[j]] = val[j];
+}
+
+function accumulateSparse(payload: Uint8Array, m: number, acc: Float64Array, accOffset: number, weight: number): void {
+  const idx = u32View(payload, 0, m);
+  const val = f32View(payload, m * 4, m);
+  for (let j = 0; j < m; j++) acc[accOffset + idx[j]] += weight * val[j];
+}
+
+/**
+ * The gather encoding of a topk job: the mean of sparse contributions is sparse but has up to
+ * K·m entries, so it goes as (ascending u32 indices, float32 values) with any count, exact. The
+ * owner uses it only while it is smaller than dense fp32 (`sparseBytes`); otherwise fp32.
+ */
+export class Sparse32Codec {
+  readonly name = 'sparse32';
+  readonly id = CodecIds.sparse32;
+  readonly param = 0;
+  /** Non-zero count of src. */
+  static nonZeros(src: Float32Array): number {
+    let nz = 0;
+    for (let i = 0; i < src.length; i++) if (src[i] !== 0) nz++;
+    return nz;
+  }
+  static encode(src: Float32Array, nonZeros: number, dst: Uint8Array): void {
+    const idx = new Uint32Array(dst.buffer, dst.byteOffset, nonZeros);
+    const val = new Float32Array(dst.buffer, dst.byteOffset + nonZeros * 4, nonZeros);
+    let j = 0;
+    for (let i = 0; i < src.length; i++) {
+      if (src[i] !== 0) {
+        idx[j] = i;
+        val[j] = src[i];
+        j++;
+      }
+    }
+  }
+  static validate(payload: Uint8Array, length: number): string | null {
+    if (payload.byteLength % 8 !== 0 || payload.byteLength / 8 > length) return `bad sparse payload size ${payload.byteLength}`;
+    return validateSparse(payload, payload.byteLength / 8, length);
+  }
+  static decode(payload: Uint8Array, length: number, out: Float32Array, outOffset: number): void {
+    decodeSparse(payload, payload.byteLength / 8, length, out, outOffset);
+  }
+}
+
+/**
+ * The sender's error-feedback state for topk: `residual` holds, per coordinate, the gradient mass
+ * not yet transmitted. A round compensates (grad + residual), sends the top-k of that, and only
+ * when the round succeeds commits residual = compensated − sent; a failed round leaves it as it
+ * was, so re-running the round (new epoch) from the same gradient counts nothing twice.
+ */
+export class ErrorFeedback {
+  readonly residual: Float32Array;
+  /** grad + residual of the round in flight. */
+  readonly compensated: Float32Array;
+  /** compensated with the transmitted coordinates zeroed. */
+  readonly pending: Float32Array;
+  constructor(readonly size: number) {
+    this.residual = new Float32Array(size);
+    this.compensated = new Float32Array(size);
+    this.pending = new Float32Array(size);
+  }
+  compensate(grad: Float32Array): Float32Array {
+    const c = this.compensated;
+    const r = this.residual;
+    for (let i = 0; i < c.length; i++) c[i] = grad[i] + r[i];
+    this.pending.set(c);
+    return c;
+  }
+  /** Marks the entries `indices` (relative to `offset`) as transmitted. */
+  sent(offset: number, indices: Uint32Array): void {
+    const p = this.pending;
+    for (let j = 0; j < indices.length; j++) p[offset + indices[j]] = 0;
+  }
+  /** Commits [start, end): transmitted (pending) when `counted`, else everything stays residual. */
+  commit(start: number, end: number, counted: boolean): void {
+    this.residual.set((counted ? this.pending : this.compensated).subarray(start, end), start);
+  }
+}

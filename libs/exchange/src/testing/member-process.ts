@@ -1,0 +1,214 @@
+/**
+ * A job member in its own process, driven over IPC by exchange tests and the benchmark:
+ * `fork(dist/testing/member-process.js)`, send `init`, then `round` commands; replies with
+ * results. Fault modes make it misbehave the way volunteers do.
+ */
+import { subjects } from '@gradpool/protocol';
+import { connect, type NatsConnection } from 'nats';
+import { createCodec } from '../codecs/index.js';
+import type { CodecSpec } from '../codecs/codec.js';
+import { allocateChunk, ChunkKinds, senderIdentity } from '../header.js';
+import { ShardLayout } from '../layout.js';
+import { RoundExchange } from '../round-exchange.js';
+import { gradient } from './fixtures.js';
+
+export interface MemberInit {
+  type: 'init';
+  natsUrl: string;
+  jobId: string;
+  size: number;
+  members: string[];
+  selfId: string;
+  epoch: number;
+  codec: CodecSpec;
+  deadlineMs: number;
+  gatherTimeoutMs?: number;
+  shards?: number;
+  quorum?: number;
+  chunkBytes?: number;
+  seed: number;
+}
+
+export type Fault = 'die-mid-round' | 'evil' | 'hold';
+
+export interface RoundCommand {
+  type: 'round';
+  round: number;
+  samples: number;
+  /** Gradient of this round: gradient(seed, gradMember ?? index, gradRound ?? round, size). */
+  gradRound?: number;
+  roster?: { epoch: number; members: string[] };
+  fault?: Fault;
+  /** Return the mean itself (base64) rather than only its hash. */
+  returnMean?: boolean;
+  /** Run the round `repeat` times (rounds round, round+1, …) and report each (benchmark). */
+  repeat?: number;
+}
+
+export interface RoundReply {
+  type: 'result';
+  ok: boolean;
+  round: number;
+  error?: { name: string; message: string; owners?: string[] };
+  mean?: string;
+  meanHash?: string;
+  contributors?: string[];
+  totalSamples?: number;
+  shards?: { shard: number; contributors: number[]; totalSamples: number }[];
+  bytesSent?: number;
+  bytesReceived?: number;
+  totalMs?: number;
+  geometry?: { shards: number; reduceChunkElems: number; gatherChunkElems: number; quorum: number };
+  rejects?: { sender: string; reason: string }[];
+  stats?: RoundExchange['stats'];
+}
+
+let nc: NatsConnection;
+let ex: RoundExchange;
+let init: MemberInit;
+let release: (() => void) | null = null;
+const rejects: { sender: string; reason: string }[] = [];
+
+function send(m: unknown): void {
+  process.send!(m);
+}
+
+async function hash(bytes: Uint8Array): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Publishes the first half of this member's chunks for the first shard another member owns, then dies. */
+async function dieMidRound(cmd: RoundCommand, grad: Float32Array): Promise<never> {
+  const { layout, geometry } = ex;
+  const members = ex.roster.members;
+  const self = members.indexOf(init.selfId);
+  const codec = createCodec(init.codec);
+  const s = [...Array(layout.shards).keys()].find((x) => ShardLayout.owner(x, members.length) !== self)!;
+  const len = layout.length(s);
+  const ce = geometry.reduceChunkElems;
+  const chunkCount = Math.ceil(len / ce);
+  const id = senderIdentity(init.jobId, init.selfId);
+  for (let c = 0; c < Math.max(1, Math.floor(chunkCount / 2)); c++) {
+    const offset = c * ce;
+    const length = Math.min(ce, len - offset);
+    const { message, payload } = allocateChunk(
+      { kind: ChunkKinds.reduce, codec: codec.id, epoch: ex.roster.epoch, round: cmd.round, shard: s, chunk: c, chunkCount, offset, length, samples: cmd.samples, shardLength: len, codecParam: codec.param, payloadBytes: codec.payloadBytes(length), senderIndex: self, shardStart: layout.start(s), shardCount: layout.shards, totalSize: init.size, contributors: [], contributorSamples: [] },
+      id,
+    );
+    const start = layout.start(s) + offset;
+    codec.encode(grad.subarray(start, start + length), payload);
+    nc.publish(subjects.reduce(init.jobId, ex.roster.epoch, cmd.round, s), message);
+  }
+  await nc.flush();
+  process.kill(process.pid, 'SIGKILL');
+  throw new Error('unreachable');
+}
+
+/** Before its honest round, sends garbage, a NaN chunk, a wrong-sized chunk and another job's chunk to member 0's first shard. */
+async function misbehave(cmd: RoundCommand, grad: Float32Array): Promise<void> {
+  const { layout, geometry } = ex;
+  const members = ex.roster.members;
+  const self = members.indexOf(init.selfId);
+  const codec = createCodec(init.codec);
+  const s = 0;
+  const subject = subjects.reduce(init.jobId, ex.roster.epoch, cmd.round, s);
+  const len = layout.length(s);
+  const ce = geometry.reduceChunkElems;
+  const chunkCount = Math.ceil(len / ce);
+  const base = { kind: ChunkKinds.reduce, codec: codec.id, epoch: ex.roster.epoch, round: cmd.round, shard: s, chunk: 0, chunkCount, offset: 0, samples: cmd.samples, shardLength: len, codecParam: codec.param, senderIndex: self, shardStart: 0, shardCount: layout.shards, totalSize: init.size, contributors: [], contributorSamples: [] };
+  const length = Math.min(ce, len);
+  // 1. garbage bytes
+  nc.publish(subject, new Uint8Array(300).map((_, i) => (i * 37) & 0xff));
+  // 2. a chunk for another job
+  const other = allocateChunk({ ...base, length, payloadBytes: codec.payloadBytes(length) }, senderIdentity('another-job', init.selfId));
+  codec.encode(new Float32Array(length).fill(1e6), other.payload);
+  nc.publish(subject, other.message);
+  // 3. a wrong-sized chunk (claims one element fewer)
+  const short = allocateChunk({ ...base, length: length - 1, payloadBytes: codec.payloadBytes(length - 1) }, senderIdentity(init.jobId, init.selfId));
+  nc.publish(subject, short.message);
+  // 4. a NaN chunk: fp32 payload full of NaN (the owner then excludes this sender from shard 0)
+  if (codec.id === 1) {
+    const nan = allocateChunk({ ...base, length, payloadBytes: codec.payloadBytes(length) }, senderIdentity(init.jobId, init.selfId));
+    new Float32Array(nan.payload.buffer, nan.payload.byteOffset, length).fill(NaN);
+    nc.publish(subject, nan.message);
+  }
+  // 5. the same valid chunk twice (shard 1, owned by member 1), before the honest round sends it again.
+  if (layout.shards > 1 && ShardLayout.owner(1, members.length) !== self) {
+    const len1 = layout.length(1);
+    const n1 = Math.min(ce, len1);
+    const dup = allocateChunk({ ...base, shard: 1, chunkCount: Math.ceil(len1 / ce), length: n1, shardLength: len1, shardStart: layout.start(1), payloadBytes: codec.payloadBytes(n1) }, senderIdentity(init.jobId, init.selfId));
+    codec.encode(grad.subarray(layout.start(1), layout.start(1) + n1), dup.payload);
+    const subject1 = subjects.reduce(init.jobId, ex.roster.epoch, cmd.round, 1);
+    nc.publish(subject1, dup.message);
+    nc.publish(subject1, dup.message);
+  }
+  await nc.flush();
+}
+
+async function runRound(cmd: RoundCommand, round: number): Promise<RoundReply> {
+  const index = (cmd.roster?.members ?? ex.roster.members).indexOf(init.selfId);
+  const grad = gradient(init.seed, index, cmd.gradRound ?? round, init.size);
+  if (cmd.roster) ex.setRoster({ ...cmd.roster, selfId: init.selfId });
+  if (cmd.fault === 'die-mid-round') await dieMidRound({ ...cmd, round }, grad);
+  if (cmd.fault === 'evil') await misbehave({ ...cmd, round }, grad);
+  if (cmd.fault === 'hold') await new Promise<void>((r) => (release = r));
+  try {
+    const r = await ex.allReduce(round, grad, cmd.samples, { onPhase: (phase) => send({ type: 'phase', phase, round }) });
+    const bytes = new Uint8Array(r.mean.buffer, r.mean.byteOffset, r.mean.byteLength);
+    return {
+      type: 'result',
+      ok: true,
+      round,
+      mean: cmd.returnMean ? Buffer.from(bytes).toString('base64') : undefined,
+      meanHash: await hash(bytes),
+      contributors: r.contributors,
+      totalSamples: r.totalSamples,
+      shards: r.shards.map(({ shard, contributors, totalSamples }) => ({ shard, contributors, totalSamples })),
+      bytesSent: r.bytesSent,
+      bytesReceived: r.bytesReceived,
+      totalMs: r.timings.totalMs,
+      geometry: ex.geometry,
+      rejects: rejects.splice(0),
+      stats: { ...ex.stats },
+    };
+  } catch (err) {
+    const e = err as Error & { owners?: string[] };
+    return { type: 'result', ok: false, round, error: { name: e.name, message: e.message, owners: e.owners }, geometry: ex.geometry, rejects: rejects.splice(0), stats: { ...ex.stats } };
+  }
+}
+
+process.on('message', (m: MemberInit | RoundCommand | { type: 'go' } | { type: 'exit' }) => {
+  void (async () => {
+    if (m.type === 'init') {
+      init = m;
+      nc = await connect({ servers: m.natsUrl, noEcho: true, maxReconnectAttempts: -1, reconnectTimeWait: 100, name: m.selfId });
+      ex = new RoundExchange({
+        nc,
+        jobId: m.jobId,
+        size: m.size,
+        roster: { epoch: m.epoch, members: m.members, selfId: m.selfId },
+        codec: m.codec,
+        deadlineMs: m.deadlineMs,
+        gatherTimeoutMs: m.gatherTimeoutMs,
+        shards: m.shards,
+        quorum: m.quorum,
+        chunkBytes: m.chunkBytes,
+        onReject: (sender, reason) => rejects.push({ sender, reason }),
+      });
+      await nc.flush();
+      send({ type: 'ready', geometry: ex.geometry });
+    } else if (m.type === 'round') {
+      for (let i = 0; i < (m.repeat ?? 1); i++) send(await runRound(m, m.round + i));
+    } else if (m.type === 'go') {
+      release?.();
+    } else if (m.type === 'exit') {
+      await ex.close();
+      await nc.close();
+      process.exit(0);
+    }
+  })().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+});
