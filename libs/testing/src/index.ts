@@ -1,2 +1,3 @@
 export * from './services.js';
 export * from './worker-process.js';
+export * from './coordinator-process.js';
