@@ -1,6 +1,7 @@
 import { Module, type DynamicModule, type Type } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module.js';
 import { CoreModule, type CoordinatorRuntime } from './core.module.js';
+import { DatasetsModule } from './datasets.module.js';
 import { GroupsModule } from './groups.module.js';
 import { HealthModule } from './health.module.js';
 import { WorkersModule } from './workers.module.js';
@@ -11,7 +12,7 @@ import { WorkersModule } from './workers.module.js';
  * (CoreModule is global), and WorkersModule's exports (SessionRegistry, WorkerService, …) by
  * importing WorkersModule.
  */
-export const FEATURE_MODULES: Type[] = [HealthModule, AuthModule, GroupsModule, WorkersModule];
+export const FEATURE_MODULES: Type[] = [HealthModule, AuthModule, GroupsModule, WorkersModule, DatasetsModule];
 
 @Module({})
 export class AppModule {

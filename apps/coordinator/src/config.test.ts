@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULT_DATABASE_URL, DEFAULT_NATS_URL, toConfig } from './config.js';
+
+describe('toConfig', () => {
+  it('fills defaults and freezes the result', () => {
+    const c = toConfig({});
+    expect(c).toEqual({
+      databaseUrl: DEFAULT_DATABASE_URL,
+      databasePoolMax: 10,
+      natsServers: [DEFAULT_NATS_URL],
+      natsAdvertise: [DEFAULT_NATS_URL],
+      http: { host: '0.0.0.0', port: 8080 },
+      grpc: { host: '0.0.0.0', port: 50051 },
+      adminKey: undefined,
+      heartbeat: { intervalMs: 5000, misses: 3 },
+      leaseMs: 60_000,
+      logLevel: 'info',
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.http)).toBe(true);
+    expect(Object.isFrozen(c.natsServers)).toBe(true);
+  });
+
+  it('reads every variable, treats blanks as unset, and splits NATS server lists', () => {
+    const c = toConfig({
+      DATABASE_URL: 'postgresql://u:p@db:5432/gp',
+      GRADPOOL_DB_POOL_MAX: '1',
+      NATS_URL: 'nats://a:4222, nats://b:4222',
+      GRADPOOL_NATS_ADVERTISE: 'nats.example.org:4222',
+      GRADPOOL_HTTP_HOST: '127.0.0.1',
+      GRADPOOL_HTTP_PORT: '0',
+      GRADPOOL_GRPC_PORT: '0',
+      GRADPOOL_ADMIN_KEY: 'a-long-enough-admin-key',
+      GRADPOOL_HEARTBEAT_INTERVAL_MS: '100',
+      GRADPOOL_HEARTBEAT_MISSES: '5',
+      GRADPOOL_LEASE_MS: '500',
+      LOG_LEVEL: 'silent',
+      GRADPOOL_GRPC_HOST: ' ',
+    });
+    expect(c.natsServers).toEqual(['nats://a:4222', 'nats://b:4222']);
+    expect(c.natsAdvertise).toEqual(['nats.example.org:4222']);
+    expect(c.http).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(c.grpc).toEqual({ host: '0.0.0.0', port: 0 });
+    expect(c.databasePoolMax).toBe(1);
+    expect(c.heartbeat).toEqual({ intervalMs: 100, misses: 5 });
+  });
+
+  it.each([
+    [{ GRADPOOL_HTTP_PORT: 'eighty' }, /GRADPOOL_HTTP_PORT/],
+    [{ GRADPOOL_GRPC_PORT: '70000' }, /GRADPOOL_GRPC_PORT/],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL: must be a postgres/],
+    [{ NATS_URL: ',' }, /NATS_URL/],
+    [{ GRADPOOL_ADMIN_KEY: 'short' }, /GRADPOOL_ADMIN_KEY: must be at least 16/],
+    [{ GRADPOOL_HEARTBEAT_MISSES: '0' }, /GRADPOOL_HEARTBEAT_MISSES/],
+    [{ GRADPOOL_HEARTBEAT_INTERVAL_MS: '1.5' }, /GRADPOOL_HEARTBEAT_INTERVAL_MS/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ GRADPOOL_HTTP_PORT: '9000', GRADPOOL_GRPC_PORT: '9000' }, /GRADPOOL_HTTP_PORT and GRADPOOL_GRPC_PORT are both 9000/],
+    [{ GRADPOOL_LEASE_MS: '1000' }, /GRADPOOL_LEASE_MS \(1000\) must be at least .*\(15000\)/],
+  ])('rejects %o naming the variable', (env, message) => {
+    expect(() => toConfig(env)).toThrow(ConfigError);
+    expect(() => toConfig(env)).toThrow(message);
+  });
+});

@@ -1,0 +1,305 @@
+/**
+ * Datasets: import (validate, split, normalise, shard into the object store), list, show,
+ * delete. Parsing and sharding are libs/datasets' work; this service owns the rows and the
+ * all-or-nothing rule: a failed import leaves no rows and no objects behind.
+ *
+ * Heavy work runs as chunked async streaming on the event loop (libs/datasets yields after
+ * every ~1 MiB batch and every shard), so requests keep being served during an import.
+ */
+import { Inject, Injectable } from '@nestjs/common';
+import type { DbHandle } from '@gradpool/db';
+import {
+  DatasetFormatError,
+  DEFAULT_SHARD_BYTES,
+  fileSources,
+  importDataset,
+  importMnist,
+  openSource,
+  SPLITS,
+  ShardStore,
+  type DatasetFormat,
+  type ImportOptions,
+  type ImportResult,
+  type Normalisation,
+  type ShardSink,
+  type SplitName,
+} from '@gradpool/datasets';
+import { buckets } from '@gradpool/protocol';
+import type { NatsConnection } from 'nats';
+import { tmpdir } from 'node:os';
+import { ConflictError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { DatasetRepository, type DatasetRow } from '../repositories/dataset.repository.js';
+import { ShardRepository } from '../repositories/shard.repository.js';
+import { DATABASE, LOGGER, NATS } from '../tokens.js';
+
+/** Settings of dataset import; DatasetsModule provides defaults (override with DatasetsModule.withSettings). */
+export interface DatasetSettings {
+  /** Largest accepted upload / input file, bytes (compressed and decompressed). */
+  readonly maxFileBytes: number;
+  /** Default target shard size, bytes. */
+  readonly shardBytes: number;
+  /** Where uploads and import temp files go. */
+  readonly tmpDir: string;
+  /** Unused uploads are removed after this long. */
+  readonly uploadTtlMs: number;
+  /** Object-store bucket of shards (tests use their own). */
+  readonly shardBucket?: string;
+}
+
+export const DATASET_SETTINGS = Symbol('gradpool.datasetSettings');
+
+export const DEFAULT_DATASET_SETTINGS: DatasetSettings = {
+  maxFileBytes: 4 * 1024 ** 3,
+  shardBytes: DEFAULT_SHARD_BYTES,
+  tmpDir: tmpdir(),
+  uploadTtlMs: 60 * 60 * 1000,
+};
+
+export interface ImportOptionsInput {
+  normalise?: Normalisation['kind'];
+  validationFraction?: number;
+  testFraction?: number;
+  seed?: number | string;
+  shardBytes?: number;
+  classes?: string[];
+  labelColumn?: string;
+}
+
+/** An import from files on the coordinator's disk (staged uploads). */
+export interface FileImportRequest extends ImportOptionsInput {
+  name: string;
+  format: DatasetFormat;
+  /** IDX/NPY: [images|features, labels]; CSV: [table]. With `names` for messages. */
+  files: { path: string; name: string }[];
+  testFiles?: { path: string; name: string }[];
+}
+
+export interface BuiltinImportRequest extends ImportOptionsInput {
+  name: string;
+  builtin: 'mnist';
+}
+
+export interface ShardView {
+  index: number;
+  sampleCount: number;
+  bytes: number;
+  sha256: string;
+}
+
+export interface DatasetView {
+  id: string;
+  name: string;
+  format: string;
+  status: DatasetRow['status'];
+  featureShape: number[];
+  featureDtype: string;
+  numClasses: number;
+  classNames: string[];
+  normalisation: Record<string, unknown>;
+  options: Record<string, unknown>;
+  contentHash: string | null;
+  totalBytes: number;
+  /** Samples per split. */
+  counts: Record<SplitName, number>;
+  /** Object-store bucket holding the shards (keys are the sha256). */
+  shardBucket: string;
+  createdAt: string;
+  readyAt: string | null;
+}
+
+export interface DatasetDetail extends DatasetView {
+  splits: Record<SplitName, { samples: number; shards: ShardView[] }>;
+}
+
+@Injectable()
+export class DatasetService {
+  private readonly log: Logger;
+  private storePromise: Promise<ShardStore> | undefined;
+
+  constructor(
+    private readonly datasets: DatasetRepository,
+    private readonly shards: ShardRepository,
+    @Inject(DATABASE) private readonly handle: DbHandle,
+    @Inject(NATS) private readonly nats: NatsConnection,
+    @Inject(LOGGER) logger: Logger,
+    @Inject(DATASET_SETTINGS) private readonly settings: DatasetSettings,
+  ) {
+    this.log = logger.child({ component: 'datasets' });
+  }
+
+  /** The shard bucket (created on first use). */
+  store(): Promise<ShardStore> {
+    this.storePromise ??= ShardStore.open(this.nats, { bucket: this.settings.shardBucket }).catch((err) => {
+      this.storePromise = undefined;
+      throw err;
+    });
+    return this.storePromise;
+  }
+
+  async importFiles(req: FileImportRequest): Promise<DatasetDetail> {
+    const { files, testFiles, ...rest } = req;
+    return this.run(
+      req.name,
+      req.format,
+      { ...this.recordedOptions(rest), files: files.map((f) => f.name), testFiles: testFiles?.map((f) => f.name) },
+      async (sink, opts) => {
+        const srcOpts = { labelColumn: req.labelColumn, maxFileBytes: this.settings.maxFileBytes };
+        const open = async (fs: { path: string; name: string }[]) => {
+          const named = await fileSources(fs.map((f) => f.path), srcOpts);
+          named.forEach((n, i) => (n.name = fs[i].name));
+          return openSource(req.format, named, srcOpts);
+        };
+        const train = await open(files);
+        const test = testFiles?.length ? await open(testFiles) : undefined;
+        return importDataset({ train, test }, sink, opts);
+      },
+    );
+  }
+
+  async importBuiltin(req: BuiltinImportRequest): Promise<DatasetDetail> {
+    return this.run(req.name, 'idx', { ...this.recordedOptions(req), builtin: req.builtin }, (sink, opts) => importMnist(sink, opts));
+  }
+
+  private recordedOptions(o: ImportOptionsInput & { name?: string; format?: string; builtin?: string }): Record<string, unknown> {
+    return {
+      normalise: o.normalise ?? 'scale',
+      validationFraction: o.validationFraction ?? 0.1,
+      testFraction: o.testFraction,
+      seed: o.seed ?? 0,
+      shardBytes: o.shardBytes ?? this.settings.shardBytes,
+      classes: o.classes,
+      labelColumn: o.labelColumn,
+    };
+  }
+
+  /** Reserves the name, imports, then commits rows, or removes everything it created. */
+  private async run(
+    name: string,
+    format: string,
+    options: Record<string, unknown>,
+    work: (sink: ShardSink, opts: ImportOptions) => Promise<ImportResult>,
+  ): Promise<DatasetDetail> {
+    const row = await this.datasets.insert({ name, format, featureShape: [], numClasses: 0, classNames: [], normalisation: {}, options });
+    if (!row) throw new ConflictError(`a dataset named ${JSON.stringify(name)} exists`);
+    const log = this.log.child({ datasetId: row.id });
+    const t0 = performance.now();
+    const store = await this.store();
+    const created: string[] = [];
+    const sink: ShardSink = {
+      put: async (bytes) => {
+        const r = await store.put(bytes);
+        if (r.stored) created.push(r.sha256);
+        return r;
+      },
+    };
+    try {
+      const result = await work(sink, {
+        normalise: options.normalise as Normalisation['kind'],
+        validationFraction: options.validationFraction as number,
+        testFraction: options.testFraction as number | undefined,
+        seed: options.seed as number | string,
+        shardBytes: options.shardBytes as number,
+        classes: options.classes as string[] | undefined,
+        tmpDir: this.settings.tmpDir,
+      });
+      await this.handle.db.transaction(async (tx) => {
+        await this.shards.insertMany(
+          result.shards.map((s) => ({ datasetId: row.id, split: s.split, index: s.index, sampleCount: s.sampleCount, bytes: s.bytes, sha256: s.sha256 })),
+          tx,
+        );
+        await this.datasets.update(
+          row.id,
+          {
+            status: 'ready',
+            featureShape: result.featureShape,
+            featureDtype: result.featureDtype,
+            numClasses: result.numClasses,
+            classNames: result.classNames,
+            normalisation: result.normalisation as unknown as Record<string, unknown>,
+            options: { ...options, sourceDtype: result.sourceDtype },
+            contentHash: result.contentHash,
+            totalBytes: result.totalBytes,
+            readyAt: new Date(),
+          },
+          tx,
+        );
+      });
+      log.info(
+        { name, shards: result.shards.length, newShards: result.shardsStored, counts: result.counts, durationMs: Math.round(performance.now() - t0) },
+        'dataset imported',
+      );
+      return this.get(row.id);
+    } catch (err) {
+      await this.undo(row.id, created, store, log);
+      if (err instanceof DatasetFormatError) throw new InvalidArgumentError(err.message, { cause: err });
+      throw err;
+    }
+  }
+
+  /** Removes a failed import's row and the objects it stored that nothing else references. */
+  private async undo(datasetId: string, created: string[], store: ShardStore, log: Logger): Promise<void> {
+    try {
+      await this.datasets.delete(datasetId);
+      const keep = await this.shards.referenced(created, datasetId);
+      for (const h of created) if (!keep.has(h)) await store.delete(h);
+    } catch (err) {
+      log.error({ err }, 'cleaning up a failed import failed');
+    }
+  }
+
+  async list(): Promise<DatasetView[]> {
+    const [rows, counts] = await Promise.all([this.datasets.list(), this.datasets.splitCounts()]);
+    return rows.map((r) => this.view(r, counts.filter((c) => c.datasetId === r.id)));
+  }
+
+  async get(id: string): Promise<DatasetDetail> {
+    const row = await this.datasets.findById(id);
+    if (!row) throw new NotFoundError(`no dataset ${id}`);
+    const shardRows = await this.shards.listByDataset(id);
+    const splits = Object.fromEntries(SPLITS.map((s) => [s, { samples: 0, shards: [] as ShardView[] }])) as DatasetDetail['splits'];
+    for (const s of shardRows) {
+      splits[s.split].samples += s.sampleCount;
+      splits[s.split].shards.push({ index: s.index, sampleCount: s.sampleCount, bytes: s.bytes, sha256: s.sha256 });
+    }
+    const counts = SPLITS.map((s) => ({ datasetId: id, split: s, samples: splits[s].samples, shards: splits[s].shards.length }));
+    return { ...this.view(row, counts), splits };
+  }
+
+  /** Deletes a dataset and the objects no other dataset shares; refused while a job uses it. */
+  async delete(id: string): Promise<void> {
+    const row = await this.datasets.findById(id);
+    if (!row) throw new NotFoundError(`no dataset ${id}`);
+    if (row.status === 'importing') throw new FailedPreconditionError(`dataset ${row.name} is still importing`);
+    const users = await this.datasets.jobsUsing(id);
+    if (users.length > 0) throw new ConflictError(`dataset ${row.name} is used by job(s) ${users.join(', ')}; delete them first`);
+    const hashes = (await this.shards.listByDataset(id)).map((s) => s.sha256);
+    await this.datasets.delete(id);
+    const keep = await this.shards.referenced(hashes);
+    const store = await this.store();
+    for (const h of new Set(hashes)) if (!keep.has(h)) await store.delete(h);
+    this.log.info({ datasetId: id, name: row.name, objectsDeleted: hashes.length - keep.size }, 'dataset deleted');
+  }
+
+  private view(r: DatasetRow, counts: { split: SplitName; samples: number }[]): DatasetView {
+    const c = Object.fromEntries(SPLITS.map((s) => [s, counts.find((x) => x.split === s)?.samples ?? 0])) as Record<SplitName, number>;
+    return {
+      id: r.id,
+      name: r.name,
+      format: r.format,
+      status: r.status,
+      featureShape: r.featureShape,
+      featureDtype: r.featureDtype,
+      numClasses: r.numClasses,
+      classNames: r.classNames,
+      normalisation: r.normalisation,
+      options: r.options,
+      contentHash: r.contentHash,
+      totalBytes: r.totalBytes,
+      counts: c,
+      shardBucket: this.settings.shardBucket ?? buckets.shards,
+      createdAt: r.createdAt.toISOString(),
+      readyAt: r.readyAt?.toISOString() ?? null,
+    };
+  }
+}
