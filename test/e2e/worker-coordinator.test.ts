@@ -117,6 +117,23 @@ describe('gradpool-worker against the coordinator', () => {
     expect((await listWorkers()).some((w) => w.name.startsWith('e2e-bad') || w.name.startsWith('e2e-revoked'))).toBe(false);
   });
 
+  it('stops at once, without draining, on a second Ctrl-C (exit 130)', async () => {
+    const w = startWorker('e2e-impatient');
+    await sessionAccepted(w);
+    // A frozen coordinator never acknowledges the drain, so the agent is still waiting for it.
+    process.kill(coordinator.pid!, 'SIGSTOP');
+    try {
+      w.interrupt('SIGINT');
+      await w.waitForLog('draining', { initiatedBy: 'worker' }, 30_000);
+      w.interrupt('SIGINT');
+      const exit = await w.exited(30_000);
+      expect(exit.code, w.output()).toBe(130);
+      expect(w.output()).toMatch(/SIGINT again: stopping now, without draining/);
+    } finally {
+      process.kill(coordinator.pid!, 'SIGCONT');
+    }
+  });
+
   // Last: it kills the coordinator.
   it('reconnects by itself after the coordinator is killed and restarted, and is online again', async () => {
     const w = startWorker('e2e-survivor');

@@ -115,7 +115,8 @@ export class TtyStatusDisplay implements StatusSink {
 
   private draw(): void {
     if (!this.last) return;
-    const width = Math.max(20, (this.out.columns ?? 120) - 1);
+    // columns is 0 or undefined when the terminal does not say its size.
+    const width = Math.max(20, (this.out.columns || 120) - 1);
     this.out.write(`\r\x1b[2K${formatStatusLine(this.last, this.now(), width)}`);
   }
 }
