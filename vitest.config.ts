@@ -19,7 +19,7 @@ export default defineConfig({
         ssr,
         test: {
           name: 'unit',
-          include: ['libs/*/src/**/*.test.ts', 'apps/worker/src/**/*.test.ts'],
+          include: ['libs/*/src/**/*.test.ts', 'apps/worker/src/**/*.test.ts', 'apps/demo/src/**/*.test.ts'],
           testTimeout: 60_000,
         },
       },
