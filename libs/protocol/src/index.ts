@@ -1,5 +1,7 @@
 export * from './grpc.js';
 export * from './subjects.js';
+export * from './job-spec.js';
+export * from './job-streams.js';
 export type { ProtoGrpcType } from './gen/worker.js';
 export type { WorkerServiceClient, WorkerServiceHandlers } from './gen/gradpool/v1/WorkerService.js';
 export type { Capabilities, Capabilities__Output } from './gen/gradpool/v1/Capabilities.js';

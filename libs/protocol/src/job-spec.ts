@@ -1,0 +1,152 @@
+/**
+ * The job spec (`POST /v1/jobs`) and the `AssignedJob` the coordinator hands a worker in
+ * `Assignment.spec_json` (docs/jobs-protocol.md). Zod, shared by coordinator and worker.
+ *
+ * `model` and `optimizer` are kept as plain records here so that libs/protocol does not depend
+ * on libs/training: the coordinator validates them with `validateModelSpec` and
+ * `OptimizerConfigSchema` at submission and stores the *validated* forms (defaults filled in),
+ * so what a worker receives already passed those checks; the worker re-validates before use.
+ */
+import { z } from 'zod';
+
+const posInt = z.number().int().positive();
+const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID');
+
+/** Compute backends a worker may report (Capabilities.backend). */
+export const BACKENDS = ['gpu', 'node', 'wasm', 'cpu'] as const;
+
+export const JobRequirementsSchema = z.strictObject({
+  /** Backends the job accepts (any when absent). A single name is accepted too. */
+  backend: z
+    .union([z.enum(BACKENDS), z.array(z.enum(BACKENDS)).min(1)])
+    .transform((b) => (Array.isArray(b) ? b : [b]))
+    .optional(),
+  /** Least memory a worker must report (Capabilities.memory_bytes). */
+  memoryBytes: z.number().int().min(0).optional(),
+});
+
+export const JobSpecSchema = z
+  .strictObject({
+    name: z.string().trim().min(1).max(128),
+    /** The group whose workers run the job; null (default) = public. */
+    groupId: uuid.nullable().default(null),
+    /** A model spec (libs/training `ModelSpecSchema`: mlp, cnn, transformer-lm, keras). */
+    model: z.record(z.string(), z.unknown()),
+    datasetId: uuid,
+    /** Must equal the model's loss when given (the model spec carries it; default cross-entropy). */
+    loss: z.enum(['cross-entropy', 'mse']).optional(),
+    /** libs/training `OptimizerConfigSchema` (kind, lr, schedule, clipNorm, weightDecay, …). */
+    optimizer: z.record(z.string(), z.unknown()),
+    /** Samples per round over all workers together (independent of how many there are). */
+    globalBatch: posInt.max(1_000_000),
+    /** Passes over the train split. Default 1 when `rounds` is absent. */
+    epochs: posInt.max(100_000).optional(),
+    /** Stop after this many committed rounds (whichever of epochs/rounds comes first). */
+    rounds: posInt.optional(),
+    /** Gradient codec, libs/exchange `parseCodecSpec` syntax: fp32, fp16, bf16, int8[:block], topk[:fraction]. */
+    codec: z.string().default('fp32'),
+    /** An owner reduces with whoever has sent everything this long after entering the round. */
+    roundDeadlineMs: posInt.max(3_600_000).default(30_000),
+    /** Fraction of the roster a shard needs at the deadline: quorum = max(1, ceil(quorum · K)). */
+    quorum: z.number().gt(0).max(1).default(0.5),
+    minWorkers: posInt.max(65_535).default(1),
+    maxWorkers: posInt.max(65_535).default(8),
+    requires: JobRequirementsSchema.default({}),
+    /** Higher runs first. */
+    priority: z.number().int().min(-1000).max(1000).default(0),
+    /** Rounds between checkpoints (also written at the end). */
+    checkpointEvery: posInt.default(50),
+    /** Rounds between validation evaluations by the keeper; 0 = only at the end. */
+    evalEvery: z.number().int().min(0).default(50),
+    /** Seeds the initial parameters and the data order. */
+    seed: z.number().int().min(0).max(0xffffffff).default(0),
+  })
+  .superRefine((s, ctx) => {
+    if (s.minWorkers > s.maxWorkers) {
+      ctx.addIssue({ code: 'custom', path: ['minWorkers'], message: `is ${s.minWorkers}, more than maxWorkers (${s.maxWorkers})` });
+    }
+  })
+  .transform((s) => ({ ...s, epochs: s.epochs ?? (s.rounds === undefined ? 1 : undefined) }));
+
+/** What a client writes (defaults optional). */
+export type JobSpecInput = z.input<typeof JobSpecSchema>;
+/** A parsed spec, defaults filled in. */
+export type JobSpec = z.output<typeof JobSpecSchema>;
+
+export class JobSpecError extends Error {
+  override name = 'JobSpecError';
+  constructor(readonly issues: { path: string; message: string }[]) {
+    super(issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; '));
+  }
+}
+
+function issuesOf(error: z.ZodError, prefix = ''): { path: string; message: string }[] {
+  return error.issues.map((i) => ({ path: [prefix, ...i.path.map(String)].filter(Boolean).join('.'), message: i.message }));
+}
+
+/** Parses a job spec; throws JobSpecError whose message names each offending field. */
+export function parseJobSpec(x: unknown): JobSpec {
+  const r = JobSpecSchema.safeParse(x);
+  if (!r.success) throw new JobSpecError(issuesOf(r.error));
+  return r.data;
+}
+
+/** Shard quorum for a roster of `members` (what RoundExchange's `quorum` option takes). */
+export function quorumFor(spec: Pick<JobSpec, 'quorum'>, members: number): number {
+  return Math.max(1, Math.min(members, Math.ceil(spec.quorum * members - 1e-9)));
+}
+
+export const AssignedShardSchema = z.strictObject({
+  /** Shard index within the split (DealtPiece.shard_index). */
+  index: z.number().int().min(0),
+  /** Object key in the shards bucket (`buckets.shards`). */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  samples: z.number().int().min(0),
+  bytes: z.number().int().min(0),
+});
+export type AssignedShard = z.output<typeof AssignedShardSchema>;
+
+/**
+ * `Assignment.spec_json`: the validated spec plus what a worker needs of the dataset. The worker
+ * never reads Postgres.
+ */
+export const AssignedJobSchema = z.strictObject({
+  jobId: uuid,
+  /** The stored, validated spec: `model` and `optimizer` have their defaults filled in. */
+  spec: z.any().transform((s, ctx) => {
+    const r = JobSpecSchema.safeParse(s);
+    if (!r.success) {
+      for (const i of r.error.issues) ctx.addIssue({ code: 'custom', path: i.path as (string | number)[], message: i.message });
+      return z.NEVER;
+    }
+    return r.data;
+  }),
+  /** Parameters of the built model (P), for a cross-check before the first round. */
+  paramCount: posInt,
+  dataset: z.strictObject({
+    id: uuid,
+    name: z.string(),
+    /** One sample's feature shape, e.g. [28, 28, 1]; shards are already normalised. */
+    featureShape: z.array(posInt).min(1),
+    numClasses: z.number().int().min(0),
+    /** Shards of the train split in index order; the bytes are in `buckets.shards` under sha256. */
+    train: z.array(AssignedShardSchema),
+  }),
+  /** JetStream stream with the committed updates (late joiners replay it; see docs/jobs-protocol.md). */
+  updatesStream: z.string(),
+});
+export type AssignedJob = z.output<typeof AssignedJobSchema>;
+export type AssignedJobInput = z.input<typeof AssignedJobSchema>;
+
+/** Parses `Assignment.spec_json`; throws JobSpecError naming the offending fields. */
+export function parseAssignedJob(json: string): AssignedJob {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (e) {
+    throw new JobSpecError([{ path: '', message: `spec_json is not JSON: ${(e as Error).message}` }]);
+  }
+  const r = AssignedJobSchema.safeParse(raw);
+  if (!r.success) throw new JobSpecError(issuesOf(r.error));
+  return r.data;
+}
