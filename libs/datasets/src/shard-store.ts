@@ -10,6 +10,8 @@ import { ShardSink } from './import.js';
 import { sha256Hex } from './shard.codec.js';
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** Object-store chunk size for shard puts (clamped by nats.js to the server's max_payload). */
+const PUT_CHUNK_BYTES = 1000 * 1024;
 
 export interface ShardStoreOptions {
   /** Bucket name (default `buckets.shards`); tests use a unique one. */
@@ -53,7 +55,8 @@ export class ShardStore implements ShardSink {
       this.stats.putsSkipped++;
       return { sha256, stored: false };
     }
-    await this.os.putBlob({ name: sha256 }, bytes);
+    // Chunks near max_payload: fewer messages and acks than the 128 KiB default.
+    await this.os.putBlob({ name: sha256, options: { max_chunk_size: PUT_CHUNK_BYTES } }, bytes);
     this.stats.puts++;
     return { sha256, stored: true };
   }
