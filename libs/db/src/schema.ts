@@ -221,6 +221,10 @@ export const rosterMembers = pgTable(
     samplesPerRound: integer('samples_per_round').notNull(),
     /** Measured samples/s used for the share; refreshed from observed round times. */
     speed: doublePrecision('speed').notNull().default(0),
+    /** The sample ranges dealt to this member for the roster's data epoch ({shard, start, end}[]). */
+    pieces: jsonb('pieces').notNull().$type<{ shard: number; start: number; end: number }[]>().default(sql`'[]'::jsonb`),
+    /** The data epoch the pieces belong to. */
+    dataEpoch: integer('data_epoch').notNull().default(0),
   },
   (t) => [primaryKey({ columns: [t.jobId, t.epoch, t.workerId] })],
 );
@@ -258,6 +262,8 @@ export const shardProgress = pgTable(
     status: shardProgressStatus('status').notNull(),
     workerId: uuid('worker_id'),
     round: bigint('round', { mode: 'number' }),
+    /** Samples of the shard processed in committed rounds (a prefix of the shard's epoch order). */
+    processedSamples: integer('processed_samples').notNull().default(0),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.jobId, t.dataEpoch, t.shardIndex] })],
