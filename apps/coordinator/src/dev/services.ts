@@ -1,0 +1,194 @@
+/**
+ * Services for `npm run demo` and local development: Postgres and NATS on localhost when they
+ * answer, otherwise an embedded Postgres (PGlite over its socket server) and a `nats-server`
+ * found on PATH, started with JetStream. Entry points pass what they read from the environment.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { delimiter, join, resolve } from 'node:path';
+import { DEFAULT_DATABASE_URL, DEFAULT_NATS_URL } from '../config.js';
+
+export interface DevServicesOptions {
+  /** Use this database (DATABASE_URL) instead of probing; nothing is started. */
+  databaseUrl?: string;
+  /** Use this NATS (NATS_URL) instead of probing; nothing is started. */
+  natsUrl?: string;
+  /** Where embedded services keep their data; default `.gradpool/` in the working directory. */
+  dataDir?: string;
+  /** The PATH to search for nats-server (the entry point passes process.env.PATH). */
+  pathEnv?: string;
+  /** Progress messages for the person running the demo. */
+  log?: (message: string) => void;
+}
+
+export interface DevServices {
+  databaseUrl: string;
+  natsUrl: string;
+  /** Connections the coordinator may open: 1 for embedded PGlite, which runs one session at a time. */
+  databasePoolMax: number;
+  /** What was started, for the demo's summary. */
+  started: ('pglite' | 'nats-server')[];
+  close(): Promise<void>;
+}
+
+/** Neither a NATS server nor a nats-server binary: the message says how to get one. */
+export class DevServicesError extends Error {
+  override name = 'DevServicesError';
+}
+
+/** Well-known places for nats-server besides PATH (Debian puts it in /usr/sbin). */
+const EXTRA_BIN_DIRS = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin', '/opt/homebrew/bin'];
+
+export async function ensureDevServices(opts: DevServicesOptions = {}): Promise<DevServices> {
+  const log = opts.log ?? (() => undefined);
+  const dataDir = resolve(opts.dataDir ?? '.gradpool');
+  const closers: (() => Promise<void>)[] = [];
+  const started: DevServices['started'] = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+  };
+
+  try {
+    let databaseUrl = opts.databaseUrl;
+    let databasePoolMax = 10;
+    if (!databaseUrl) {
+      if (await tcpAnswers('127.0.0.1', 5432)) {
+        databaseUrl = DEFAULT_DATABASE_URL;
+        log('Postgres: using the one on 127.0.0.1:5432');
+      } else {
+        const pg = await startEmbeddedPostgres(join(dataDir, 'pglite'));
+        closers.push(pg.close);
+        started.push('pglite');
+        databaseUrl = pg.url;
+        databasePoolMax = 1;
+        log(`Postgres: none on 127.0.0.1:5432, started an embedded one (PGlite) at ${pg.url}, data in ${join(dataDir, 'pglite')}`);
+      }
+    }
+
+    let natsUrl = opts.natsUrl;
+    if (!natsUrl) {
+      if (await tcpAnswers('127.0.0.1', 4222)) {
+        natsUrl = DEFAULT_NATS_URL;
+        log('NATS: using the one on 127.0.0.1:4222');
+      } else {
+        const bin = findExecutable('nats-server', opts.pathEnv ?? '');
+        if (!bin) {
+          throw new DevServicesError(
+            'No NATS server answers on 127.0.0.1:4222 and no nats-server binary was found.\n' +
+              '  Install one:   sudo apt-get install nats-server   (Debian/Ubuntu)\n' +
+              '                 brew install nats-server            (macOS)\n' +
+              '  or run the stack with containers:  docker compose -f deploy/compose.yaml up -d nats\n' +
+              '  or point NATS_URL at a running server.',
+          );
+        }
+        const nats = await startNatsServer(bin, join(dataDir, 'nats'));
+        closers.push(nats.close);
+        started.push('nats-server');
+        natsUrl = nats.url;
+        log(`NATS: none on 127.0.0.1:4222, started ${bin} with JetStream at ${nats.url}`);
+      }
+    }
+    return { databaseUrl, natsUrl, databasePoolMax, started, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** Whether something accepts TCP connections at host:port within `timeoutMs`. */
+export function tcpAnswers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host, port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/** A free TCP port on 127.0.0.1 (for a child process that needs a port number up front). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function findExecutable(name: string, pathEnv: string): string | undefined {
+  for (const dir of [...pathEnv.split(delimiter).filter(Boolean), ...EXTRA_BIN_DIRS]) {
+    const p = join(dir, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/**
+ * PGlite (Postgres compiled to WebAssembly) in `dir` (in memory when undefined), served over the
+ * Postgres wire protocol on a free port of 127.0.0.1. It runs one session: connections are queued, so the coordinator's pool must hold a single connection.
+ */
+export async function startEmbeddedPostgres(dir: string | undefined): Promise<{ url: string; close: () => Promise<void> }> {
+  if (dir) mkdirSync(dir, { recursive: true });
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  const db = await PGlite.create(dir);
+  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 8 });
+  await server.start();
+  return {
+    url: `postgres://postgres@${server.getServerConn()}/postgres`,
+    close: async () => {
+      await server.stop();
+      await db.close();
+    },
+  };
+}
+
+/** Starts `nats-server -js` on a free port of 127.0.0.1; resolves once it logs that it is ready. */
+export async function startNatsServer(bin: string, storeDir: string): Promise<{ url: string; close: () => Promise<void> }> {
+  mkdirSync(storeDir, { recursive: true });
+  const port = await freePort();
+  const child: ChildProcess = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  let stderr = '';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new DevServicesError(`nats-server was not ready within 15 s:\n${stderr}`)), 15_000);
+      child.stderr!.on('data', (d: Buffer) => {
+        stderr = (stderr + d.toString()).slice(-4000);
+        if (stderr.includes('Server is ready')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new DevServicesError(`nats-server exited (code ${code}):\n${stderr}`));
+      });
+    });
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    close: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+      clearTimeout(timer);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+  };
+}
