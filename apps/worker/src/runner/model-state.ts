@@ -1,0 +1,103 @@
+/**
+ * A member's copy of the job's model state: parameters, optimizer state, and the round of the
+ * next update. Updates go through the same optimizer code as the keeper's, on the same bytes,
+ * so the parameter hash after every round equals the keeper's.
+ */
+import { createOptimizer, decodeCheckpoint, paramHash, type Checkpoint, type Optimizer, type OptimizerConfigInput, type StepInfo } from '@gradpool/training';
+import type { NatsConnection, ObjectStore } from 'nats';
+import { FaultKinds, RunnerFault } from './faults.js';
+
+export class ModelState {
+  private constructor(
+    readonly params: Float32Array,
+    private readonly optimizer: Optimizer,
+    private nextRound: number,
+  ) {}
+
+  /** The state a checkpoint holds; throws RunnerFault 'bad-checkpoint' when it does not fit. */
+  static fromCheckpoint(cp: Required<Checkpoint>, optimizer: OptimizerConfigInput, paramCount: number): ModelState {
+    if (cp.params.length !== paramCount) {
+      throw new RunnerFault(FaultKinds.badCheckpoint, `checkpoint of round ${cp.round} has ${cp.params.length} parameters; the model has ${paramCount}`);
+    }
+    if (!Number.isSafeInteger(cp.round) || cp.round < 0) throw new RunnerFault(FaultKinds.badCheckpoint, `checkpoint round ${cp.round} is not a round`);
+    const opt = createOptimizer(optimizer, paramCount);
+    try {
+      opt.load(cp.optimizerState);
+    } catch (err) {
+      throw new RunnerFault(FaultKinds.badCheckpoint, `checkpoint of round ${cp.round}: ${(err as Error).message}`);
+    }
+    return new ModelState(Float32Array.from(cp.params), opt, cp.round);
+  }
+
+  /** The round the next update is for (= updates applied so far). */
+  get round(): number {
+    return this.nextRound;
+  }
+
+  /** Applies round `round`'s averaged gradient; rounds must come in order. */
+  apply(round: number, mean: Float32Array): StepInfo {
+    if (round !== this.nextRound) throw new RangeError(`update for round ${round}, but the state is at round ${this.nextRound}`);
+    const info = this.optimizer.step(this.params, mean, round);
+    this.nextRound = round + 1;
+    return info;
+  }
+
+  hash(): string {
+    return paramHash(this.params);
+  }
+}
+
+const CHECKPOINT_KEY = /^round-(\d+)$/;
+
+/** The object-store key of the checkpoint of `round` (the keeper's naming). */
+export function checkpointKey(round: number): string {
+  return `round-${round}`;
+}
+
+/** Reads checkpoints from a job's bucket. */
+export class CheckpointReader {
+  private os: Promise<ObjectStore> | null = null;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    readonly bucket: string,
+  ) {}
+
+  private store(): Promise<ObjectStore> {
+    this.os ??= this.nc.jetstream().views.os(this.bucket);
+    return this.os;
+  }
+
+  /** Rounds of the checkpoints in the bucket, ascending. */
+  async rounds(): Promise<number[]> {
+    const infos = await (await this.store()).list();
+    return infos
+      .filter((i) => !i.deleted)
+      .flatMap((i) => {
+        const m = CHECKPOINT_KEY.exec(i.name);
+        return m ? [Number(m[1])] : [];
+      })
+      .sort((a, b) => a - b);
+  }
+
+  /** The newest checkpoint's key at or before `round`, or null. */
+  async latestAtOrBefore(round: number): Promise<string | null> {
+    const rs = (await this.rounds()).filter((r) => r <= round);
+    return rs.length ? checkpointKey(rs[rs.length - 1]) : null;
+  }
+
+  async read(key: string): Promise<Required<Checkpoint>> {
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await (await this.store()).getBlob(key);
+    } catch (err) {
+      throw new RunnerFault(FaultKinds.badCheckpoint, `checkpoint ${this.bucket}/${key}: ${(err as Error).message}`);
+    }
+    if (!bytes) throw new RunnerFault(FaultKinds.badCheckpoint, `checkpoint ${this.bucket}/${key} does not exist`);
+    try {
+      return decodeCheckpoint(bytes);
+    } catch (err) {
+      throw new RunnerFault(FaultKinds.badCheckpoint, `checkpoint ${this.bucket}/${key}: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,372 @@
+/**
+ * The training runner (docs/jobs-protocol.md, "A round"): for one assignment it re-validates
+ * the spec, connects to the data plane, loads the checkpoint and replays the committed updates
+ * since, then follows the job's rosters and runs rounds — gradient over its next samples,
+ * all-reduce through NATS, the optimizer step on the mean, a report — until the assignment is
+ * withdrawn (`signal`).
+ */
+import { gatherBatch, hash32, ShardCache, type Piece } from '@gradpool/datasets';
+import {
+  OwnerMissingError,
+  parseCodecSpec,
+  QuorumNotMetError,
+  RoundAbortedError,
+  RoundExchange,
+  type AllReduceResult,
+  type CodecSpec,
+  type Roster,
+} from '@gradpool/exchange';
+import {
+  parseAssignedJob,
+  quorumFor,
+  WorkerState,
+  type AssignedJob,
+  type Assignment__Output,
+  type RosterUpdate__Output,
+} from '@gradpool/protocol';
+import { buildModel, OptimizerConfigSchema, type Model, type OptimizerConfig } from '@gradpool/training';
+import type { NatsConnection } from 'nats';
+import type { Logger } from 'pino';
+import type { AssignmentRunner, RunnerContext } from '../runner.js';
+import { FaultKinds, RunnerFault } from './faults.js';
+import { CheckpointReader, ModelState } from './model-state.js';
+import { connectDataPlane } from './nats-connect.js';
+import { replayUpdates } from './replay.js';
+import { RosterWatch } from './roster-watch.js';
+import { SampleCursor, toDealtPieces } from './sample-cursor.js';
+import { ShardSource } from './shard-source.js';
+
+export interface TrainingRunnerOptions {
+  logger: Logger;
+  /** Directory of the shard cache (shared between jobs and agents on this machine); null: none. */
+  cacheDir: string | null;
+  /** Size cap of the shard cache in bytes (default 2 GiB). */
+  cacheMaxBytes?: number;
+  /** Longest wait for the next message of the keeper's updates stream while catching up (default 60 s). */
+  replayIdleTimeoutMs?: number;
+  /** A member waits this long for every averaged shard of a round (default: the exchange's, 2·deadline + 1 s). */
+  gatherTimeoutMs?: number;
+  /** Object-store bucket of the dataset shards (default `buckets.shards`; tests use their own). */
+  shardBucket?: string;
+}
+
+/** The gradient of one round, kept until a mean that includes it (or a newer round) replaces it. */
+interface Held {
+  round: number;
+  dataEpoch: number;
+  grad: Float32Array;
+  samples: number;
+  loss: number;
+  slices: Piece[];
+  computeMs: number;
+}
+
+type EpochOutcome =
+  /** A newer roster re-runs a round at or before the one we are at: switch to it now. */
+  | { kind: 'switch'; held: Held | null }
+  /** This epoch cannot go on (a missing owner, no quorum, no samples, not a member): wait for the next roster. */
+  | { kind: 'stalled'; held: Held | null };
+
+/** Runs the rounds of training jobs (the agent's default runner). */
+export class TrainingRunner implements AssignmentRunner {
+  private cache: Promise<ShardCache> | null = null;
+
+  constructor(private readonly opts: TrainingRunnerOptions) {}
+
+  private shardCache(): Promise<ShardCache> | null {
+    if (this.opts.cacheDir === null) return null;
+    this.cache ??= ShardCache.open({ dir: this.opts.cacheDir, maxBytes: this.opts.cacheMaxBytes });
+    return this.cache;
+  }
+
+  async run(assignment: Assignment__Output, signal: AbortSignal, context: RunnerContext): Promise<void> {
+    const run = new JobRun(assignment, signal, context, this.opts, this.shardCache());
+    try {
+      await run.run();
+    } catch (err) {
+      if (signal.aborted) return;
+      if (err instanceof RunnerFault) {
+        run.log.error({ kind: err.kind, err: err.message }, 'job fault; stopping this job');
+        context.fault({ jobId: assignment.jobId, epoch: run.epoch, round: run.round, kind: err.kind, message: err.message, subjectWorkerId: err.subjectWorkerId });
+        return;
+      }
+      throw err;
+    } finally {
+      await run.close();
+    }
+  }
+}
+
+/** One assignment's work. */
+class JobRun {
+  readonly log: Logger;
+  private job!: AssignedJob;
+  private model: Model | null = null;
+  private nc: NatsConnection | null = null;
+  private state: ModelState | null = null;
+  private checkpoints!: CheckpointReader;
+  private shards!: ShardSource;
+  private exchange: RoundExchange | null = null;
+  private readonly cursor = new SampleCursor();
+  private codec!: CodecSpec;
+  private optimizer!: OptimizerConfig;
+  /** Epoch and round for faults. */
+  epoch = 0;
+  round = 0;
+
+  constructor(
+    private readonly a: Assignment__Output,
+    private readonly signal: AbortSignal,
+    private readonly ctx: RunnerContext,
+    private readonly opts: TrainingRunnerOptions,
+    private readonly cache: Promise<ShardCache> | null,
+  ) {
+    this.log = opts.logger.child({ component: 'runner', jobId: a.jobId, workerId: ctx.workerId });
+    this.round = Number(a.checkpointRound) || 0;
+  }
+
+  async run(): Promise<void> {
+    this.progress(WorkerState.WORKER_STATE_SYNCING, 'checking the job spec');
+    await this.prepare();
+    this.signal.throwIfAborted();
+    using rosters = new RosterWatch(this.ctx, this.a.jobId);
+    this.progress(WorkerState.WORKER_STATE_SYNCING, 'loading the checkpoint');
+    await this.loadCheckpoint(this.a.checkpointKey);
+    this.progress(WorkerState.WORKER_STATE_SYNCING, 'waiting for a roster');
+    let roster = await rosters.wait(-1, this.signal);
+    let held: Held | null = null;
+    for (;;) {
+      const outcome = await this.runEpoch(roster, held, rosters);
+      held = outcome.held;
+      const newer = rosters.newerThan(roster.epoch);
+      if (outcome.kind === 'switch' && newer) roster = newer;
+      else {
+        this.progress(WorkerState.WORKER_STATE_SYNCING, `waiting for a roster after epoch ${roster.epoch}`);
+        roster = await rosters.wait(roster.epoch, this.signal);
+      }
+    }
+  }
+
+  /** Spec, model, codec and data plane; a spec that does not hold is a 'bad-spec' fault. */
+  private async prepare(): Promise<void> {
+    const bad = (why: string) => new RunnerFault(FaultKinds.badSpec, why);
+    try {
+      this.job = parseAssignedJob(this.a.specJson);
+    } catch (err) {
+      throw bad(`the assignment's spec is invalid: ${(err as Error).message}`);
+    }
+    const { spec } = this.job;
+    if (this.job.jobId !== this.a.jobId) throw bad(`the spec is for job ${this.job.jobId}, the assignment for ${this.a.jobId}`);
+    const opt = OptimizerConfigSchema.safeParse(spec.optimizer);
+    if (!opt.success) throw bad(`optimizer: ${opt.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    this.optimizer = opt.data;
+    try {
+      this.codec = parseCodecSpec(spec.codec);
+    } catch (err) {
+      throw bad(`codec: ${(err as Error).message}`);
+    }
+    try {
+      this.model = await buildModel(spec.model);
+    } catch (err) {
+      throw bad((err as Error).message);
+    }
+    if (this.model.paramCount !== this.job.paramCount) {
+      throw bad(`the model has ${this.model.paramCount} parameters here, the coordinator built ${this.job.paramCount}`);
+    }
+    if (!this.a.checkpointBucket || !this.a.checkpointKey) throw bad('the assignment names no checkpoint');
+    this.nc = await connectDataPlane(this.ctx.nats, `gradpool-worker ${this.ctx.workerId} job ${this.a.jobId}`);
+    this.checkpoints = new CheckpointReader(this.nc, this.a.checkpointBucket);
+    this.shards = new ShardSource({
+      nc: this.nc,
+      shards: this.job.dataset.train,
+      featureSize: this.job.dataset.featureShape.reduce((p, d) => p * d, 1),
+      bucket: this.opts.shardBucket,
+      cache: this.cache ? await this.cache : null,
+    });
+  }
+
+  private async loadCheckpoint(key: string): Promise<void> {
+    const cp = await this.checkpoints.read(key);
+    this.state = ModelState.fromCheckpoint(cp, this.optimizer, this.model!.paramCount);
+    this.round = cp.round;
+    this.log.info({ key, round: cp.round }, 'checkpoint loaded');
+  }
+
+  /**
+   * Brings the state to `target` (the round the next update is for): replays the committed
+   * updates when behind; from the newest checkpoint at or before `target` when ahead (we applied
+   * a round the job re-runs) or when the stream no longer has what we need.
+   */
+  private async syncTo(target: number): Promise<void> {
+    const state = this.state!;
+    if (state.round === target) return;
+    this.progress(WorkerState.WORKER_STATE_SYNCING, `catching up from round ${state.round} to ${target}`);
+    if (state.round < target) {
+      try {
+        await this.replay(target);
+        return;
+      } catch (err) {
+        if (!(err instanceof RunnerFault) || err.kind !== FaultKinds.replayGap) throw err;
+        this.log.warn({ err: err.message }, 'replay from our state failed; trying the newest checkpoint');
+      }
+    }
+    const key = (await this.checkpoints.rounds().catch(() => [] as number[])).filter((r) => r <= target).pop();
+    if (key === undefined) throw new RunnerFault(FaultKinds.badCheckpoint, `no checkpoint at or before round ${target} in ${this.checkpoints.bucket}`);
+    await this.loadCheckpoint(`round-${key}`);
+    await this.replay(target);
+  }
+
+  private async replay(target: number): Promise<void> {
+    const state = this.state!;
+    const from = state.round;
+    const t0 = performance.now();
+    for await (const u of replayUpdates({
+      nc: this.nc!,
+      stream: this.job.updatesStream,
+      jobId: this.a.jobId,
+      size: this.model!.paramCount,
+      from,
+      to: target,
+      signal: this.signal,
+      idleTimeoutMs: this.opts.replayIdleTimeoutMs ?? 60_000,
+    })) {
+      state.apply(u.round, u.mean);
+      this.round = state.round;
+      if (u.paramHash && u.paramHash !== state.hash()) {
+        throw new RunnerFault(FaultKinds.replayGap, `after replaying round ${u.round} our parameters differ from the keeper's (${u.paramHash.slice(0, 12)}…)`);
+      }
+    }
+    this.log.info({ from, to: target, durationMs: Math.round(performance.now() - t0) }, 'caught up from the updates stream');
+  }
+
+  /** Rounds of one roster epoch, from its startRound until a newer roster takes over or it stalls. */
+  private async runEpoch(roster: RosterUpdate__Output, heldIn: Held | null, rosters: RosterWatch): Promise<EpochOutcome> {
+    const { spec } = this.job;
+    const workerId = this.ctx.workerId;
+    const start = Number(roster.startRound);
+    this.epoch = roster.epoch;
+    const log = this.log.child({ epoch: roster.epoch });
+    const members = [...roster.members].sort((x, y) => x.index - y.index);
+    const self = members.find((m) => m.workerId === workerId);
+    if (!self || members.some((m, i) => m.index !== i)) {
+      log.warn({ members: members.map((m) => m.workerId) }, self ? 'roster indexes are not 0..K-1; waiting for another' : 'this worker is not in the roster; waiting for another');
+      return { kind: 'stalled', held: null };
+    }
+    let held = heldIn && heldIn.round === start ? heldIn : null;
+    await this.syncTo(start);
+    const state = this.state!;
+    this.cursor.setPieces(roster.dataEpoch, roster.pieces);
+    this.shards.retain(this.cursor.shards());
+    const exRoster: Roster = { epoch: roster.epoch, members: members.map((m) => m.workerId), selfId: workerId };
+    this.exchange ??= new RoundExchange({
+      nc: this.nc!,
+      jobId: this.a.jobId,
+      size: this.model!.paramCount,
+      roster: exRoster,
+      codec: this.codec,
+      deadlineMs: spec.roundDeadlineMs,
+      gatherTimeoutMs: this.opts.gatherTimeoutMs,
+      quorum: (k) => quorumFor(spec, k),
+      onReject: (sender, reason) => log.warn({ sender, reason }, 'rejected data-plane message'),
+    });
+    log.info({ startRound: start, members: exRoster.members, samplesPerRound: self.samplesPerRound, dataEpoch: roster.dataEpoch, samplesLeft: this.cursor.remaining() }, 'training in epoch');
+
+    for (let r = start; ; r++) {
+      this.signal.throwIfAborted();
+      this.round = r;
+      const newer = rosters.newerThan(roster.epoch);
+      if (newer && Number(newer.startRound) <= r) return { kind: 'switch', held };
+      if (spec.rounds !== undefined && r >= spec.rounds) {
+        this.progress(WorkerState.WORKER_STATE_SYNCING, `all ${spec.rounds} rounds done; waiting for the coordinator`);
+        return { kind: 'stalled', held: null };
+      }
+      this.progress(WorkerState.WORKER_STATE_TRAINING, `round ${r}: computing`);
+      if (!held) {
+        held = await this.compute(r, roster.dataEpoch, self.samplesPerRound);
+        if (!held) {
+          this.fault(FaultKinds.piecesExhausted, `no unprocessed samples left in the pieces dealt for data epoch ${roster.dataEpoch}`);
+          return { kind: 'stalled', held: null };
+        }
+      }
+      this.progress(WorkerState.WORKER_STATE_TRAINING, `round ${r}: exchanging`);
+      const g: Held = held;
+      let res: AllReduceResult;
+      const superseded = new AbortController();
+      const offRoster = rosters.onNewer((nr) => Number(nr.startRound) <= r && superseded.abort());
+      try {
+        res = await this.exchange.allReduce(r, g.grad, g.samples, { signal: AbortSignal.any([this.signal, superseded.signal]), roster: exRoster });
+      } catch (err) {
+        if (this.signal.aborted) throw err;
+        if (err instanceof RoundAbortedError) return { kind: 'switch', held: g };
+        if (err instanceof OwnerMissingError) {
+          for (const owner of err.owners) this.fault(FaultKinds.ownerMissing, err.message, owner);
+          return { kind: 'stalled', held: g };
+        }
+        if (err instanceof QuorumNotMetError) {
+          this.fault(FaultKinds.quorumNotMet, err.message);
+          return { kind: 'stalled', held: g };
+        }
+        throw err;
+      } finally {
+        offRoster();
+      }
+      state.apply(r, res.mean);
+      held = null;
+      const contributed = res.contributors.includes(workerId);
+      if (contributed && this.cursor.epoch === g.dataEpoch) this.cursor.commit(g.slices);
+      const exchangeMs = Math.round(res.timings.publishMs);
+      this.ctx.report({
+        jobId: this.a.jobId,
+        epoch: roster.epoch,
+        round: r,
+        loss: g.loss,
+        samples: g.samples,
+        contributors: res.contributors,
+        paramHash: state.hash(),
+        computeMs: Math.round(g.computeMs),
+        exchangeMs,
+        waitMs: Math.max(0, Math.round(res.timings.totalMs) - exchangeMs),
+        bytesSent: res.bytesSent,
+        bytesReceived: res.bytesReceived,
+        processed: contributed ? toDealtPieces(g.slices) : [],
+        exchangeEpoch: res.epoch,
+      });
+      log.debug({ round: r, loss: g.loss, contributors: res.contributors.length, totalSamples: res.totalSamples }, 'round done');
+      this.progress(WorkerState.WORKER_STATE_TRAINING, `round ${r} done, loss ${g.loss.toFixed(4)}`);
+    }
+  }
+
+  /** The gradient over the next `n` samples of our pieces; null when none are left. */
+  private async compute(round: number, dataEpoch: number, n: number): Promise<Held | null> {
+    const slices = this.cursor.peek(n);
+    if (slices.length === 0) return null;
+    await this.shards.ensure(slices.map((s) => s.shard));
+    // Fetch the shards of the round after this one while we compute.
+    this.shards.prefetch(this.cursor.peek(2 * n).map((s) => s.shard));
+    const t0 = performance.now();
+    const { spec } = this.job;
+    const batch = gatherBatch(slices, (i) => this.shards.get(i), { seed: spec.seed, epoch: dataEpoch });
+    const step = this.model!.step(this.state!.params, { x: batch.features, y: batch.labels, n: batch.count }, { seed: hash32(spec.seed, round, this.ctx.workerId) });
+    if (!Number.isFinite(step.loss)) this.log.warn({ round, loss: step.loss }, 'non-finite loss');
+    return { round, dataEpoch, grad: step.grad, samples: step.samples, loss: step.loss, slices, computeMs: performance.now() - t0 };
+  }
+
+  private fault(kind: string, message: string, subjectWorkerId = ''): void {
+    this.ctx.fault({ jobId: this.a.jobId, epoch: this.epoch, round: this.round, kind, message, subjectWorkerId });
+  }
+
+  private progress(state: RunnerState, status: string): void {
+    this.ctx.progress({ state, round: String(this.round), status });
+  }
+
+  async close(): Promise<void> {
+    await this.exchange?.close().catch(() => undefined);
+    this.exchange = null;
+    if (this.nc && !this.nc.isClosed()) await this.nc.close().catch(() => undefined);
+    this.nc = null;
+    this.model?.dispose();
+    this.model = null;
+  }
+}
+
+type RunnerState = Parameters<RunnerContext['progress']>[0]['state'];
