@@ -63,7 +63,16 @@ export class GatherObserver implements AsyncIterable<ObservedRound> {
 
   constructor(private readonly opts: GatherObserverOptions) {
     this.log = logger.child({ jobId: opts.jobId, component: 'gather-observer' });
-    this.sub = opts.nc.subscribe(subjects.gatherAll(opts.jobId), { callback: (err, msg) => !err && this.onMessage(msg) });
+    this.sub = opts.nc.subscribe(subjects.gatherAll(opts.jobId), {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          this.onMessage(msg);
+        } catch (e) {
+          this.reject('?', `handler failed: ${(e as Error).message}`);
+        }
+      },
+    });
     void opts.nc.closed().then(() => this.close());
   }
 

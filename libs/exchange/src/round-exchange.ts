@@ -211,7 +211,7 @@ export class RoundExchange {
     if (this.chunkBytes < 4096) throw new ExchangeUsageError(`chunkBytes ${this.chunkBytes} is too small`);
     this.log = logger.child({ jobId: opts.jobId, workerId: opts.roster.selfId });
     this.setRoster(opts.roster);
-    this.controlSub = this.nc.subscribe(subjects.exchangeControl(this.jobId), { callback: (err, msg) => !err && this.onControl(msg) });
+    this.controlSub = this.nc.subscribe(subjects.exchangeControl(this.jobId), { callback: (err, msg) => !err && this.guard(() => this.onControl(msg)) });
     void this.watchStatus();
     const onClosed = () => {
       if (this.closed) return;
@@ -273,9 +273,9 @@ export class RoundExchange {
     };
     this.epoch = epoch;
     for (const s of ownedShards) {
-      epoch.subs.push(this.nc.subscribe(subjects.reduceShardRounds(this.jobId, roster.epoch, s), { callback: (err, msg) => !err && this.onReduce(epoch, msg) }));
+      epoch.subs.push(this.nc.subscribe(subjects.reduceShardRounds(this.jobId, roster.epoch, s), { callback: (err, msg) => !err && this.guard(() => this.onReduce(epoch, msg)) }));
     }
-    epoch.subs.push(this.nc.subscribe(subjects.gatherEpoch(this.jobId, roster.epoch), { callback: (err, msg) => !err && this.onGather(epoch, msg) }));
+    epoch.subs.push(this.nc.subscribe(subjects.gatherEpoch(this.jobId, roster.epoch), { callback: (err, msg) => !err && this.guard(() => this.onGather(epoch, msg)) }));
   }
 
   /**
@@ -349,6 +349,16 @@ export class RoundExchange {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  /** A throw inside a subscription callback would close the connection's reader: never let one out. */
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error({ err }, 'message handler failed');
+      this.reject('?', `message handler failed: ${(err as Error).message}`);
+    }
   }
 
   // ---- sending ----

@@ -42,21 +42,28 @@ export class CodecError extends Error {
   override name = 'CodecError';
 }
 
+/** A fresh, aligned copy (Buffer#slice would share the pooled memory, still misaligned). */
+function copyOut(bytes: Uint8Array, byteOffset: number, byteLength: number): Uint8Array {
+  const out = new Uint8Array(byteLength);
+  out.set(bytes.subarray(byteOffset, byteOffset + byteLength));
+  return out;
+}
+
 /** Typed view of `bytes` at `byteOffset` (copied into a fresh buffer only when misaligned). */
 export function f32View(bytes: Uint8Array, byteOffset: number, length: number): Float32Array {
   const at = bytes.byteOffset + byteOffset;
   if (at % 4 === 0) return new Float32Array(bytes.buffer, at, length);
-  return new Float32Array(bytes.slice(byteOffset, byteOffset + length * 4).buffer);
+  return new Float32Array(copyOut(bytes, byteOffset, length * 4).buffer);
 }
 export function u32View(bytes: Uint8Array, byteOffset: number, length: number): Uint32Array {
   const at = bytes.byteOffset + byteOffset;
   if (at % 4 === 0) return new Uint32Array(bytes.buffer, at, length);
-  return new Uint32Array(bytes.slice(byteOffset, byteOffset + length * 4).buffer);
+  return new Uint32Array(copyOut(bytes, byteOffset, length * 4).buffer);
 }
 export function u16View(bytes: Uint8Array, byteOffset: number, length: number): Uint16Array {
   const at = bytes.byteOffset + byteOffset;
   if (at % 2 === 0) return new Uint16Array(bytes.buffer, at, length);
-  return new Uint16Array(bytes.slice(byteOffset, byteOffset + length * 2).buffer);
+  return new Uint16Array(copyOut(bytes, byteOffset, length * 2).buffer);
 }
 export function i8View(bytes: Uint8Array, byteOffset: number, length: number): Int8Array {
   return new Int8Array(bytes.buffer, bytes.byteOffset + byteOffset, length);
