@@ -5,3 +5,4 @@ export * from './layout.js';
 export * from './round-exchange.js';
 export { GatherObserver, type ObservedRound, type GatherObserverOptions } from './gather-observer.js';
 export { logger } from './logger.js';
+export * from './replay.js';
