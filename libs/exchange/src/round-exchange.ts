@@ -231,6 +231,11 @@ export class RoundExchange {
     return this.epoch.layout;
   }
 
+  /** topk only: the untransmitted gradient mass kept for the next round (error feedback); null otherwise. */
+  get residual(): Float32Array | null {
+    return this.ef?.residual ?? null;
+  }
+
   /** Chunk geometry of the current epoch (elements per reduce / gather chunk). */
   get geometry(): { shards: number; reduceChunkElems: number; gatherChunkElems: number; quorum: number } {
     const ep = this.epoch;

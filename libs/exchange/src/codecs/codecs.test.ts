@@ -1,0 +1,169 @@
+import { describe, expect, it } from 'vitest';
+import { rng } from '../testing/fixtures.js';
+import { bf16ToF32, f32ToHalf, halfToF32 } from './index.js';
+import { type Codec, createCodec, ErrorFeedback, Int8Codec, Sparse32Codec, TopkCodec } from './index.js';
+
+function sample(n: number, seed: number): Float32Array {
+  const r = rng(seed);
+  const v = new Float32Array(n);
+  for (let i = 0; i < n; i++) v[i] = (r() - 0.5) * 10 ** (r() * 8 - 5);
+  v[0] = 0;
+  v[1] = -0;
+  if (n > 3) v[2] = 2 ** -30;
+  return v;
+}
+
+function roundTrip(codec: Codec, v: Float32Array): Float32Array {
+  const buf = new Uint8Array(codec.payloadBytes(v.length));
+  codec.encode(v, buf);
+  expect(codec.validate(buf, v.length)).toBeNull();
+  const out = new Float32Array(v.length);
+  codec.decode(buf, v.length, out, 0);
+  // accumulate must agree with decode exactly.
+  const acc = new Float64Array(v.length);
+  codec.accumulate(buf, v.length, acc, 0, 3);
+  for (let i = 0; i < v.length; i++) if (acc[i] !== 3 * out[i]) throw new Error(`accumulate differs at ${i}`);
+  return out;
+}
+
+describe('codecs: documented error bounds', () => {
+  const n = 10_007;
+  it('fp32 is exact', () => {
+    const v = sample(n, 1);
+    expect(Array.from(roundTrip(createCodec({ name: 'fp32' }), v))).toEqual(Array.from(v));
+  });
+  it('fp16: |err| ≤ max(|x|·2⁻¹¹, 2⁻²⁵), saturating beyond 65504', () => {
+    const v = sample(n, 2).map((x) => Math.max(-65504, Math.min(65504, x)));
+    const out = roundTrip(createCodec({ name: 'fp16' }), v);
+    for (let i = 0; i < n; i++) expect(Math.abs(out[i] - v[i])).toBeLessThanOrEqual(Math.max(Math.abs(v[i]) * 2 ** -11, 2 ** -25));
+    expect(halfToF32(f32ToHalf(1e9))).toBe(65504);
+    expect(halfToF32(f32ToHalf(-Infinity))).toBe(-65504);
+    expect(halfToF32(f32ToHalf(1 + 2 ** -11))).toBe(1); // tie to even
+    expect(halfToF32(f32ToHalf(1 + 3 * 2 ** -11))).toBe(1 + 2 ** -9);
+    expect(halfToF32(f32ToHalf(2 ** -24))).toBe(2 ** -24);
+  });
+  it('bf16: |err| ≤ |x|·2⁻⁸', () => {
+    const v = sample(n, 3);
+    const out = roundTrip(createCodec({ name: 'bf16' }), v);
+    for (let i = 0; i < n; i++) expect(Math.abs(out[i] - v[i])).toBeLessThanOrEqual(Math.abs(v[i]) * 2 ** -8);
+    expect(bf16ToF32(0x3f80)).toBe(1);
+  });
+  for (const block of [1, 7, 64, 256]) {
+    it(`int8 (block ${block}): |err| ≤ absmax(block)/254`, () => {
+      const v = sample(n, 4 + block);
+      const codec = new Int8Codec(block);
+      const out = roundTrip(codec, v);
+      for (let b = 0; b < n; b += block) {
+        let am = 0;
+        for (let i = b; i < Math.min(n, b + block); i++) am = Math.max(am, Math.abs(v[i]));
+        for (let i = b; i < Math.min(n, b + block); i++) expect(Math.abs(out[i] - v[i])).toBeLessThanOrEqual((am / 254) * (1 + 2 ** -20));
+      }
+    });
+  }
+  it('topk sends exactly the m largest magnitudes, exact, ties to the lower index', () => {
+    const codec = new TopkCodec(0.1);
+    const v = sample(1000, 9);
+    const out = roundTrip(codec, v);
+    const m = codec.count(1000);
+    expect(m).toBe(100);
+    const kept = Array.from(out).filter((x) => x !== 0).length;
+    expect(kept).toBeLessThanOrEqual(m);
+    const threshold = Array.from(v).map(Math.abs).sort((a, b) => b - a)[m - 1];
+    for (let i = 0; i < 1000; i++) {
+      if (out[i] !== 0) expect(out[i]).toBe(v[i]);
+      if (Math.abs(v[i]) > threshold) expect(out[i]).toBe(v[i]);
+      else if (out[i] === 0) expect(Math.abs(v[i])).toBeLessThanOrEqual(threshold);
+    }
+    const ties = new Float32Array(10).fill(1);
+    const t = roundTrip(new TopkCodec(0.3), ties);
+    expect(Array.from(t)).toEqual([1, 1, 1, 0, 0, 0, 0, 0, 0, 0]);
+  });
+});
+
+describe('codecs: validation', () => {
+  it('rejects non-finite values, wrong sizes, bad scales and bad indices', () => {
+    const fp32 = createCodec({ name: 'fp32' });
+    const b = new Uint8Array(16);
+    new Float32Array(b.buffer).set([1, 2, NaN, 4]);
+    expect(fp32.validate(b, 4)).toMatch(/non-finite/);
+    expect(fp32.validate(b, 3)).toMatch(/bytes/);
+    const fp16 = createCodec({ name: 'fp16' });
+    expect(fp16.validate(new Uint8Array(new Uint16Array([0x3c00, 0x7c00]).buffer), 2)).toMatch(/non-finite/);
+    const bf16 = createCodec({ name: 'bf16' });
+    expect(bf16.validate(new Uint8Array(new Uint16Array([0x3f80, 0x7fc0]).buffer), 2)).toMatch(/non-finite/);
+    const int8 = new Int8Codec(4);
+    const ib = new Uint8Array(int8.payloadBytes(4));
+    new Float32Array(ib.buffer, 0, 1)[0] = Infinity;
+    expect(int8.validate(ib, 4)).toMatch(/scale/);
+    const topk = new TopkCodec(0.5);
+    const tb = new Uint8Array(topk.payloadBytes(4));
+    new Uint32Array(tb.buffer, 0, 2).set([3, 1]);
+    expect(topk.validate(tb, 4)).toMatch(/order/);
+    new Uint32Array(tb.buffer, 0, 2).set([1, 9]);
+    expect(topk.validate(tb, 4)).toMatch(/range/);
+    expect(Sparse32Codec.validate(new Uint8Array(12), 4)).toMatch(/size/);
+  });
+  it('decodes from misaligned buffers', () => {
+    const codec = createCodec({ name: 'fp32' });
+    const v = Float32Array.from([1, 2, 3]);
+    const big = new Uint8Array(13);
+    const aligned = new Uint8Array(12);
+    codec.encode(v, aligned);
+    big.set(aligned, 1);
+    const out = new Float32Array(3);
+    codec.decode(big.subarray(1), 3, out, 0);
+    expect(Array.from(out)).toEqual([1, 2, 3]);
+  });
+});
+
+describe('topk error feedback', () => {
+  it('over many rounds, every coordinate’s accumulated gradient is transmitted (sent + residual = Σ grads)', () => {
+    const n = 2000;
+    const rounds = 300;
+    const codec = new TopkCodec(0.01);
+    const ef = new ErrorFeedback(n);
+    const sent = new Float64Array(n);
+    const total = new Float64Array(n);
+    const buf = new Uint8Array(codec.payloadBytes(n));
+    const out = new Float32Array(n);
+    const r = rng(5);
+    let maxResidual = 0;
+    for (let t = 0; t < rounds; t++) {
+      // Each coordinate has a small persistent drift plus noise: without feedback most would never be sent.
+      const g = new Float32Array(n);
+      for (let i = 0; i < n; i++) g[i] = 1e-3 * ((i % 7) - 3) + (r() - 0.5) * 1e-3;
+      for (let i = 0; i < n; i++) total[i] += g[i];
+      const c = ef.compensate(g);
+      codec.encode(c, buf);
+      ef.sent(0, codec.indices(buf, n));
+      ef.commit(0, n, true);
+      codec.decode(buf, n, out, 0);
+      for (let i = 0; i < n; i++) sent[i] += out[i];
+      for (let i = 0; i < n; i++) maxResidual = Math.max(maxResidual, Math.abs(ef.residual[i]));
+    }
+    for (let i = 0; i < n; i++) {
+      // Conservation, up to float32 rounding of the running residual.
+      expect(Math.abs(sent[i] + ef.residual[i] - total[i])).toBeLessThan(1e-4 * rounds * 1e-2 + 1e-5);
+    }
+    // Every coordinate with persistent drift was transmitted, and the residual stays bounded.
+    const transmitted = Array.from(sent).filter((x, i) => i % 7 === 3 || x !== 0).length;
+    expect(transmitted).toBe(n);
+    expect(maxResidual).toBeLessThan(0.5);
+    const driftSent = Array.from(sent).map((x, i) => x / total[i]).filter((_, i) => i % 7 !== 3);
+    // The residual is bounded while Σ grads grows linearly, so sent/total → 1 with more rounds.
+    for (const ratio of driftSent) expect(ratio).toBeGreaterThan(0.5);
+  });
+  it('a failed round commits nothing: the residual is unchanged', () => {
+    const ef = new ErrorFeedback(4);
+    ef.residual.set([1, 2, 3, 4]);
+    ef.compensate(Float32Array.from([1, 1, 1, 1]));
+    ef.sent(0, Uint32Array.from([3]));
+    expect(Array.from(ef.residual)).toEqual([1, 2, 3, 4]);
+    ef.commit(0, 4, true);
+    expect(Array.from(ef.residual)).toEqual([2, 3, 4, 0]);
+    ef.compensate(Float32Array.from([0, 0, 0, 0]));
+    ef.sent(0, Uint32Array.from([2]));
+    ef.commit(0, 4, false); // this member was not counted: nothing was transmitted
+    expect(Array.from(ef.residual)).toEqual([2, 3, 4, 0]);
+  });
+});
