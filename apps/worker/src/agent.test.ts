@@ -17,7 +17,7 @@ import { seededRandom } from './backoff.js';
 import { workerClientFactory } from './grpc-client.js';
 import { MemoryIdentityStore } from './identity-store.js';
 import { silentLogger } from './logger.js';
-import { FAULT_TRAINING_UNAVAILABLE } from './runner.js';
+import { FAULT_TRAINING_UNAVAILABLE, type AssignmentRunner, type RunnerContext } from './runner.js';
 import type { AgentPhase, AgentSnapshot } from './status.js';
 
 type ServerCall = grpc.ServerDuplexStream<WorkerMessage__Output, CoordinatorMessage>;
@@ -180,7 +180,7 @@ afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
 
-async function setup(opts: { token?: string; store?: MemoryIdentityStore; drainTimeoutMs?: number } = {}) {
+async function setup(opts: { token?: string; store?: MemoryIdentityStore; drainTimeoutMs?: number; runner?: AssignmentRunner } = {}) {
   const coordinator = new TestCoordinator();
   await coordinator.start();
   cleanups.push(() => coordinator.stop());
@@ -202,6 +202,7 @@ async function setup(opts: { token?: string; store?: MemoryIdentityStore; drainT
       logger: silentLogger(),
       random: seededRandom(42),
       identityStore: store,
+      runner: opts.runner,
       status: { update: (snapshot) => status.emit('update', snapshot) },
     },
   );
@@ -334,6 +335,83 @@ describe('WorkerAgent', () => {
     controller.abort();
     expect(await outcome).toMatchObject({ kind: 'drained' });
     expect(agent.latestRosters()).toEqual([]);
+  });
+
+  it('hands assignments to its runner: progress in heartbeats, reports sent, resync after stop, rosters kept', async () => {
+    const runs: Array<{ jobId: string; checkpointRound: string; signal: AbortSignal; ctx: RunnerContext; stopped: boolean }> = [];
+    const events = new EventEmitter();
+    const runner: AssignmentRunner = {
+      run: (assignment, signal, ctx) =>
+        new Promise<void>((resolve) => {
+          const run = { jobId: assignment.jobId, checkpointRound: assignment.checkpointRound, signal, ctx, stopped: false };
+          runs.push(run);
+          // The runner sees rosters that came before its assignment.
+          ctx.progress({ state: 'WORKER_STATE_TRAINING', round: '7', status: `epoch ${ctx.latestRoster()?.epoch}` });
+          ctx.report({ jobId: assignment.jobId, epoch: 1, round: '7', loss: 0.5, samples: '32' });
+          events.emit('run');
+          signal.addEventListener('abort', () => {
+            run.stopped = true;
+            resolve();
+          });
+        }),
+    };
+    const { coordinator, agent, controller, outcome } = await setup({ runner });
+    await coordinator.waitFor(() => heartbeats(coordinator).length >= 1, 'a heartbeat');
+    coordinator.send('w1', { roster: { jobId: 'j1', epoch: 1, startRound: '0', members: [{ workerId: 'w1', index: 0, samplesPerRound: 32 }] } });
+    coordinator.send('w1', { assignment: { jobId: 'j1', jobName: 'mnist', specJson: '{}', checkpointRound: '0' } });
+    await coordinator.waitFor(
+      () => heartbeats(coordinator).some((m) => m.heartbeat!.state === 'WORKER_STATE_TRAINING' && m.heartbeat!.jobId === 'j1'),
+      'a training heartbeat',
+    );
+    const hb = heartbeats(coordinator).find((m) => m.heartbeat!.state === 'WORKER_STATE_TRAINING')!.heartbeat!;
+    expect(hb).toMatchObject({ round: '7', status: 'epoch 1' });
+    expect(coordinator.messages().find((m) => m.body === 'roundReport')?.roundReport).toMatchObject({ jobId: 'j1', round: '7', loss: 0.5 });
+    expect(agent.snapshot()).toMatchObject({ jobId: 'j1', round: '7' });
+
+    // A fresh assignment of the same job: the old run stops before the new one starts.
+    const second = new Promise((resolve) => events.once('run', resolve));
+    coordinator.send('w1', { assignment: { jobId: 'j1', jobName: 'mnist', specJson: '{}', checkpointRound: '50' } });
+    await second;
+    expect(runs.map((r) => [r.checkpointRound, r.stopped])).toEqual([
+      ['0', true],
+      ['50', false],
+    ]);
+    expect(runs[1].ctx.latestRoster()?.epoch).toBe(1);
+
+    // Draining stops the runner first.
+    controller.abort();
+    expect(await outcome).toMatchObject({ kind: 'drained' });
+    expect(runs[1].stopped).toBe(true);
+    const sent = coordinator.sessions[0].messages;
+    expect(sent.findIndex((m) => m.body === 'drain')).toBeGreaterThan(0);
+  });
+
+  it('keeps what the runner sends while disconnected and delivers it after reconnecting', async () => {
+    let ctx: RunnerContext | undefined;
+    const started = new EventEmitter();
+    const runner: AssignmentRunner = {
+      run: (_a, signal, c) =>
+        new Promise<void>((resolve) => {
+          ctx = c;
+          started.emit('run');
+          signal.addEventListener('abort', () => resolve());
+        }),
+    };
+    const { coordinator, controller, outcome, agent, status } = await setup({ runner });
+    await coordinator.waitFor(() => heartbeats(coordinator).length >= 1, 'a heartbeat');
+    const running = new Promise((resolve) => started.once('run', resolve));
+    coordinator.send('w1', { assignment: { jobId: 'j9', jobName: 'x', specJson: '{}', checkpointRound: '0' } });
+    await running;
+    coordinator.stop();
+    // Once the agent knows the session is gone (a message written into a stream that is
+    // breaking, before anyone knows, is lost: the stream has no acknowledgements).
+    await statusReaches(agent, status, 'reconnecting');
+    ctx!.report({ jobId: 'j9', round: '3', loss: 1.25 });
+    await coordinator.start();
+    await coordinator.waitFor(() => coordinator.sessions.length >= 2 && coordinator.sessions[1].messages.some((m) => m.body === 'roundReport'), 'the queued report');
+    expect(coordinator.sessions[1].messages.find((m) => m.body === 'roundReport')!.roundReport).toMatchObject({ jobId: 'j9', round: '3', loss: 1.25 });
+    controller.abort();
+    expect(await outcome).toMatchObject({ kind: 'drained' });
   });
 
   it('leaves unacknowledged when stopped while the coordinator is unreachable', async () => {

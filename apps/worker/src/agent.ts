@@ -115,6 +115,7 @@ export class WorkerAgent implements AsyncDisposable {
   private readonly rosters = new Map<string, RosterUpdate__Output>();
   private progressState: RunnerProgress = { state: WorkerState.WORKER_STATE_IDLE };
   private draining = false;
+  private readonly closing = new AbortController();
   private readonly snap: AgentSnapshot;
 
   constructor(
@@ -156,7 +157,10 @@ export class WorkerAgent implements AsyncDisposable {
    * Runs until drained. Aborting `signal` (Ctrl-C) starts a drain: tell the coordinator,
    * wait for its ack (bounded by drainTimeoutMs), return.
    */
-  async run(signal: AbortSignal): Promise<AgentOutcome> {
+  async run(external: AbortSignal): Promise<AgentOutcome> {
+    if (this.closing.signal.aborted) throw new Error('WorkerAgent is closed');
+    // Closing the agent also ends run(), as a drain that no one will wait for.
+    const signal = AbortSignal.any([external, this.closing.signal]);
     this.client ??= this.deps.createClient();
     const stored = await this.identityStore.load();
     const previous = stored && stored.coordinator === this.options.coordinator ? stored : undefined;
@@ -204,6 +208,7 @@ export class WorkerAgent implements AsyncDisposable {
 
   /** Closes the stream and the channel and stops runners; safe to call more than once. */
   async [Symbol.asyncDispose](): Promise<void> {
+    this.closing.abort();
     this.call?.cancel();
     this.call = undefined;
     await this.stopJobs('agent closed');
@@ -238,7 +243,8 @@ export class WorkerAgent implements AsyncDisposable {
   }
 
   private async register(previous: { workerId: string; sessionSecret: string } | undefined, signal: AbortSignal): Promise<Registration> {
-    const client = this.client!;
+    const client = this.client;
+    if (!client) throw new Error('agent closed');
     const request: RegisterRequest = {
       joinToken: this.options.token,
       workerName: this.options.name,
@@ -292,10 +298,11 @@ export class WorkerAgent implements AsyncDisposable {
   private runSession(reg: Registration, signal: AbortSignal): Promise<SessionResult> {
     this.setPhase('connecting');
     return new Promise<SessionResult>((resolve) => {
+      if (!this.client || this.closing.signal.aborted) return resolve({ kind: 'unacknowledged', reason: 'agent closed' });
       const metadata = new grpc.Metadata();
       metadata.set(SESSION_METADATA.workerId, reg.workerId);
       metadata.set(SESSION_METADATA.secret, reg.sessionSecret);
-      const call = this.client!.Session(metadata);
+      const call = this.client.Session(metadata);
       this.call = call;
 
       let accepted = false;
@@ -464,7 +471,9 @@ export class WorkerAgent implements AsyncDisposable {
       log.warn('assignment while draining; ignored');
       return;
     }
-    if (this.jobs.has(jobId)) this.stopJob(jobId, 'replaced by a new assignment');
+    // A fresh assignment of a running job (a resync) replaces its runner once the old one has
+    // stopped; the job's roster stays.
+    const previous = this.jobs.has(jobId) ? this.stopJob(jobId, 'replaced by a new assignment', false) : Promise.resolve();
     log.info({ jobName: assignment.jobName, checkpointRound: assignment.checkpointRound }, 'assignment received');
     const reg = this.registration!;
     const controller = new AbortController();
@@ -493,8 +502,8 @@ export class WorkerAgent implements AsyncDisposable {
     this.jobs.set(jobId, slot);
     this.snap.jobId = jobId;
     this.publish();
-    slot.done = Promise.resolve()
-      .then(() => this.runner.run(assignment, controller.signal, context))
+    slot.done = previous
+      .then(() => (controller.signal.aborted ? undefined : this.runner.run(assignment, controller.signal, context)))
       .catch((err: unknown) => {
         if (controller.signal.aborted) return;
         log.error({ err }, 'runner failed');
@@ -523,9 +532,9 @@ export class WorkerAgent implements AsyncDisposable {
     for (const listener of this.jobs.get(roster.jobId)?.listeners ?? []) listener(roster);
   }
 
-  private stopJob(jobId: string, reason: string): Promise<void> {
+  private stopJob(jobId: string, reason: string, forgetRoster = true): Promise<void> {
     const slot = this.jobs.get(jobId);
-    this.rosters.delete(jobId);
+    if (forgetRoster) this.rosters.delete(jobId);
     if (!slot) {
       this.log.info({ jobId, reason }, 'unassignment of a job we do not run; ignored');
       return Promise.resolve();
