@@ -147,12 +147,14 @@ class LabelTable {
     if (declared) {
       classNames = declared;
       this.raw.forEach((r, i) => (remap[i] = this.intMode ? Number(r) : declared.indexOf(r)));
-    } else if (this.numeric) {
+    } else if (this.numeric && this.raw.reduce((m, r) => Math.max(m, Number(r)), -1) < this.maxClasses) {
+      // Integer labels are class indices 0..max (classes with no sample keep their index).
       const max = this.raw.reduce((m, r) => Math.max(m, Number(r)), -1);
       classNames = Array.from({ length: max + 1 }, (_, i) => String(i));
       this.raw.forEach((r, i) => (remap[i] = Number(r)));
     } else {
-      classNames = [...this.raw].sort();
+      // Names sort alphabetically; integer names too large to be indices sort numerically.
+      classNames = this.numeric ? [...this.raw].sort((a, b) => Number(a) - Number(b)) : [...this.raw].sort();
       const pos = new Map(classNames.map((c, i) => [c, i]));
       this.raw.forEach((r, i) => (remap[i] = pos.get(r)!));
     }

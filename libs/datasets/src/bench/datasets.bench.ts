@@ -1,0 +1,211 @@
+/**
+ * Dataset benchmark: import + shard time and peak memory for MNIST and for a synthetic float32
+ * dataset (default 1 GiB, `--size <MiB>`), and shard fetch throughput from the object store for
+ * one and four concurrent readers next to raw NATS publish/subscribe throughput, same run.
+ *
+ *   npm run bench datasets -- [--size 1024] [--small 128] [--nats nats://127.0.0.1:4222] [--store-large]
+ */
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { connect, type NatsConnection } from 'nats';
+import { npyHeader } from '../formats/npy.js';
+import { hashOnlySink, importDataset, type ImportResult, type ShardSink } from '../import.js';
+import { importMnist } from '../mnist.js';
+import { fileSources, openSource } from '../sources.js';
+import { ShardStore } from '../shard-store.js';
+
+const { values: args } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1024' },
+    small: { type: 'string', default: '128' },
+    nats: { type: 'string', default: 'nats://127.0.0.1:4222' },
+    'store-large': { type: 'boolean', default: false },
+    dim: { type: 'string', default: '256' },
+  },
+});
+
+const MiB = 1024 * 1024;
+const DIM = Number(args.dim);
+
+/** Peak RSS and external (ArrayBuffer) memory while `fn` runs, sampled every 20 ms. */
+async function withPeakMemory<T>(fn: () => Promise<T>): Promise<{ result: T; seconds: number; peakRss: number; peakExternal: number; baseRss: number }> {
+  (globalThis as { gc?: () => void }).gc?.();
+  const baseRss = process.memoryUsage().rss;
+  let peakRss = baseRss;
+  let peakExternal = 0;
+  const timer = setInterval(() => {
+    const m = process.memoryUsage();
+    peakRss = Math.max(peakRss, m.rss);
+    peakExternal = Math.max(peakExternal, m.arrayBuffers + m.heapUsed);
+  }, 20);
+  const t0 = performance.now();
+  try {
+    const result = await fn();
+    return { result, seconds: (performance.now() - t0) / 1000, peakRss, peakExternal, baseRss };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Writes a synthetic (N, DIM) float32 NPY and an (N,) int32 labels NPY of about `mib` MiB. */
+async function synth(dir: string, mib: number): Promise<{ features: string; labels: string; n: number }> {
+  const n = Math.floor((mib * MiB) / (DIM * 4));
+  const features = join(dir, `x-${mib}.npy`);
+  const labels = join(dir, `y-${mib}.npy`);
+  const fw = createWriteStream(features);
+  fw.write(npyHeader('<f4', [n, DIM]));
+  let state = 12345;
+  const rows = 1024;
+  for (let i = 0; i < n; i += rows) {
+    const k = Math.min(rows, n - i);
+    const block = new Float32Array(k * DIM);
+    for (let j = 0; j < block.length; j++) {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+      block[j] = state / 2 ** 32 - 0.5;
+    }
+    if (!fw.write(new Uint8Array(block.buffer))) await once(fw, 'drain');
+  }
+  await new Promise<void>((r) => fw.end(r));
+  const lw = createWriteStream(labels);
+  lw.write(npyHeader('<i4', [n]));
+  for (let i = 0; i < n; i += 65536) {
+    const k = Math.min(65536, n - i);
+    const l = Int32Array.from({ length: k }, (_, j) => (i + j) % 10);
+    if (!lw.write(new Uint8Array(l.buffer))) await once(lw, 'drain');
+  }
+  await new Promise<void>((r) => lw.end(r));
+  return { features, labels, n };
+}
+
+async function importNpy(files: { features: string; labels: string }, sink: ShardSink): Promise<ImportResult> {
+  const train = await openSource('npy', await fileSources([files.features, files.labels]));
+  return importDataset({ train }, sink, { normalise: 'standardise', validationFraction: 0.1, seed: 1 });
+}
+
+interface Row {
+  what: string;
+  samples: number;
+  inputMiB: number;
+  shards: number;
+  seconds: number;
+  peakRssMiB: number;
+  rssGrowthMiB: number;
+}
+
+function printTable(title: string, header: string[], rows: (string | number)[][]): void {
+  console.log(`\n${title}`);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells: (string | number)[]) => `| ${cells.map((c, i) => String(c).padEnd(widths[i])).join(' | ')} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of rows) console.log(line(r));
+}
+
+async function fetchThroughput(nc: NatsConnection[], bucket: string, keys: string[], readers: number): Promise<{ mbps: number; bytes: number; seconds: number }> {
+  const stores = await Promise.all(nc.slice(0, readers).map((c) => ShardStore.open(c, { bucket })));
+  let bytes = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    stores.map(async (s, r) => {
+      // Each reader fetches its own share, as workers fetch the shards dealt to them.
+      for (let i = r; i < keys.length; i += readers) {
+        const got = await s.get(keys[i]);
+        bytes += got.byteLength;
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  return { mbps: bytes / MiB / seconds, bytes, seconds };
+}
+
+async function pubSubThroughput(url: string, payloadBytes: number, totalBytes: number): Promise<{ mbps: number; seconds: number }> {
+  const pub = await connect({ servers: url });
+  const sub = await connect({ servers: url });
+  const subject = `gp.bench.${randomBytes(4).toString('hex')}`;
+  const count = Math.ceil(totalBytes / payloadBytes);
+  let got = 0;
+  const s = sub.subscribe(subject, { max: count });
+  await sub.flush();
+  const payload = randomBytes(payloadBytes);
+  const t0 = performance.now();
+  const done = (async () => {
+    for await (const m of s) {
+      got += m.data.byteLength;
+    }
+  })();
+  for (let i = 0; i < count; i++) {
+    pub.publish(subject, payload);
+    // Let the socket drain now and then so the client does not buffer everything.
+    if (i % 64 === 63) await pub.flush();
+  }
+  await pub.flush();
+  await done;
+  const seconds = (performance.now() - t0) / 1000;
+  await pub.close();
+  await sub.close();
+  return { mbps: got / MiB / seconds, seconds };
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'gp-bench-datasets-'));
+  const ncs = await Promise.all([0, 1, 2, 3].map(() => connect({ servers: args.nats })));
+  const bucket = `gp_shards_bench_${randomBytes(4).toString('hex')}`;
+  const store = await ShardStore.open(ncs[0], { bucket });
+  const rows: Row[] = [];
+  const add = (what: string, inputMiB: number, m: Awaited<ReturnType<typeof withPeakMemory<ImportResult>>>) => {
+    const r = m.result;
+    rows.push({
+      what,
+      samples: r.counts.train + r.counts.validation + r.counts.test,
+      inputMiB: Math.round(inputMiB),
+      shards: r.shards.length,
+      seconds: Number(m.seconds.toFixed(1)),
+      peakRssMiB: Math.round(m.peakRss / MiB),
+      rssGrowthMiB: Math.round((m.peakRss - m.baseRss) / MiB),
+    });
+  };
+  try {
+    console.log(`node ${process.version}, NATS ${args.nats}, synthetic dim ${DIM}, load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    add('MNIST 60k+10k, pipeline only (hash)', 52.4, await withPeakMemory(() => importMnist(hashOnlySink, { seed: 1 })));
+    const mnist = await withPeakMemory(() => importMnist(store, { seed: 1 }));
+    add('MNIST 60k+10k → object store', 52.4, mnist);
+    add('MNIST again → object store (all shards exist)', 52.4, await withPeakMemory(() => importMnist(store, { seed: 1 })));
+    for (const mib of [Number(args.small), Number(args.size)]) {
+      const files = await synth(dir, mib);
+      add(`synthetic ${mib} MiB float32 (${files.n}×${DIM}), pipeline only`, mib, await withPeakMemory(() => importNpy(files, hashOnlySink)));
+      if (args['store-large'] || mib === Number(args.small)) add(`synthetic ${mib} MiB → object store`, mib, await withPeakMemory(() => importNpy(files, store)));
+      await rm(files.features, { force: true });
+      await rm(files.labels, { force: true });
+    }
+    printTable(
+      'Import + shard (2 MiB shards; peak RSS sampled every 20 ms; growth = peak − RSS before the import)',
+      ['import', 'samples', 'input MiB', 'shards', 'seconds', 'peak RSS MiB', 'RSS growth MiB'],
+      rows.map((r) => [r.what, r.samples, r.inputMiB, r.shards, r.seconds, r.peakRssMiB, r.rssGrowthMiB]),
+    );
+
+    const keys = mnist.result.shards.map((s) => s.sha256).slice(0, 64);
+    const one = await fetchThroughput(ncs, bucket, keys, 1);
+    const four = await fetchThroughput(ncs, bucket, keys, 4);
+    const raw = await pubSubThroughput(args.nats, 512 * 1024, 512 * MiB);
+    printTable(
+      `Throughput (${keys.length} MNIST shards of ~2 MiB; raw pub/sub: 512 KiB messages, 512 MiB, one publisher → one subscriber)`,
+      ['path', 'MiB/s', 'seconds'],
+      [
+        ['object store get + sha256 verify, 1 reader', one.mbps.toFixed(0), one.seconds.toFixed(2)],
+        ['object store get + sha256 verify, 4 readers (aggregate)', four.mbps.toFixed(0), four.seconds.toFixed(2)],
+        ['raw NATS publish → subscribe', raw.mbps.toFixed(0), raw.seconds.toFixed(2)],
+      ],
+    );
+  } finally {
+    await store.destroy().catch(() => undefined);
+    await Promise.all(ncs.map((c) => c.close()));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
