@@ -11,6 +11,7 @@ import { ExitCode } from './exit-codes.js';
 import { workerClientFactory } from './grpc-client.js';
 import { FileIdentityStore } from './identity-store.js';
 import { createLogger, formatLogLine, type Logger } from './logger.js';
+import { UnavailableRunner, type AssignmentRunner } from './runner.js';
 import { LogStatusSink, TtyStatusDisplay, type StatusSink, type TerminalLike } from './status.js';
 
 export interface JoinIo {
@@ -23,6 +24,15 @@ export interface JoinResult {
   exitCode: ExitCode;
   /** What to tell the donor on stderr, if anything. */
   message?: string;
+}
+
+/**
+ * The runner the agent hands assignments to. The one seam the jobs work changes: return
+ * `new TrainingRunner({ logger, cacheDir: join(config.stateDir, 'cache') })` (./runner/) once it
+ * is wired end to end.
+ */
+export function createRunner(_config: JoinConfig, _logger: Logger): AssignmentRunner {
+  return new UnavailableRunner();
 }
 
 /** Exit code and message for how the agent ended. */
@@ -68,6 +78,7 @@ export async function runJoin(config: JoinConfig, io: JoinIo): Promise<JoinResul
         createClient: workerClientFactory(config.coordinator, { insecure: config.insecure }),
         logger,
         identityStore: new FileIdentityStore(config.identityFile),
+        runner: createRunner(config, logger),
         status,
       },
     );
