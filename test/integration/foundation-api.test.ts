@@ -24,6 +24,7 @@ describe('admin API', () => {
     const metrics = await tc.api('GET', '/metrics', { key: null });
     expect(metrics.status).toBe(200);
     expect(metrics.body).toContain('gradpool_worker_registrations_total');
+    expect(metrics.body).toMatch(/gradpool_workers{status="online"} \d+/);
   });
 
   it('serves the OpenAPI document at /docs-json and the UI at /docs', async () => {

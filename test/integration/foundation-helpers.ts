@@ -30,6 +30,7 @@ export interface TestCoordinator {
   close: () => Promise<void>;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read JSON bodies loosely
 export interface ApiResponse<T = any> {
   status: number;
   body: T;

@@ -8,6 +8,7 @@ let db: TestDatabase;
 let coord: CoordinatorProcess;
 let client: WorkerServiceClient;
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read JSON bodies loosely
 async function api(path: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
   const res = await fetch(`${coord.httpUrl}${path}`, {
     ...init,

@@ -31,6 +31,12 @@ export class CoordinatorMetrics {
     labelNames: ['status'] as const,
     registers: [this.registry],
   });
+  readonly workers = new Gauge({
+    name: 'gradpool_workers',
+    help: 'Registered workers by status (refreshed at each scrape).',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
   readonly httpDuration = new Histogram({
     name: 'gradpool_http_request_duration_seconds',
     help: 'Admin API request duration by route pattern, method and status class.',

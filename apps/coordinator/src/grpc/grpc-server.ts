@@ -25,12 +25,9 @@ export class GrpcServer implements BeforeApplicationShutdown {
 
   /** Binds host:port (0: any free port) and returns the bound port. */
   async listen(host: string, port: number): Promise<number> {
-    const server = new Server({
-      ...GRPC_CHANNEL_OPTIONS,
-      // A worker that vanishes without closing its connection is noticed by keepalive pings.
-      'grpc.keepalive_time_ms': GRPC_CHANNEL_OPTIONS['grpc.keepalive_time_ms'],
-      'grpc.keepalive_timeout_ms': GRPC_CHANNEL_OPTIONS['grpc.keepalive_timeout_ms'],
-    });
+    // Max message sizes and keepalive (a worker that vanishes without closing its connection is
+    // noticed by pings) are shared with the worker's client.
+    const server = new Server({ ...GRPC_CHANNEL_OPTIONS });
     server.addService(loadWorkerProto().gradpool.v1.WorkerService.service, this.worker.handlers());
     const bound = await new Promise<number>((resolve, reject) =>
       server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, ServerCredentials.createInsecure(), (err, p) =>

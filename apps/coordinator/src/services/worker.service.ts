@@ -58,6 +58,11 @@ export class WorkerService {
     };
   }
 
+  /** Refreshes the per-status worker gauge (called before a metrics scrape). */
+  async refreshGauges(): Promise<void> {
+    for (const [status, n] of Object.entries(await this.workers.countByStatus())) this.metrics.workers.set({ status }, n);
+  }
+
   async list(filter: { groupId?: string; status?: WorkerStatus }): Promise<WorkerView[]> {
     return (await this.workers.list(filter)).map((w) => this.toView(w));
   }

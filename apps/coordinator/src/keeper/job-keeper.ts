@@ -1,0 +1,497 @@
+/**
+ * The keeper of one running job (shared/DESIGN.md "keeper"): follows the job's gathers, applies
+ * each round's mean to the authoritative parameters with the job's optimizer, and commits the
+ * round in Postgres exactly once and in order, with metrics, credit and shard progress; compares
+ * members' hashes, writes checkpoints, evaluates, publishes committed updates for late joiners,
+ * and finishes the job.
+ */
+import type { DbHandle } from '@gradpool/db';
+import { decodeShard, type Piece, type ShardStore } from '@gradpool/datasets';
+import { GatherObserver, publishUpdate, purgeUpdates, purgeUpdatesBefore, readUpdates, ReplayError, type ObservedRound } from '@gradpool/exchange';
+import { UPDATES_STREAM, type JobSpec, type RoundReport__Output } from '@gradpool/protocol';
+import { buildModel, createOptimizer, decodeCheckpoint, encodeCheckpoint, paramHash, type Model, type Optimizer } from '@gradpool/training';
+import { createHash } from 'node:crypto';
+import type { NatsConnection } from 'nats';
+import type { Logger } from '../logger.js';
+import type { CheckpointRepository } from '../repositories/checkpoint.repository.js';
+import type { CreditRepository } from '../repositories/credit.repository.js';
+import type { JobRepository, JobRow } from '../repositories/job.repository.js';
+import type { MetricRepository } from '../repositories/metric.repository.js';
+import type { RosterRepository } from '../repositories/roster.repository.js';
+import type { RoundRepository } from '../repositories/round.repository.js';
+import type { ShardRow } from '../repositories/shard.repository.js';
+import type { JobCheckpointsService } from '../services/job-checkpoints.service.js';
+import type { JobEventsService } from '../services/job-events.service.js';
+import type { EpochInfo, JobRosterService } from '../services/job-roster.service.js';
+
+export interface KeeperDeps {
+  handle: DbHandle;
+  nc: NatsConnection;
+  jobs: JobRepository;
+  rosters: RosterRepository;
+  rounds: RoundRepository;
+  checkpoints: CheckpointRepository;
+  metrics: MetricRepository;
+  credits: CreditRepository;
+  blobs: JobCheckpointsService;
+  events: JobEventsService;
+  roster: JobRosterService;
+  shardStore: () => Promise<ShardStore>;
+  /** Train/validation/test shard rows of the job's dataset. */
+  shardsOf: (datasetId: string, split: 'train' | 'validation' | 'test') => Promise<ShardRow[]>;
+  groupOf: (workerId: string) => Promise<string | undefined>;
+  /** Called when the job reached its end (completed) so the service can clean up. */
+  onFinished: (jobId: string) => void;
+  logger: Logger;
+}
+
+export interface KeeperOptions {
+  /** How long a committed round waits for its contributors' reports after the gather (default min(2 s, deadline)). */
+  reportGraceMs?: number;
+  /** Samples per evaluation batch (default 1000). */
+  evalBatch?: number;
+}
+
+interface PendingReport {
+  workerId: string;
+  report: RoundReport__Output;
+}
+
+/** One job's authoritative state and commit loop. `start()` restores, `stop()` checkpoints. */
+export class JobKeeper {
+  private model!: Model;
+  private optimizer!: Optimizer;
+  private params!: Float32Array;
+  /** Last committed round (-1 before the first). */
+  committed = -1;
+  /** Newest round whose gather was observed. */
+  observed = -1;
+  private observer: GatherObserver | null = null;
+  private readonly epochs = new Map<number, EpochInfo>();
+  private readonly reports = new Map<number, PendingReport[]>();
+  private readonly hashes = new Map<number, string>();
+  private readonly reportWaiters = new Map<number, () => void>();
+  /** Processed samples per shard of the current data epoch. */
+  private progress = new Map<number, number>();
+  private progressEpoch = -1;
+  private train: ShardRow[] = [];
+  /** samples/s per worker (EMA of reports). */
+  readonly speeds = new Map<string, number>();
+  private lastCommitAt = performance.now();
+  private stopped = false;
+  private loop: Promise<void> | null = null;
+  private finishing = false;
+  private lastCheckpointSeq = 0;
+  private resyncFrom = -1;
+  private readonly log: Logger;
+  private readonly abort = new AbortController();
+
+  constructor(
+    private job: JobRow,
+    private readonly spec: JobSpec,
+    private readonly deps: KeeperDeps,
+    private readonly opts: KeeperOptions = {},
+  ) {
+    this.log = deps.logger.child({ component: 'keeper', jobId: job.id });
+  }
+
+  get jobId(): string {
+    return this.job.id;
+  }
+
+  /** Restores params from the latest checkpoint + replay up to jobs.round, then follows gathers. */
+  async start(): Promise<void> {
+    const { deps } = this;
+    this.model = await buildModel(this.spec.model);
+    this.optimizer = createOptimizer(this.spec.optimizer as never, this.model.paramCount);
+    this.train = await deps.shardsOf(this.job.datasetId, 'train');
+    this.committed = this.job.round;
+    this.observed = this.job.round;
+    const cpRow = await deps.checkpoints.latest(this.job.id, this.committed + 1);
+    if (cpRow) {
+      const bytes = await deps.blobs.get(cpRow.bucket, cpRow.objectKey);
+      if (!bytes) throw new Error(`checkpoint ${cpRow.bucket}/${cpRow.objectKey} is missing`);
+      const cp = decodeCheckpoint(bytes);
+      this.params = cp.params;
+      this.optimizer.load(cp.optimizerState);
+      let at = cp.round;
+      if (at <= this.committed) {
+        for await (const u of readUpdates(deps.nc, this.job.id, at, this.committed + 1, { idleTimeoutMs: 10_000, signal: this.abort.signal })) {
+          this.optimizer.step(this.params, u.update, u.round);
+          at = u.round + 1;
+        }
+      }
+    } else {
+      this.params = this.model.init(this.spec.seed);
+      if (this.committed >= 0) throw new ReplayError(`job ${this.job.id} has committed rounds but no checkpoint`);
+    }
+    this.hashes.set(this.committed, paramHash(this.params));
+    for (const r of await deps.rosters.list(this.job.id)) {
+      const full = await deps.rosters.get(this.job.id, r.epoch);
+      if (full) this.epochs.set(r.epoch, deps.roster.epochInfo(this.job.id, full));
+    }
+    await this.loadProgress(this.job.dataEpoch);
+    this.observer = new GatherObserver({ nc: deps.nc, jobId: this.job.id, maxPending: 8, maxQueued: 64 });
+    this.loop = this.run().catch((err) => {
+      if (!this.stopped) this.log.error({ err }, 'keeper loop failed');
+    });
+    this.log.info({ round: this.committed, params: this.model.paramCount }, 'keeper started');
+  }
+
+  private async loadProgress(dataEpoch: number): Promise<void> {
+    if (this.progressEpoch === dataEpoch) return;
+    this.progress = await this.deps.rounds.progress(this.job.id, dataEpoch);
+    this.progressEpoch = dataEpoch;
+  }
+
+  /** A new epoch of this job (from the roster service). */
+  onEpoch(e: EpochInfo): void {
+    this.epochs.set(e.epoch, e);
+  }
+
+  /** A member's round report (from the session layer). */
+  onReport(workerId: string, report: RoundReport__Output): void {
+    const round = Number(report.round);
+    if (round <= this.committed) {
+      this.checkHash(workerId, round, report.paramHash);
+      return;
+    }
+    const list = this.reports.get(round) ?? [];
+    list.push({ workerId, report });
+    this.reports.set(round, list);
+    this.reportWaiters.get(round)?.();
+  }
+
+  /** The epoch that owns round r: the newest with startRound ≤ r. */
+  private owner(round: number): EpochInfo | undefined {
+    let best: EpochInfo | undefined;
+    for (const e of this.epochs.values()) if (e.startRound <= round && (!best || e.epoch > best.epoch)) best = e;
+    return best;
+  }
+
+  private async run(): Promise<void> {
+    const obs = this.observer!;
+    for (;;) {
+      const o = await obs.next(this.abort.signal).catch(() => null);
+      if (!o || this.stopped) return;
+      try {
+        await this.handle(o);
+      } catch (err) {
+        if (this.stopped) return;
+        this.log.error({ err, round: o.round }, 'commit failed');
+      }
+      if (this.finishing) return;
+    }
+  }
+
+  private async handle(o: ObservedRound): Promise<void> {
+    const ep = this.owner(o.round);
+    if (!ep || ep.epoch !== o.epoch) {
+      this.log.info({ round: o.round, epoch: o.epoch, owner: ep?.epoch }, 'gather of a superseded epoch ignored');
+      return;
+    }
+    if (o.round <= this.committed) return;
+    if (o.round > this.committed + 1) {
+      // We missed a round (restart): members are ahead of the authoritative state.
+      this.log.warn({ round: o.round, committed: this.committed }, 'keeper missed rounds; members resync');
+      this.observed = Math.max(this.observed, o.round);
+      const next = this.committed + 1;
+      if (this.resyncFrom !== next) {
+        this.resyncFrom = next;
+        void this.deps.roster.change(this.job.id, { reason: 'keeper-missed-rounds', startRound: next, resync: ep.members }).catch((err) => this.log.error({ err }, 'resync roster failed'));
+      }
+      return;
+    }
+    this.observed = Math.max(this.observed, o.round);
+    const r = o.round;
+    const info = this.optimizer.step(this.params, o.mean, r);
+    const hash = paramHash(this.params);
+    const contributors = o.contributors.map((i) => ep.members[i]).filter((x): x is string => !!x);
+    const perSamples = new Map<string, number>();
+    const first = o.shards[0];
+    for (const i of o.contributors) perSamples.set(ep.members[i], first.contributorSamples[first.contributors.indexOf(i)]);
+
+    await this.waitReports(r, contributors, o.epoch);
+    const reps = (this.reports.get(r) ?? []).filter((p) => contributors.includes(p.workerId));
+    const byWorker = new Map<string, RoundReport__Output>();
+    for (const p of reps) if ((p.report.exchangeEpoch || p.report.epoch) === o.epoch || !byWorker.has(p.workerId)) byWorker.set(p.workerId, p.report);
+
+    let lossSum = 0;
+    let lossN = 0;
+    let bytes = 0;
+    let maxMs = 0;
+    for (const [id, rep] of byWorker) {
+      const n = perSamples.get(id) ?? Number(rep.samples);
+      if (Number.isFinite(rep.loss)) {
+        lossSum += rep.loss * n;
+        lossN += n;
+      }
+      bytes += Number(rep.bytesSent);
+      maxMs = Math.max(maxMs, rep.computeMs + rep.exchangeMs + rep.waitMs);
+      if (rep.computeMs > 0) {
+        const s = n / (rep.computeMs / 1000);
+        const prev = this.speeds.get(id);
+        this.speeds.set(id, prev === undefined ? s : 0.7 * prev + 0.3 * s);
+      }
+    }
+    // Shard progress: a contributor's processed slices count now the round is committed.
+    await this.loadProgress(ep.dataEpoch);
+    const changed = new Map<number, { processed: number; workerId: string }>();
+    for (const [id, rep] of byWorker) {
+      for (const p of rep.processed) {
+        const at = this.progress.get(p.shardIndex) ?? 0;
+        if (p.end > at) {
+          this.progress.set(p.shardIndex, p.end);
+          changed.set(p.shardIndex, { processed: p.end, workerId: id });
+        }
+      }
+    }
+    const now = performance.now();
+    const wallMs = now - this.lastCommitAt;
+    this.lastCommitAt = now;
+    const evalDue = this.spec.evalEvery > 0 && (r + 1) % this.spec.evalEvery === 0;
+    const evalResult = evalDue ? await this.evaluate('validation') : null;
+    const metrics: { name: string; value: number }[] = [
+      { name: 'samples', value: o.totalSamples },
+      { name: 'samples_per_s', value: wallMs > 0 ? o.totalSamples / (wallMs / 1000) : NaN },
+      { name: 'bytes_per_round', value: bytes },
+      { name: 'lr', value: info.lr },
+      { name: 'grad_norm', value: info.gradNorm },
+      { name: 'contributors', value: contributors.length },
+    ];
+    if (lossN > 0) metrics.push({ name: 'loss', value: lossSum / lossN });
+    if (evalResult) {
+      metrics.push({ name: 'val_loss', value: evalResult.loss });
+      if (evalResult.accuracy !== undefined) metrics.push({ name: 'val_accuracy', value: evalResult.accuracy });
+    }
+    const groups = new Map<string, string>();
+    for (const id of contributors) groups.set(id, (await this.deps.groupOf(id)) ?? '00000000-0000-0000-0000-000000000000');
+
+    const ok = await this.deps.handle.db.transaction(async (tx) => {
+      if (!(await this.deps.jobs.advanceRound(this.job.id, r, o.totalSamples, tx))) return false;
+      await this.deps.rounds.insert(
+        {
+          jobId: this.job.id,
+          round: r,
+          epoch: o.epoch,
+          dataEpoch: ep.dataEpoch,
+          loss: lossN > 0 ? lossSum / lossN : null,
+          samples: o.totalSamples,
+          contributors,
+          paramHash: hash,
+          durationMs: Math.round(maxMs || wallMs),
+          bytesExchanged: bytes,
+        },
+        tx,
+      );
+      await this.deps.metrics.insert(metrics.map((m) => ({ jobId: this.job.id, round: r, ...m })), tx);
+      await this.deps.credits.add(
+        this.job.id,
+        contributors.map((id) => ({ workerId: id, groupId: groups.get(id)!, samples: perSamples.get(id) ?? 0, computeMs: byWorker.get(id)?.computeMs ?? 0, rounds: 1 })),
+        tx,
+      );
+      const totals = new Map(this.train.map((s) => [s.index, s.sampleCount]));
+      await this.deps.rounds.setProgress(
+        this.job.id,
+        ep.dataEpoch,
+        [...changed].map(([shard, v]) => ({ shard, processed: v.processed, total: totals.get(shard) ?? v.processed, workerId: v.workerId })),
+        r,
+        tx,
+      );
+      return true;
+    });
+    if (!ok) {
+      // Someone else committed this round: another keeper owns the job. Stop; never double-commit.
+      this.log.error({ round: r }, 'round already committed elsewhere; this keeper stops');
+      await this.stop(false);
+      return;
+    }
+    this.committed = r;
+    this.hashes.set(r, hash);
+    for (const k of this.hashes.keys()) if (k < r - 64) this.hashes.delete(k);
+    for (const k of this.reports.keys()) if (k <= r) this.reports.delete(k);
+    for (const p of reps) this.checkHash(p.workerId, r, p.report.paramHash);
+
+    await publishUpdate(this.deps.nc.jetstream(), this.job.id, r, o.mean, hash).catch((err) => this.log.error({ err, round: r }, 'publishing the update failed'));
+    this.deps.events.publish({
+      type: 'job.round',
+      jobId: this.job.id,
+      data: { round: r, epoch: o.epoch, loss: lossN > 0 ? lossSum / lossN : null, samples: o.totalSamples, contributors: contributors.length, ...(evalResult ? { valAccuracy: evalResult.accuracy } : {}) },
+      at: new Date().toISOString(),
+    });
+
+    const done = (this.spec.rounds !== undefined && r + 1 >= this.spec.rounds) || false;
+    const left = this.train.reduce((a, s) => a + s.sampleCount - Math.min(s.sampleCount, this.progress.get(s.index) ?? 0), 0);
+    const lastDataEpoch = this.spec.epochs !== undefined && ep.dataEpoch + 1 >= this.spec.epochs;
+    if (done || (left === 0 && lastDataEpoch)) {
+      await this.finish(r);
+      return;
+    }
+    if ((r + 1) % this.spec.checkpointEvery === 0) await this.checkpoint(r + 1);
+    const cur = [...this.epochs.values()].reduce<EpochInfo | undefined>((a, e) => (!a || e.epoch > a.epoch ? e : a), undefined);
+    if (cur && cur.epoch === ep.epoch) {
+      if (left === 0) {
+        void this.deps.roster.change(this.job.id, { reason: 'next-data-epoch', nextDataEpoch: true, startRound: r + 1 }).catch((err) => this.log.error({ err }, 'roster change failed'));
+      } else if (ep.members.some((id) => this.remainingOf(ep.pieces[id] ?? []) === 0)) {
+        void this.deps.roster.change(this.job.id, { reason: 'redeal', startRound: r + 1 }).catch((err) => this.log.error({ err }, 'roster change failed'));
+      }
+    }
+  }
+
+  private remainingOf(pieces: Piece[]): number {
+    return pieces.reduce((a, p) => a + Math.max(0, p.end - Math.max(p.start, this.progress.get(p.shard) ?? 0)), 0);
+  }
+
+  private waitReports(round: number, contributors: string[], epoch: number): Promise<void> {
+    const grace = this.opts.reportGraceMs ?? Math.min(2000, this.spec.roundDeadlineMs);
+    const have = () => {
+      const got = new Set((this.reports.get(round) ?? []).filter((p) => (p.report.exchangeEpoch || p.report.epoch) === epoch).map((p) => p.workerId));
+      return contributors.every((c) => got.has(c));
+    };
+    if (have()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(done, grace);
+      const onAbort = () => done();
+      this.abort.signal.addEventListener('abort', onAbort, { once: true });
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.reportWaiters.set(round, () => {
+        if (have()) {
+          this.reportWaiters.delete(round);
+          this.abort.signal.removeEventListener('abort', onAbort);
+          done();
+        }
+      });
+    });
+  }
+
+  private checkHash(workerId: string, round: number, reported: string): void {
+    const mine = this.hashes.get(round);
+    if (!mine || !reported || reported === mine) return;
+    this.log.warn({ workerId, round, reported, keeper: mine }, 'member parameter hash differs; resyncing it');
+    void this.deps.events.record(this.job.id, 'job.hash-mismatch', { round, reported, keeper: mine }, { workerId }).catch(() => undefined);
+    void this.deps.roster.resync(this.job.id, workerId).catch((err) => this.log.error({ err }, 'resync failed'));
+  }
+
+  /** Writes the checkpoint whose next round is `round` (object + row), and trims the replay stream. */
+  async checkpoint(round: number): Promise<void> {
+    const bytes = encodeCheckpoint({ params: this.params, optimizerState: this.optimizer.state(), round, meta: { jobId: this.job.id } });
+    const { bucket, key } = await this.deps.blobs.put(this.job.id, round, bytes);
+    const hash = paramHash(this.params);
+    await this.deps.checkpoints.upsert({
+      jobId: this.job.id,
+      round,
+      bucket,
+      objectKey: key,
+      bytes: bytes.byteLength,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+      paramHash: hash,
+    });
+    await this.deps.events.record(this.job.id, 'job.checkpoint', { round, key, bytes: bytes.byteLength, paramHash: hash });
+    // Updates before this checkpoint are no longer needed by anyone (a joiner loads this one).
+    if (this.lastCheckpointSeq > 0) {
+      const jsm = await this.deps.nc.jetstreamManager();
+      await purgeUpdatesBefore(jsm, this.job.id, this.lastCheckpointSeq).catch(() => undefined);
+    }
+    const jsm = await this.deps.nc.jetstreamManager();
+    const last = (await jsm.streams.info(UPDATES_STREAM).catch(() => null))?.state.last_seq;
+    if (last !== undefined) this.lastCheckpointSeq = last + 1;
+  }
+
+  /** Mean loss and accuracy on a split (validation or test). */
+  async evaluate(split: 'validation' | 'test'): Promise<{ loss: number; accuracy?: number; samples: number } | null> {
+    const rows = await this.deps.shardsOf(this.job.datasetId, split);
+    if (!rows.length) return null;
+    const store = await this.deps.shardStore();
+    let lossSum = 0;
+    let correct = 0;
+    let hasAcc = true;
+    let n = 0;
+    const batch = this.opts.evalBatch ?? 1000;
+    for (const row of rows) {
+      const sh = decodeShard(await store.get(row.sha256));
+      for (let i = 0; i < sh.count; i += batch) {
+        const m = Math.min(batch, sh.count - i);
+        const res = this.model.evaluate(this.params, { x: sh.features.subarray(i * sh.dim, (i + m) * sh.dim), y: sh.labels.subarray(i, i + m), n: m });
+        lossSum += res.loss * m;
+        if (res.correct !== undefined) correct += res.correct;
+        else if (res.accuracy !== undefined) correct += res.accuracy * m;
+        else hasAcc = false;
+        n += m;
+        // Let the event loop breathe between batches.
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    return n ? { loss: lossSum / n, accuracy: hasAcc ? correct / n : undefined, samples: n } : null;
+  }
+
+  private async finish(r: number): Promise<void> {
+    this.finishing = true;
+    await this.checkpoint(r + 1);
+    const test = await this.evaluate('test').catch((err) => {
+      this.log.error({ err }, 'test evaluation failed');
+      return null;
+    });
+    const val = await this.evaluate('validation').catch(() => null);
+    const final: { name: string; value: number }[] = [];
+    if (test) {
+      final.push({ name: 'test_loss', value: test.loss });
+      if (test.accuracy !== undefined) final.push({ name: 'test_accuracy', value: test.accuracy });
+    }
+    if (val) {
+      final.push({ name: 'val_loss', value: val.loss });
+      if (val.accuracy !== undefined) final.push({ name: 'val_accuracy', value: val.accuracy });
+    }
+    await this.deps.metrics.insert(final.map((m) => ({ jobId: this.job.id, round: r, ...m })));
+    let model: { bucket: string; key: string } | null = null;
+    try {
+      model = await this.deps.blobs.putModel(this.job.id, JSON.stringify(await exportModelJson(this.model, this.params, r + 1)));
+    } catch (err) {
+      this.log.error({ err }, 'model export failed');
+    }
+    const row = await this.deps.jobs.transition(this.job.id, ['running'], { status: 'completed', statusReason: `finished after round ${r}`, finishedAt: new Date() });
+    if (row) {
+      await this.deps.events.record(this.job.id, 'job.state', { status: 'completed', round: r, testAccuracy: test?.accuracy, model });
+    }
+    this.log.info({ round: r, testAccuracy: test?.accuracy }, 'job completed');
+    await this.stop(false);
+    const jsm = await this.deps.nc.jetstreamManager();
+    await purgeUpdates(jsm, this.job.id).catch(() => undefined);
+    this.deps.onFinished(this.job.id);
+  }
+
+  /** Stops following; with `checkpoint`, first writes the state after the last committed round. */
+  async stop(checkpoint = true): Promise<void> {
+    if (this.stopped) return;
+    if (checkpoint && this.params && this.committed >= 0) {
+      await this.checkpoint(this.committed + 1).catch((err) => this.log.error({ err }, 'final checkpoint failed'));
+    }
+    this.stopped = true;
+    this.abort.abort();
+    this.observer?.close();
+    this.model?.dispose();
+  }
+
+  /** The parameters after the last committed round (tests). */
+  get parameters(): Float32Array {
+    return this.params;
+  }
+}
+
+/** TF.js artifacts as JSON: modelTopology, weightSpecs, weightData (base64), format, round. */
+export async function exportModelJson(model: Model, params: Float32Array, round: number): Promise<Record<string, unknown>> {
+  const a = await model.export(params);
+  const data = a.weightData as ArrayBuffer | ArrayBuffer[] | undefined;
+  const buf = Array.isArray(data) ? Buffer.concat(data.map((d) => Buffer.from(d))) : data ? Buffer.from(data) : Buffer.alloc(0);
+  return {
+    format: a.format ?? 'layers-model',
+    generatedBy: a.generatedBy,
+    convertedBy: a.convertedBy ?? null,
+    modelTopology: a.modelTopology,
+    weightSpecs: a.weightSpecs,
+    weightData: buf.toString('base64'),
+    round,
+  };
+}

@@ -1,0 +1,294 @@
+/**
+ * Rosters: every membership change of a job makes a new epoch (rosters + roster_members rows,
+ * jobs.epoch), dealt from what is left of the data epoch, and is pushed to the members over
+ * their sessions (docs/jobs-protocol.md). Changes of one job are serialised.
+ */
+import { Inject, Injectable } from '@nestjs/common';
+import type { DbHandle } from '@gradpool/db';
+import { deal, type Deal, type Piece } from '@gradpool/datasets';
+import { parseJobSpec, type JobSpec } from '@gradpool/protocol';
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../logger.js';
+import { CheckpointRepository } from '../repositories/checkpoint.repository.js';
+import { DatasetRepository } from '../repositories/dataset.repository.js';
+import { JobRepository, type JobRow } from '../repositories/job.repository.js';
+import { RosterRepository, type RosterWithMembers } from '../repositories/roster.repository.js';
+import { RoundRepository } from '../repositories/round.repository.js';
+import { ShardRepository } from '../repositories/shard.repository.js';
+import { DATABASE, LOGGER } from '../tokens.js';
+import { JobEventsService } from './job-events.service.js';
+import { JobSpecsService } from './job-specs.service.js';
+import { SessionRegistry } from './session-registry.js';
+
+export interface RosterChange {
+  add?: string[];
+  remove?: string[];
+  /** Workers to send a fresh Assignment (resync from checkpoint + replay). */
+  resync?: string[];
+  reason: string;
+  /** First round of the new epoch; default: the next round not yet observed (+ lookahead when only adding). */
+  startRound?: number;
+  /** Start the next pass over the data. */
+  nextDataEpoch?: boolean;
+}
+
+/** What the keeper needs of a new epoch. */
+export interface EpochInfo {
+  jobId: string;
+  epoch: number;
+  startRound: number;
+  dataEpoch: number;
+  /** Worker ids in roster order. */
+  members: string[];
+  samplesPerRound: number[];
+  pieces: Record<string, Piece[]>;
+}
+
+/** Rounds ahead of the newest observed one at which an epoch that only adds members starts. */
+export const ADD_LOOKAHEAD = 3;
+
+/** Splits `total` into integer parts ∝ weights, each ≥ 1 (largest remainder). */
+export function proportionalShares(weights: number[], total: number): number[] {
+  const k = weights.length;
+  if (k === 0) return [];
+  if (total < k) throw new RangeError(`cannot give ${k} members at least one of ${total} samples`);
+  const w = weights.map((x) => (Number.isFinite(x) && x > 0 ? x : 1));
+  const sum = w.reduce((a, b) => a + b, 0);
+  const rest = total - k;
+  const exact = w.map((x) => (x / sum) * rest);
+  const out = exact.map((x) => 1 + Math.floor(x));
+  let left = total - out.reduce((a, b) => a + b, 0);
+  const order = exact.map((x, i) => ({ i, f: x - Math.floor(x) })).sort((a, b) => b.f - a.f || a.i - b.i);
+  for (let j = 0; left > 0; j = (j + 1) % k, left--) out[order[j].i]++;
+  return out;
+}
+
+@Injectable()
+export class JobRosterService {
+  private readonly log: Logger;
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly changes = new EventEmitter();
+  /** Newest round observed (gathered) by the keeper of a job, when one runs here. */
+  private observedRound: (jobId: string) => number | undefined = () => undefined;
+  /** Measured samples/s of a worker in a job, when known. */
+  private speedOf: (jobId: string, workerId: string) => number | undefined = () => undefined;
+
+  constructor(
+    @Inject(DATABASE) private readonly handle: DbHandle,
+    @Inject(LOGGER) logger: Logger,
+    private readonly jobs: JobRepository,
+    private readonly rosters: RosterRepository,
+    private readonly rounds: RoundRepository,
+    private readonly checkpoints: CheckpointRepository,
+    private readonly datasets: DatasetRepository,
+    private readonly shards: ShardRepository,
+    private readonly specs: JobSpecsService,
+    private readonly registry: SessionRegistry,
+    private readonly events: JobEventsService,
+  ) {
+    this.log = logger.child({ component: 'rosters' });
+  }
+
+  setProbes(probes: { observedRound: (jobId: string) => number | undefined; speed: (jobId: string, workerId: string) => number | undefined }): void {
+    this.observedRound = probes.observedRound;
+    this.speedOf = probes.speed;
+  }
+
+  onEpoch(listener: (e: EpochInfo) => void): () => void {
+    this.changes.on('epoch', listener);
+    return () => this.changes.off('epoch', listener);
+  }
+
+  /** Runs `fn` after every earlier change of the same job (one at a time per job). */
+  serialise<T>(jobId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(jobId) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    this.locks.set(jobId, settled);
+    void settled.then(() => {
+      if (this.locks.get(jobId) === settled) this.locks.delete(jobId);
+    });
+    return next;
+  }
+
+  /** Applies a membership change (or a re-deal); returns the new epoch, or null when none was made. */
+  change(jobId: string, c: RosterChange): Promise<EpochInfo | null> {
+    return this.serialise(jobId, () => this.changeNow(jobId, c));
+  }
+
+  private async changeNow(jobId: string, c: RosterChange): Promise<EpochInfo | null> {
+    const job = await this.jobs.findById(jobId);
+    if (!job || !['queued', 'running'].includes(job.status)) return null;
+    const spec = parseJobSpec(job.spec);
+    const before = await this.rosters.assigned(jobId);
+    const remove = new Set(c.remove ?? []);
+    const beforeIds = before.map((w) => w.id);
+    const added = (c.add ?? []).filter((id) => !beforeIds.includes(id));
+    const removed = beforeIds.filter((id) => remove.has(id));
+    const ids = [...beforeIds.filter((id) => !remove.has(id)), ...added];
+    const dataset = await this.datasets.findById(job.datasetId);
+    const train = await this.shards.listByDataset(job.datasetId, 'train');
+    if (!dataset) throw new Error(`dataset ${job.datasetId} of job ${jobId} is gone`);
+
+    if (ids.length < spec.minWorkers) {
+      // Not enough workers: the job waits (its state is in Postgres and the latest checkpoint).
+      await this.handle.db.transaction(async (tx) => {
+        await this.rosters.setAssignment(added, jobId, tx);
+        if (job.status === 'running' || ids.length === 0) {
+          await this.rosters.clearJob(jobId, tx);
+        }
+        await this.jobs.update(jobId, { status: 'queued', statusReason: `waiting for workers: ${ids.length} of minWorkers ${spec.minWorkers}` }, tx);
+      });
+      if (job.status === 'running') {
+        for (const id of [...ids, ...removed]) this.registry.send(id, { unassignment: { jobId, reason: 'not enough workers; the job waits' } });
+        await this.events.record(jobId, 'job.state', { status: 'queued', reason: `waiting for workers: ${ids.length} of ${spec.minWorkers}` });
+        this.changes.emit('waiting', jobId);
+      } else if (added.length) {
+        // Not started yet: keep nothing reserved.
+        await this.rosters.clearJob(jobId);
+      }
+      return null;
+    }
+
+    const latest = await this.rosters.latest(jobId);
+    const lastSeen = Math.max(job.round, this.observedRound(jobId) ?? -1);
+    const onlyAdds = removed.length === 0 && !c.nextDataEpoch && job.status === 'running';
+    const startRound = c.startRound ?? (lastSeen + 1 + (onlyAdds && added.length ? ADD_LOOKAHEAD - 1 : 0));
+    let dataEpoch = job.dataEpoch + (c.nextDataEpoch ? 1 : 0);
+    const shardsForDeal = train.map((s) => ({ index: s.index, samples: s.sampleCount }));
+    let progress = await this.rounds.progress(jobId, dataEpoch);
+    const remaining = () => shardsForDeal.reduce((a, s) => a + s.samples - Math.min(s.samples, progress.get(s.index) ?? 0), 0);
+    if (remaining() === 0) {
+      dataEpoch++;
+      progress = new Map();
+    }
+    const maxMembers = Math.min(ids.length, spec.globalBatch);
+    const paramCount = await this.specs.paramCount(jobId, spec);
+    const speeds = new Map<string, number>();
+    const all = [...before, ...(await this.workerRows(added))];
+    for (const id of ids) {
+      const measured = this.speedOf(jobId, id);
+      const prev = latest?.members.find((m) => m.workerId === id)?.speed;
+      const gflops = all.find((w) => w.id === id)?.capabilities.gflops ?? 1;
+      // gflops → samples/s: forward + backward ≈ 3 × the forward FLOPs (≈ 6 × P per sample for dense nets).
+      speeds.set(id, measured ?? (prev && prev > 0 ? prev : (gflops * 1e9) / (6 * paramCount)));
+    }
+    const candidates = ids.slice(0, maxMembers);
+    const weights0 = proportionalShares(candidates.map((id) => speeds.get(id)!), spec.globalBatch);
+    const previous: Deal | undefined =
+      latest && latest.members.length && latest.members[0].dataEpoch === dataEpoch
+        ? Object.fromEntries(latest.members.map((m) => [m.workerId, m.pieces]))
+        : undefined;
+    const dealt = deal({
+      shards: shardsForDeal,
+      seed: spec.seed,
+      epoch: dataEpoch,
+      members: candidates.map((id, i) => ({ id, weight: weights0[i] })),
+      progress,
+      previous,
+    });
+    // Members dealt nothing (the end of a data epoch) sit this epoch out: an exchange member
+    // must bring samples to every round.
+    const members = candidates.filter((id) => (dealt[id]?.length ?? 0) > 0);
+    const shares = proportionalShares(members.map((id) => speeds.get(id)!), spec.globalBatch);
+    const epoch = (latest?.epoch ?? 0) + 1;
+
+    await this.handle.db.transaction(async (tx) => {
+      await this.rosters.insert(
+        { jobId, epoch, startRound, reason: c.reason },
+        members.map((id, i) => ({ jobId, epoch, workerId: id, index: i, samplesPerRound: shares[i], speed: speeds.get(id)!, pieces: dealt[id], dataEpoch })),
+        tx,
+      );
+      await this.rosters.setAssignment(added, jobId, tx);
+      if (removed.length) await this.rosters.setAssignment(removed, null, tx);
+      await this.jobs.update(
+        jobId,
+        { epoch, dataEpoch, status: 'running', statusReason: '', startedAt: job.startedAt ?? new Date() },
+        tx,
+      );
+    });
+    const info: EpochInfo = { jobId, epoch, startRound, dataEpoch, members, samplesPerRound: shares, pieces: dealt };
+    this.log.info({ jobId, epoch, startRound, dataEpoch, members: members.length, added: added.length, removed: removed.length, reason: c.reason }, 'new roster');
+    this.changes.emit('epoch', info);
+
+    for (const id of removed) this.registry.send(id, { unassignment: { jobId, reason: `removed from the roster: ${c.reason}` } });
+    const fresh = new Set([...added, ...(c.resync ?? [])]);
+    if (job.status !== 'running') for (const id of ids) fresh.add(id);
+    if (fresh.size) {
+      const assignment = await this.assignment({ ...job, epoch, dataEpoch }, spec, dataset, train);
+      for (const id of fresh) if (ids.includes(id)) this.registry.send(id, { assignment });
+    }
+    for (const id of ids) this.registry.send(id, { roster: this.rosterUpdate(info, id) });
+    await this.events.record(jobId, 'job.roster', {
+      epoch,
+      startRound,
+      dataEpoch,
+      reason: c.reason,
+      members: members.map((id, i) => ({ workerId: id, samplesPerRound: shares[i], speed: speeds.get(id) })),
+      benched: ids.filter((id) => !members.includes(id)),
+      added,
+      removed,
+    });
+    if (job.status !== 'running') await this.events.record(jobId, 'job.state', { status: 'running' });
+    return info;
+  }
+
+  /** A fresh Assignment + the current RosterUpdate for one member (hash mismatch, reconnect). */
+  async resync(jobId: string, workerId: string): Promise<void> {
+    const job = await this.jobs.findById(jobId);
+    const latest = await this.rosters.latest(jobId);
+    if (!job || !latest || job.status !== 'running') return;
+    const spec = parseJobSpec(job.spec);
+    const dataset = await this.datasets.findById(job.datasetId);
+    const train = await this.shards.listByDataset(job.datasetId, 'train');
+    if (!dataset) return;
+    this.registry.send(workerId, { assignment: await this.assignment(job, spec, dataset, train) });
+    this.registry.send(workerId, { roster: this.rosterUpdate(this.epochInfo(jobId, latest), workerId) });
+  }
+
+  epochInfo(jobId: string, r: RosterWithMembers): EpochInfo {
+    return {
+      jobId,
+      epoch: r.epoch,
+      startRound: r.startRound,
+      dataEpoch: r.members[0]?.dataEpoch ?? 0,
+      members: r.members.map((m) => m.workerId),
+      samplesPerRound: r.members.map((m) => m.samplesPerRound),
+      pieces: Object.fromEntries(r.members.map((m) => [m.workerId, m.pieces])),
+    };
+  }
+
+  private async workerRows(ids: string[]) {
+    const out = [];
+    for (const id of ids) {
+      const [w] = await this.handle.db.query.workers.findMany({ where: (t, { eq }) => eq(t.id, id) });
+      if (w) out.push(w);
+    }
+    return out;
+  }
+
+  private async assignment(job: JobRow, spec: JobSpec, dataset: NonNullable<Awaited<ReturnType<DatasetRepository['findById']>>>, train: Awaited<ReturnType<ShardRepository['listByDataset']>>) {
+    const cp = await this.checkpoints.latest(job.id);
+    const assigned = await this.specs.assignedJob(job.id, spec, dataset, train);
+    return {
+      jobId: job.id,
+      jobName: job.name,
+      specJson: JSON.stringify(assigned),
+      checkpointBucket: cp?.bucket ?? '',
+      checkpointKey: cp?.objectKey ?? '',
+      checkpointRound: cp?.round ?? 0,
+    };
+  }
+
+  private rosterUpdate(info: EpochInfo, workerId: string) {
+    return {
+      jobId: info.jobId,
+      epoch: info.epoch,
+      startRound: info.startRound,
+      dataEpoch: info.dataEpoch,
+      members: info.members.map((id, i) => ({ workerId: id, index: i, samplesPerRound: info.samplesPerRound[i], ownedShards: [] })),
+      pieces: (info.pieces[workerId] ?? []).map((p) => ({ shardIndex: p.shard, start: p.start, end: p.end })),
+      dealtShards: [],
+    };
+  }
+}
