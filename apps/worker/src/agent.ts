@@ -92,6 +92,11 @@ function statusName(code: number): string {
   return (grpc.status as unknown as Record<number, string>)[code] ?? String(code);
 }
 
+/** grpc-js details without the empty "Resolution note:" it appends to connection errors. */
+function cleanDetails(details: string): string {
+  return details.replace(/\.?\s*Resolution note:\s*$/, '');
+}
+
 function grpcCode(err: unknown): number | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'number' ? code : undefined;
@@ -230,7 +235,7 @@ export class WorkerAgent implements AsyncDisposable {
       } catch (err) {
         if (signal.aborted) continue;
         const code = grpcCode(err);
-        const details = (err as { details?: string }).details || (err as Error).message;
+        const details = cleanDetails((err as { details?: string }).details || (err as Error).message);
         if (code === grpc.status.UNAUTHENTICATED) return { kind: 'rejected', code: 'unauthenticated', message: details };
         if (code === grpc.status.INVALID_ARGUMENT) return { kind: 'rejected', code: 'invalid-argument', message: details };
         const delayMs = backoffDelay(attempt, this.random, this.opts.backoff);
@@ -439,7 +444,7 @@ export class WorkerAgent implements AsyncDisposable {
         // replaced it: another agent runs with this identity, and fighting it would not help.
         if (st.code === grpc.status.ABORTED && accepted)
           return finish({ kind: 'unacknowledged', reason: `another agent took over this worker's session (${st.details || 'superseded'})` });
-        const reason = `${statusName(st.code)}${st.details ? `: ${st.details}` : ''}`;
+        const reason = `${statusName(st.code)}${st.details ? `: ${cleanDetails(st.details)}` : ''}`;
         if (drain) return finish({ kind: 'unacknowledged', reason: `session ended before the drain was acknowledged (${reason})` });
         finish({ kind: 'broken', accepted, reason });
       });
