@@ -41,6 +41,8 @@ export interface RoundCommand {
   fault?: Fault;
   /** Return the mean itself (base64) rather than only its hash. */
   returnMean?: boolean;
+  /** Skip hashing the mean (benchmark: large P). */
+  noHash?: boolean;
   /** Run the round `repeat` times (rounds round, round+1, …) and report each (benchmark). */
   repeat?: number;
 }
@@ -58,6 +60,9 @@ export interface RoundReply {
   bytesSent?: number;
   bytesReceived?: number;
   totalMs?: number;
+  /** Wall-clock (ms since the epoch, sub-ms) when allReduce was called and when it resolved. */
+  startedAt?: number;
+  endedAt?: number;
   geometry?: { shards: number; reduceChunkElems: number; gatherChunkElems: number; quorum: number };
   rejects?: { sender: string; reason: string }[];
   stats?: RoundExchange['stats'];
@@ -67,6 +72,7 @@ let nc: NatsConnection;
 let ex: RoundExchange;
 let init: MemberInit;
 let release: (() => void) | null = null;
+let cached: { index: number; round: number; grad: Float32Array } | null = null;
 const rejects: { sender: string; reason: string }[] = [];
 
 function send(m: unknown): void {
@@ -148,20 +154,26 @@ async function misbehave(cmd: RoundCommand, grad: Float32Array): Promise<void> {
 
 async function runRound(cmd: RoundCommand, round: number): Promise<RoundReply> {
   const index = (cmd.roster?.members ?? ex.roster.members).indexOf(init.selfId);
-  const grad = gradient(init.seed, index, cmd.gradRound ?? round, init.size);
+  const gradRound = cmd.gradRound ?? round;
+  if (!cached || cached.index !== index || cached.round !== gradRound) cached = { index, round: gradRound, grad: gradient(init.seed, index, gradRound, init.size) };
+  const grad = cached.grad;
   if (cmd.roster) ex.setRoster({ ...cmd.roster, selfId: init.selfId });
   if (cmd.fault === 'die-mid-round') await dieMidRound({ ...cmd, round }, grad);
   if (cmd.fault === 'evil') await misbehave({ ...cmd, round }, grad);
   if (cmd.fault === 'hold') await new Promise<void>((r) => (release = r));
+  const startedAt = performance.timeOrigin + performance.now();
   try {
     const r = await ex.allReduce(round, grad, cmd.samples, { onPhase: (phase) => send({ type: 'phase', phase, round }) });
+    const endedAt = performance.timeOrigin + performance.now();
     const bytes = new Uint8Array(r.mean.buffer, r.mean.byteOffset, r.mean.byteLength);
     return {
       type: 'result',
       ok: true,
       round,
       mean: cmd.returnMean ? Buffer.from(bytes).toString('base64') : undefined,
-      meanHash: await hash(bytes),
+      meanHash: cmd.noHash ? undefined : await hash(bytes),
+      startedAt,
+      endedAt,
       contributors: r.contributors,
       totalSamples: r.totalSamples,
       shards: r.shards.map(({ shard, contributors, totalSamples }) => ({ shard, contributors, totalSamples })),
@@ -208,7 +220,7 @@ process.on('message', (m: MemberInit | RoundCommand | { type: 'go' } | { type: '
       process.exit(0);
     }
   })().catch((err) => {
-    console.error(err);
+    process.stderr.write(`member ${init?.selfId}: ${(err as Error).stack}\n`);
     process.exit(1);
   });
 });

@@ -34,10 +34,22 @@ async function waitListening(port: number, timeoutMs: number): Promise<void> {
 
 export class PrivateNatsServer {
   private proc: ChildProcess | null = null;
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly config: string | null,
+  ) {}
 
-  static async start(): Promise<PrivateNatsServer> {
-    const s = new PrivateNatsServer(await freePort());
+  /** `config`: nats-server configuration text (e.g. `max_pending: 1GB`), written to a temp file. */
+  static async start(config?: string): Promise<PrivateNatsServer> {
+    let file: string | null = null;
+    if (config) {
+      const { mkdtempSync, writeFileSync } = await import('node:fs');
+      const { tmpdir } = await import('node:os');
+      const { join } = await import('node:path');
+      file = join(mkdtempSync(join(tmpdir(), 'gp-nats-')), 'nats.conf');
+      writeFileSync(file, config);
+    }
+    const s = new PrivateNatsServer(await freePort(), file);
     await s.startProcess();
     return s;
   }
@@ -47,7 +59,9 @@ export class PrivateNatsServer {
   }
 
   private async startProcess(): Promise<void> {
-    this.proc = spawn(NATS_SERVER_BIN, ['-a', '127.0.0.1', '-p', String(this.port)], { stdio: 'ignore' });
+    const args = ['-a', '127.0.0.1', '-p', String(this.port)];
+    if (this.config) args.push('-c', this.config);
+    this.proc = spawn(NATS_SERVER_BIN, args, { stdio: 'ignore' });
     await waitListening(this.port, 10_000);
   }
 
@@ -60,6 +74,11 @@ export class PrivateNatsServer {
       p.kill('SIGKILL');
     });
     this.proc = null;
+  }
+
+  /** The server's process id (for measuring its CPU). */
+  get pid(): number | undefined {
+    return this.proc?.pid;
   }
 
   async restart(): Promise<void> {

@@ -1,0 +1,132 @@
+/**
+ * `npm run bench exchange [-- --P 1M,10M,25M --K 2,4,8 --codecs fp32,fp16,bf16,int8,topk --reps 10
+ *   --reps-large 3 --large 20M]`
+ *
+ * Round time of the round protocol with K member processes on loopback through one private
+ * nats-server, per codec: median over reps of (last member done − last member entered), bytes
+ * each member sent/received next to the pattern's minimum, bus bandwidth, and the ceiling: one
+ * plain publisher → subscriber stream of 1 MiB messages through the same server.
+ */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { connect } from 'nats';
+import { createCodec, parseCodecSpec } from '../codecs/index.js';
+import type { CodecSpec } from '../codecs/codec.js';
+import { TopkCodec } from '../codecs/topk.codec.js';
+import { Int8Codec } from '../codecs/int8.codec.js';
+import { spawnMembers } from '../testing/members.js';
+import { PrivateNatsServer } from '../testing/nats-server.js';
+
+function parseCount(s: string): number {
+  const m = /^([\d.]+)([kKmM]?)$/.exec(s);
+  if (!m) throw new Error(`bad count ${s}`);
+  return Math.round(Number(m[1]) * (m[2].toLowerCase() === 'm' ? 1e6 : m[2].toLowerCase() === 'k' ? 1e3 : 1));
+}
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : def;
+}
+
+const Ps = arg('P', '1M,10M,25M').split(',').map(parseCount);
+const Ks = arg('K', '2,4,8').split(',').map(Number);
+const codecs = arg('codecs', 'fp32,fp16,bf16,int8,topk').split(',').map(parseCodecSpec);
+const reps = Number(arg('reps', '10'));
+const repsLarge = Number(arg('reps-large', '3'));
+const large = parseCount(arg('large', '20M'));
+
+/** Bytes per element on the wire for the pattern's minimum (topk: its reduce payload; gather varies). */
+function bytesPerElement(spec: CodecSpec): number {
+  const c = createCodec(spec);
+  if (c instanceof Int8Codec) return 1 + 4 / c.blockSize;
+  if (c instanceof TopkCodec) return (8 * c.param) / 1e6;
+  return c.payloadBytes(1000) / 1000;
+}
+
+async function ceiling(url: string): Promise<number> {
+  const count = 1024;
+  const subject = 'bench.ceiling';
+  const child = fork(fileURLToPath(new URL('./ceiling-sub.js', import.meta.url)), [url, subject, String(count)], { execArgv: [] });
+  const messages: { ready?: boolean; bytes?: number; ms?: number }[] = [];
+  const next = () =>
+    new Promise<{ ready?: boolean; bytes?: number; ms?: number }>((resolve) => {
+      if (messages.length) return resolve(messages.shift()!);
+      child.once('message', (m) => resolve(m as never));
+    });
+  await next();
+  const nc = await connect({ servers: url });
+  const payload = new Uint8Array(1024 * 1024);
+  for (let i = 0; i < count; i++) {
+    nc.publish(subject, payload);
+    // No flush per message: a flush is a PING round trip that would throttle the stream.
+    if (i % 256 === 255) await new Promise((r) => setImmediate(r));
+  }
+  await nc.flush();
+  const r = await next();
+  await nc.close();
+  // Bytes per second delivered (first message excluded: the clock starts at it).
+  return (r.bytes! - payload.length) / (r.ms! / 1000);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+const fmtB = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
+
+const server = await PrivateNatsServer.start('max_pending: 2GB\nwrite_deadline: "60s"\n');
+const rows: string[] = [];
+try {
+  const ceil0 = await ceiling(server.url);
+  console.log(`ceiling: 1 MiB pub→sub through nats-server: ${(ceil0 / 1e9).toFixed(2)} GB/s`);
+  const header = '| P | K | codec | reps | round ms (median) | sent/member | min | ratio | recv/member | min | ratio | bus bw GB/s | server egress | ceiling ms for it | round/ceiling |';
+  console.log(header);
+  console.log('|' + '---|'.repeat(15));
+  rows.push(header, '|' + '---|'.repeat(15));
+  for (const P of Ps) {
+    for (const K of Ks) {
+      for (const spec of codecs) {
+        const n = P >= large ? repsLarge : reps;
+        const members = Array.from({ length: K }, (_, i) => `b${i}`);
+        const job = `bench${P}k${K}${spec.name}${Date.now().toString(36)}`;
+        const ms = await spawnMembers(members, { natsUrl: server.url, jobId: job, size: P, epoch: 1, codec: spec, deadlineMs: 600_000, gatherTimeoutMs: 1_200_000, seed: 1 });
+        try {
+          // One warm-up round, then n measured ones (the gradient is generated once per member).
+          ms.forEach((m) => m.round({ round: 0, samples: 32, gradRound: 0, noHash: true, repeat: n + 1 }));
+          const times: number[] = [];
+          let sent = 0;
+          let recv = 0;
+          for (let r = 0; r <= n; r++) {
+            const res = await Promise.all(ms.map((m) => m.result(1_200_000)));
+            for (const x of res) if (!x.ok) throw new Error(`${x.error!.name}: ${x.error!.message}`);
+            if (r === 0) continue;
+            times.push(Math.max(...res.map((x) => x.endedAt!)) - Math.max(...res.map((x) => x.startedAt!)));
+            sent = Math.max(...res.map((x) => x.bytesSent!));
+            recv = Math.max(...res.map((x) => x.bytesReceived!));
+          }
+          const b = bytesPerElement(spec);
+          const minSent = P * b;
+          const minRecv = ((2 * (K - 1)) / K) * P * b;
+          const t = median(times);
+          const busBw = ((P * 4) / (t / 1000)) * ((2 * (K - 1)) / K);
+          const egress = recv * K;
+          const ceilMs = (egress / ceil0) * 1000;
+          const row = `| ${P / 1e6}M | ${K} | ${spec.name} | ${n} | ${t.toFixed(0)} | ${fmtB(sent)} | ${fmtB(minSent)} | ${(sent / minSent).toFixed(3)} | ${fmtB(recv)} | ${fmtB(minRecv)} | ${(recv / minRecv).toFixed(3)} | ${(busBw / 1e9).toFixed(2)} | ${fmtB(egress)} | ${ceilMs.toFixed(0)} | ${(t / ceilMs).toFixed(2)} |`;
+          console.log(row);
+          rows.push(row);
+        } catch (err) {
+          const row = `| ${P / 1e6}M | ${K} | ${spec.name} | – | failed: ${(err as Error).message.slice(0, 80)} |`;
+          console.log(row);
+          rows.push(row);
+        } finally {
+          await Promise.all(ms.map((m) => m.close()));
+        }
+      }
+    }
+  }
+  const ceil1 = await ceiling(server.url);
+  console.log(`ceiling again at the end: ${(ceil1 / 1e9).toFixed(2)} GB/s`);
+} finally {
+  await server.stop();
+}
