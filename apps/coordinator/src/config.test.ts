@@ -9,6 +9,7 @@ describe('toConfig', () => {
       databasePoolMax: 10,
       natsServers: [DEFAULT_NATS_URL],
       natsAdvertise: [DEFAULT_NATS_URL],
+      workerNats: { user: '', password: '', token: '' },
       http: { host: '0.0.0.0', port: 8080 },
       grpc: { host: '0.0.0.0', port: 50051 },
       adminKey: undefined,
@@ -55,6 +56,8 @@ describe('toConfig', () => {
     [{ GRADPOOL_HEARTBEAT_INTERVAL_MS: '1.5' }, /GRADPOOL_HEARTBEAT_INTERVAL_MS/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
     [{ GRADPOOL_HTTP_PORT: '9000', GRADPOOL_GRPC_PORT: '9000' }, /GRADPOOL_HTTP_PORT and GRADPOOL_GRPC_PORT are both 9000/],
+    [{ GRADPOOL_WORKER_NATS_USER: 'w' }, /GRADPOOL_WORKER_NATS_USER and GRADPOOL_WORKER_NATS_PASSWORD go together/],
+    [{ GRADPOOL_WORKER_NATS_TOKEN: 't', GRADPOOL_WORKER_NATS_USER: 'w', GRADPOOL_WORKER_NATS_PASSWORD: 'p' }, /not both/],
     [{ GRADPOOL_LEASE_MS: '1000' }, /GRADPOOL_LEASE_MS \(1000\) must be at least .*\(15000\)/],
   ])('rejects %o naming the variable', (env, message) => {
     expect(() => toConfig(env)).toThrow(ConfigError);

@@ -15,6 +15,8 @@ export interface CoordinatorConfig {
   readonly natsServers: readonly string[];
   /** NATS servers handed to workers at registration (they may reach NATS by another address). */
   readonly natsAdvertise: readonly string[];
+  /** Credentials handed to workers with the NATS servers (empty strings when none). */
+  readonly workerNats: { readonly user: string; readonly password: string; readonly token: string };
   readonly http: { readonly host: string; readonly port: number };
   readonly grpc: { readonly host: string; readonly port: number };
   /** Bootstrap admin API key; when absent and no admin key exists, one is generated at first start. */
@@ -31,6 +33,9 @@ export const ENV_VARS = [
   'GRADPOOL_DB_POOL_MAX',
   'NATS_URL',
   'GRADPOOL_NATS_ADVERTISE',
+  'GRADPOOL_WORKER_NATS_USER',
+  'GRADPOOL_WORKER_NATS_PASSWORD',
+  'GRADPOOL_WORKER_NATS_TOKEN',
   'GRADPOOL_HTTP_HOST',
   'GRADPOOL_HTTP_PORT',
   'GRADPOOL_GRPC_HOST',
@@ -87,6 +92,9 @@ const envSchema = z.object({
   GRADPOOL_DB_POOL_MAX: int(1, 1000, 10),
   NATS_URL: z.preprocess(blankToUndefined, serverList.default([DEFAULT_NATS_URL])),
   GRADPOOL_NATS_ADVERTISE: z.preprocess(blankToUndefined, serverList.optional()),
+  GRADPOOL_WORKER_NATS_USER: z.preprocess(blankToUndefined, z.string().optional()),
+  GRADPOOL_WORKER_NATS_PASSWORD: z.preprocess(blankToUndefined, z.string().optional()),
+  GRADPOOL_WORKER_NATS_TOKEN: z.preprocess(blankToUndefined, z.string().optional()),
   GRADPOOL_HTTP_HOST: z.preprocess(blankToUndefined, z.string().default('0.0.0.0')),
   GRADPOOL_HTTP_PORT: port(8080),
   GRADPOOL_GRPC_HOST: z.preprocess(blankToUndefined, z.string().default('0.0.0.0')),
@@ -116,6 +124,12 @@ export function toConfig(env: Env): CoordinatorConfig {
       `invalid configuration: GRADPOOL_HTTP_PORT and GRADPOOL_GRPC_PORT are both ${e.GRADPOOL_HTTP_PORT}`,
     );
   }
+  if (!!e.GRADPOOL_WORKER_NATS_USER !== !!e.GRADPOOL_WORKER_NATS_PASSWORD) {
+    throw new ConfigError('invalid configuration: GRADPOOL_WORKER_NATS_USER and GRADPOOL_WORKER_NATS_PASSWORD go together');
+  }
+  if (e.GRADPOOL_WORKER_NATS_TOKEN && e.GRADPOOL_WORKER_NATS_USER) {
+    throw new ConfigError('invalid configuration: give GRADPOOL_WORKER_NATS_TOKEN or GRADPOOL_WORKER_NATS_USER/PASSWORD, not both');
+  }
   const missWindow = e.GRADPOOL_HEARTBEAT_INTERVAL_MS * e.GRADPOOL_HEARTBEAT_MISSES;
   if (e.GRADPOOL_LEASE_MS < missWindow) {
     throw new ConfigError(
@@ -128,6 +142,11 @@ export function toConfig(env: Env): CoordinatorConfig {
     databasePoolMax: e.GRADPOOL_DB_POOL_MAX,
     natsServers: e.NATS_URL,
     natsAdvertise: e.GRADPOOL_NATS_ADVERTISE ?? e.NATS_URL,
+    workerNats: {
+      user: e.GRADPOOL_WORKER_NATS_USER ?? '',
+      password: e.GRADPOOL_WORKER_NATS_PASSWORD ?? '',
+      token: e.GRADPOOL_WORKER_NATS_TOKEN ?? '',
+    },
     http: { host: e.GRADPOOL_HTTP_HOST, port: e.GRADPOOL_HTTP_PORT },
     grpc: { host: e.GRADPOOL_GRPC_HOST, port: e.GRADPOOL_GRPC_PORT },
     adminKey: e.GRADPOOL_ADMIN_KEY,

@@ -95,7 +95,7 @@ export class WorkerGrpc {
                 workerId: res.workerId,
                 sessionSecret: res.sessionSecret,
                 groupId: res.groupId,
-                nats: { servers: [...res.natsServers] },
+                nats: { servers: [...res.natsServers], ...res.natsAuth },
                 heartbeatIntervalMs: res.heartbeatIntervalMs,
                 leaseMs: res.leaseMs,
               }),

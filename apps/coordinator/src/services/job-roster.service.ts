@@ -126,6 +126,9 @@ export class JobRosterService {
     const added = (c.add ?? []).filter((id) => !beforeIds.includes(id));
     const removed = beforeIds.filter((id) => remove.has(id));
     const ids = [...beforeIds.filter((id) => !remove.has(id)), ...added];
+    // A removal of someone already gone (several members report the same missing owner) is a no-op.
+    if (c.remove?.length && !removed.length && !added.length && !c.nextDataEpoch && !c.resync?.length) return null;
+    if (c.add?.length && !added.length && !c.remove?.length) return null;
     const dataset = await this.datasets.findById(job.datasetId);
     const train = await this.shards.listByDataset(job.datasetId, 'train');
     if (!dataset) throw new Error(`dataset ${job.datasetId} of job ${jobId} is gone`);

@@ -48,6 +48,7 @@ export interface RegisterResult {
   sessionSecret: string;
   groupId: string;
   natsServers: readonly string[];
+  natsAuth: { user: string; password: string; token: string };
   heartbeatIntervalMs: number;
   leaseMs: number;
   /** True when a previous identity was honoured. */
@@ -101,6 +102,7 @@ export class RegistrationService {
     const base = {
       sessionSecret,
       natsServers: this.config.natsAdvertise,
+      natsAuth: { ...this.config.workerNats },
       heartbeatIntervalMs: this.config.heartbeat.intervalMs,
       leaseMs: this.config.leaseMs,
     };

@@ -1,0 +1,79 @@
+import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import type { Logger } from '../logger.js';
+import { KeeperService } from '../services/keeper.service.js';
+import { SchedulingService } from '../services/scheduling.service.js';
+import { SessionRegistry } from '../services/session-registry.js';
+import { LOGGER } from '../tokens.js';
+
+export const JOB_SCHEDULER_SETTINGS = Symbol('gradpool.jobSchedulerSettings');
+
+export interface JobSchedulerSettings {
+  /** Period of the scheduling loop (it also runs on worker and job events). */
+  periodMs: number;
+  /** Off: this replica never schedules (e.g. an API-only replica). */
+  enabled: boolean;
+}
+
+export const DEFAULT_JOB_SCHEDULER_SETTINGS: JobSchedulerSettings = { periodMs: 1000, enabled: true };
+
+/**
+ * Runs the scheduling pass every `periodMs` and soon after events (a worker's session opened or
+ * ended, a job submitted or resumed). One pass at a time; only the lock holder acts.
+ */
+@Injectable()
+export class JobScheduler implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly log: Logger;
+  private readonly unsubscribe: (() => void)[] = [];
+
+  constructor(
+    @Inject(LOGGER) logger: Logger,
+    @Inject(JOB_SCHEDULER_SETTINGS) private readonly settings: JobSchedulerSettings,
+    private readonly scheduling: SchedulingService,
+    private readonly keepers: KeeperService,
+    private readonly registry: SessionRegistry,
+  ) {
+    this.log = logger.child({ component: 'job-scheduler' });
+  }
+
+  onApplicationBootstrap(): void {
+    if (!this.settings.enabled) return;
+    this.unsubscribe.push(
+      this.registry.on('attached', () => this.kick()),
+      this.registry.on('detached', (workerId, reason) => {
+        if (reason === 'superseded') return;
+        void this.keepers
+          .workerGone(workerId, reason)
+          .catch((err) => this.log.warn({ err, workerId }, 'removing a departed worker failed'))
+          .finally(() => this.kick());
+      }),
+    );
+    this.schedule(0);
+  }
+
+  /** Runs a pass soon (coalesced). */
+  kick(): void {
+    if (this.stopped || !this.settings.enabled) return;
+    this.schedule(0);
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    for (const u of this.unsubscribe) u();
+    this.keepers.dispose();
+    await this.scheduling.shutdown();
+  }
+
+  private schedule(delay: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      void this.scheduling
+        .tick()
+        .catch((err: unknown) => this.log.warn({ err }, 'scheduling pass failed'))
+        .finally(() => this.schedule(this.settings.periodMs));
+    }, delay);
+  }
+}

@@ -1,0 +1,289 @@
+/**
+ * Job lifecycle for the admin API: submit (validated, checkpoint 0 written), list, detail,
+ * pause / resume / cancel, metrics, checkpoints, the exported model. Scheduling and rounds are
+ * elsewhere (SchedulingService, KeeperService).
+ */
+import { Inject, Injectable } from '@nestjs/common';
+import type { DbHandle } from '@gradpool/db';
+import { parseJobSpec, type JobSpec } from '@gradpool/protocol';
+import { buildModel, createOptimizer, decodeCheckpoint, encodeCheckpoint, paramHash } from '@gradpool/training';
+import { createHash, randomUUID } from 'node:crypto';
+import { assertGroupAccess, type Principal } from '../auth/principal.js';
+import { FailedPreconditionError, NotFoundError, PermissionDeniedError } from '../errors.js';
+import { exportModelJson } from '../keeper/job-keeper.js';
+import type { Logger } from '../logger.js';
+import { CheckpointRepository } from '../repositories/checkpoint.repository.js';
+import { CreditRepository } from '../repositories/credit.repository.js';
+import { JobRepository, type JobRow, type JobStatus } from '../repositories/job.repository.js';
+import { MetricRepository } from '../repositories/metric.repository.js';
+import { RosterRepository } from '../repositories/roster.repository.js';
+import { RoundRepository } from '../repositories/round.repository.js';
+import { ShardRepository } from '../repositories/shard.repository.js';
+import { DATABASE, LOGGER } from '../tokens.js';
+import { JobCheckpointsService } from './job-checkpoints.service.js';
+import { JobEventsService } from './job-events.service.js';
+import { JobSpecsService } from './job-specs.service.js';
+import { KeeperService } from './keeper.service.js';
+import { SessionRegistry } from './session-registry.js';
+
+export interface JobView {
+  id: string;
+  name: string;
+  groupId: string | null;
+  datasetId: string;
+  status: JobStatus;
+  statusReason: string;
+  priority: number;
+  epoch: number;
+  dataEpoch: number;
+  /** Last committed round (-1 before the first). */
+  round: number;
+  samplesProcessed: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface JobDetail extends JobView {
+  spec: JobSpec;
+  roster: { epoch: number; startRound: number; members: { workerId: string; name: string | null; index: number; samplesPerRound: number; share: number; speed: number }[] } | null;
+  lastMetrics: Record<string, { round: number; value: number }>;
+  /** Estimated rounds in total and seconds left (null until rounds have been timed). */
+  totalRounds: number | null;
+  etaSeconds: number | null;
+  credits: { workerId: string; samples: number; computeMs: number; rounds: number }[];
+}
+
+/** Hooks the scheduler registers (kept apart so this service does not depend on it). */
+export const JOB_KICK = Symbol('gradpool.jobKick');
+export type JobKick = () => void;
+
+@Injectable()
+export class JobService {
+  private readonly log: Logger;
+
+  constructor(
+    @Inject(DATABASE) private readonly handle: DbHandle,
+    @Inject(LOGGER) logger: Logger,
+    @Inject(JOB_KICK) private readonly kick: JobKick,
+    private readonly jobs: JobRepository,
+    private readonly rosters: RosterRepository,
+    private readonly rounds: RoundRepository,
+    private readonly checkpointRows: CheckpointRepository,
+    private readonly metrics: MetricRepository,
+    private readonly credits: CreditRepository,
+    private readonly shards: ShardRepository,
+    private readonly specs: JobSpecsService,
+    private readonly blobs: JobCheckpointsService,
+    private readonly events: JobEventsService,
+    private readonly keepers: KeeperService,
+    private readonly registry: SessionRegistry,
+  ) {
+    this.log = logger.child({ component: 'jobs' });
+  }
+
+  /** Validates, writes checkpoint 0 and the job row; the scheduler picks it up. */
+  async submit(p: Principal, body: unknown): Promise<JobDetail> {
+    if (p.role === 'viewer') throw new PermissionDeniedError('viewer keys are read-only');
+    const groupId = body && typeof body === 'object' && 'groupId' in body ? (body as { groupId: unknown }).groupId : null;
+    if (p.role === 'group-admin' && groupId !== p.groupId) throw new PermissionDeniedError('a group-admin key submits jobs of its own group only (set groupId)');
+    const { spec, model } = await this.specs.validate(body);
+    const id = randomUUID();
+    try {
+      const params = model.init(spec.seed);
+      // Optimizer state starts at zero; stored explicitly so every reader restores the same bytes.
+      const withState = encodeCheckpoint({ params, optimizerState: createOptimizer(spec.optimizer as never, model.paramCount).state(), round: 0, meta: { jobId: id } });
+      const { bucket, key } = await this.blobs.put(id, 0, withState);
+      try {
+        await this.handle.db.transaction(async (tx) => {
+          await this.jobs.insert(
+            { id, name: spec.name, groupId: spec.groupId, datasetId: spec.datasetId, spec: spec as unknown as Record<string, unknown>, priority: spec.priority, createdByKeyId: p.keyId },
+            tx,
+          );
+          await this.checkpointRows.upsert(
+            { jobId: id, round: 0, bucket, objectKey: key, bytes: withState.byteLength, sha256: createHash('sha256').update(withState).digest('hex'), paramHash: paramHash(params) },
+            tx,
+          );
+        });
+      } catch (err) {
+        await this.blobs.destroy(id);
+        throw err;
+      }
+      this.specs.rememberParamCount(id, model.paramCount);
+    } finally {
+      model.dispose();
+    }
+    await this.events.record(id, 'job.state', { status: 'queued', by: p.name }, { groupId: spec.groupId });
+    this.log.info({ jobId: id, name: spec.name }, 'job submitted');
+    this.kick();
+    return this.get(p, id);
+  }
+
+  async list(p: Principal, status?: JobStatus[]): Promise<JobView[]> {
+    const rows = await this.jobs.list({ status });
+    return rows.filter((j) => this.canRead(p, j)).map((j) => this.view(j));
+  }
+
+  private canRead(p: Principal, j: JobRow): boolean {
+    return p.role !== 'group-admin' || j.groupId === null || j.groupId === p.groupId;
+  }
+
+  private async find(p: Principal, id: string, mode: 'read' | 'write'): Promise<JobRow> {
+    const job = /^[0-9a-f-]{36}$/i.test(id) ? await this.jobs.findById(id) : undefined;
+    if (!job || !this.canRead(p, job)) throw new NotFoundError(`no job ${id}`);
+    if (mode === 'write') {
+      if (job.groupId) assertGroupAccess(p, job.groupId, 'write');
+      else if (p.role !== 'admin') throw new PermissionDeniedError('only admins steer public jobs');
+    }
+    return job;
+  }
+
+  async get(p: Principal, id: string): Promise<JobDetail> {
+    const job = await this.find(p, id, 'read');
+    const spec = parseJobSpec(job.spec);
+    const latest = await this.rosters.latest(id);
+    const keeper = this.keepers.get(id);
+    let roster: JobDetail['roster'] = null;
+    if (latest) {
+      const names = new Map<string, string>();
+      for (const m of latest.members) {
+        const w = await this.handle.db.query.workers.findFirst({ where: (t, { eq }) => eq(t.id, m.workerId) });
+        if (w) names.set(m.workerId, w.name);
+      }
+      roster = {
+        epoch: latest.epoch,
+        startRound: latest.startRound,
+        members: latest.members.map((m) => ({
+          workerId: m.workerId,
+          name: names.get(m.workerId) ?? null,
+          index: m.index,
+          samplesPerRound: m.samplesPerRound,
+          share: m.samplesPerRound / spec.globalBatch,
+          speed: keeper?.speeds.get(m.workerId) ?? m.speed,
+        })),
+      };
+    }
+    const train = await this.shards.listByDataset(job.datasetId, 'train');
+    const trainSamples = train.reduce((a, s) => a + s.sampleCount, 0);
+    const perEpoch = Math.ceil(trainSamples / spec.globalBatch);
+    const totalRounds = spec.rounds !== undefined ? Math.min(spec.rounds, spec.epochs !== undefined ? spec.epochs * perEpoch : Infinity) : (spec.epochs ?? 1) * perEpoch;
+    const recent = await this.rounds.recent(id, 20);
+    let etaSeconds: number | null = null;
+    if (recent.length >= 2 && job.status === 'running') {
+      const span = recent[0].committedAt.getTime() - recent[recent.length - 1].committedAt.getTime();
+      const perRound = span / (recent.length - 1) / 1000;
+      etaSeconds = Math.max(0, (totalRounds - job.round - 1) * perRound);
+    }
+    return {
+      ...this.view(job),
+      spec,
+      roster,
+      lastMetrics: await this.metrics.latest(id),
+      totalRounds,
+      etaSeconds,
+      credits: (await this.credits.list(id)).map((c) => ({ workerId: c.workerId, samples: c.samples, computeMs: c.computeMs, rounds: c.rounds })),
+    };
+  }
+
+  async pause(p: Principal, id: string): Promise<JobDetail> {
+    const job = await this.find(p, id, 'write');
+    const row = await this.jobs.transition(id, ['queued', 'running'], { status: 'paused', statusReason: `paused by ${p.name}` });
+    if (!row) throw new FailedPreconditionError(`job ${job.name} is ${job.status}; only queued or running jobs pause`);
+    await this.release(id, 'the job was paused', true);
+    await this.events.record(id, 'job.state', { status: 'paused', by: p.name });
+    return this.get(p, id);
+  }
+
+  async resume(p: Principal, id: string): Promise<JobDetail> {
+    const job = await this.find(p, id, 'write');
+    const row = await this.jobs.transition(id, ['paused'], { status: 'queued', statusReason: 'resumed; waiting for workers' });
+    if (!row) throw new FailedPreconditionError(`job ${job.name} is ${job.status}; only paused jobs resume`);
+    await this.events.record(id, 'job.state', { status: 'queued', by: p.name, resumed: true });
+    this.kick();
+    return this.get(p, id);
+  }
+
+  async cancel(p: Principal, id: string): Promise<JobDetail> {
+    const job = await this.find(p, id, 'write');
+    const row = await this.jobs.transition(id, ['queued', 'running', 'paused'], { status: 'cancelled', statusReason: `cancelled by ${p.name}`, finishedAt: new Date() });
+    if (!row) throw new FailedPreconditionError(`job ${job.name} is ${job.status} already`);
+    await this.release(id, 'the job was cancelled', true);
+    await this.events.record(id, 'job.state', { status: 'cancelled', by: p.name });
+    return this.get(p, id);
+  }
+
+  /** Stops the keeper (checkpointing) and sends the members away. */
+  private async release(id: string, reason: string, checkpoint: boolean): Promise<void> {
+    await this.keepers.stop(id, checkpoint);
+    const assigned = await this.rosters.assigned(id);
+    await this.rosters.clearJob(id);
+    for (const w of assigned) this.registry.send(w.id, { unassignment: { jobId: id, reason } });
+  }
+
+  /** Metrics by round: `[{round, loss, samples_per_s, …}]`. */
+  async metricsByRound(p: Principal, id: string, from = 0): Promise<{ round: number; [name: string]: number }[]> {
+    await this.find(p, id, 'read');
+    const rows = await this.metrics.list(id, { from });
+    const out = new Map<number, { round: number; [name: string]: number }>();
+    for (const r of rows) {
+      let e = out.get(r.round);
+      if (!e) out.set(r.round, (e = { round: r.round }));
+      e[r.name] = r.value;
+    }
+    return [...out.values()];
+  }
+
+  async checkpoints(p: Principal, id: string) {
+    await this.find(p, id, 'read');
+    return (await this.checkpointRows.list(id)).map((c) => ({ round: c.round, bucket: c.bucket, key: c.objectKey, bytes: c.bytes, sha256: c.sha256, paramHash: c.paramHash, createdAt: c.createdAt.toISOString() }));
+  }
+
+  /** The TF.js model of the newest checkpoint (at or before `round` when given), as JSON. */
+  async model(p: Principal, id: string, round?: number): Promise<Record<string, unknown>> {
+    const job = await this.find(p, id, 'read');
+    const cp = await this.checkpointRows.latest(id, round);
+    if (!cp) throw new NotFoundError(`job ${job.name} has no checkpoint${round !== undefined ? ` at or before round ${round}` : ''}`);
+    const bytes = await this.blobs.get(cp.bucket, cp.objectKey);
+    if (!bytes) throw new NotFoundError(`checkpoint ${cp.objectKey} of job ${job.name} is missing from the object store`);
+    const state = decodeCheckpoint(bytes);
+    const model = await buildModel(parseJobSpec(job.spec).model);
+    try {
+      return { jobId: id, ...(await exportModelJson(model, state.params, state.round)) };
+    } finally {
+      model.dispose();
+    }
+  }
+
+  /** Checks read access for the events stream. */
+  async assertReadable(p: Principal, id: string): Promise<JobRow> {
+    return this.find(p, id, 'read');
+  }
+
+  async recentEvents(id: string, limit = 100) {
+    const rows = await this.handle.db.query.events.findMany({
+      where: (t, { eq }) => eq(t.jobId, id),
+      orderBy: (t, { desc }) => [desc(t.id)],
+      limit,
+    });
+    return rows.reverse().map((e) => ({ type: e.type, jobId: id, workerId: e.workerId, data: e.data, at: e.createdAt.toISOString() }));
+  }
+
+  private view(j: JobRow): JobView {
+    return {
+      id: j.id,
+      name: j.name,
+      groupId: j.groupId,
+      datasetId: j.datasetId,
+      status: j.status,
+      statusReason: j.statusReason,
+      priority: j.priority,
+      epoch: j.epoch,
+      dataEpoch: j.dataEpoch,
+      round: j.round,
+      samplesProcessed: j.samplesProcessed,
+      createdAt: j.createdAt.toISOString(),
+      startedAt: j.startedAt?.toISOString() ?? null,
+      finishedAt: j.finishedAt?.toISOString() ?? null,
+    };
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * Runs a JobKeeper for every running job this (leading) coordinator schedules, feeds them round
+ * reports, and turns members' faults and departures into roster changes.
+ */
+import { Inject, Injectable } from '@nestjs/common';
+import type { DbHandle } from '@gradpool/db';
+import { ensureUpdatesStream } from '@gradpool/exchange';
+import { parseJobSpec, type JobFault__Output } from '@gradpool/protocol';
+import type { NatsConnection } from 'nats';
+import { JobKeeper, type KeeperOptions } from '../keeper/job-keeper.js';
+import type { Logger } from '../logger.js';
+import { CheckpointRepository } from '../repositories/checkpoint.repository.js';
+import { CreditRepository } from '../repositories/credit.repository.js';
+import { JobRepository, type JobRow } from '../repositories/job.repository.js';
+import { MetricRepository } from '../repositories/metric.repository.js';
+import { RosterRepository } from '../repositories/roster.repository.js';
+import { RoundRepository } from '../repositories/round.repository.js';
+import { ShardRepository } from '../repositories/shard.repository.js';
+import { WorkerRepository } from '../repositories/worker.repository.js';
+import { DATABASE, LOGGER, NATS } from '../tokens.js';
+import { DatasetService } from './dataset.service.js';
+import { JobCheckpointsService } from './job-checkpoints.service.js';
+import { JobEventsService } from './job-events.service.js';
+import { JobRosterService } from './job-roster.service.js';
+import { SessionRegistry } from './session-registry.js';
+
+/** How long a worker that faulted in a job is not offered that job again. */
+const FAULT_EXCLUSION_MS = 5 * 60_000;
+
+export const KEEPER_OPTIONS = Symbol('gradpool.keeperOptions');
+
+@Injectable()
+export class KeeperService {
+  private readonly keepers = new Map<string, JobKeeper>();
+  private readonly starting = new Map<string, Promise<JobKeeper | null>>();
+  private readonly excluded = new Map<string, number>();
+  private readonly log: Logger;
+  private streamReady: Promise<void> | null = null;
+  private readonly unsubscribe: (() => void)[] = [];
+
+  constructor(
+    @Inject(DATABASE) private readonly handle: DbHandle,
+    @Inject(NATS) private readonly nc: NatsConnection,
+    @Inject(LOGGER) logger: Logger,
+    @Inject(KEEPER_OPTIONS) private readonly options: KeeperOptions,
+    private readonly jobs: JobRepository,
+    private readonly rosters: RosterRepository,
+    private readonly rounds: RoundRepository,
+    private readonly checkpoints: CheckpointRepository,
+    private readonly metrics: MetricRepository,
+    private readonly credits: CreditRepository,
+    private readonly shards: ShardRepository,
+    private readonly workers: WorkerRepository,
+    private readonly datasets: DatasetService,
+    private readonly blobs: JobCheckpointsService,
+    private readonly events: JobEventsService,
+    private readonly roster: JobRosterService,
+    private readonly registry: SessionRegistry,
+  ) {
+    this.log = logger.child({ component: 'keepers' });
+    roster.setProbes({
+      observedRound: (jobId) => this.keepers.get(jobId)?.observed,
+      speed: (jobId, workerId) => this.keepers.get(jobId)?.speeds.get(workerId),
+    });
+    this.unsubscribe.push(
+      roster.onEpoch((e) => this.keepers.get(e.jobId)?.onEpoch(e)),
+      registry.on('roundReport', (workerId, report) => this.keepers.get(report.jobId)?.onReport(workerId, report)),
+      registry.on('fault', (workerId, fault) => void this.onFault(workerId, fault).catch((err) => this.log.error({ err }, 'fault handling failed'))),
+    );
+  }
+
+  /** Whether `workerId` may be offered `jobId` now (not after a recent fault in it). */
+  mayServe(jobId: string, workerId: string): boolean {
+    const until = this.excluded.get(`${jobId}/${workerId}`);
+    return until === undefined || until < Date.now();
+  }
+
+  get(jobId: string): JobKeeper | undefined {
+    return this.keepers.get(jobId);
+  }
+
+  running(): string[] {
+    return [...this.keepers.keys()];
+  }
+
+  /** Starts the keeper of a running job if none runs here. */
+  ensure(job: JobRow): Promise<JobKeeper | null> {
+    const have = this.keepers.get(job.id);
+    if (have) return Promise.resolve(have);
+    let p = this.starting.get(job.id);
+    if (!p) {
+      p = this.startKeeper(job).finally(() => this.starting.delete(job.id));
+      this.starting.set(job.id, p);
+    }
+    return p;
+  }
+
+  private async startKeeper(job: JobRow): Promise<JobKeeper | null> {
+    this.streamReady ??= this.nc.jetstreamManager().then((jsm) => ensureUpdatesStream(jsm));
+    await this.streamReady.catch((err) => {
+      this.streamReady = null;
+      throw err;
+    });
+    const keeper = new JobKeeper(job, parseJobSpec(job.spec), {
+      handle: this.handle,
+      nc: this.nc,
+      jobs: this.jobs,
+      rosters: this.rosters,
+      rounds: this.rounds,
+      checkpoints: this.checkpoints,
+      metrics: this.metrics,
+      credits: this.credits,
+      blobs: this.blobs,
+      events: this.events,
+      roster: this.roster,
+      shardStore: () => this.datasets.store(),
+      shardsOf: (datasetId, split) => this.shards.listByDataset(datasetId, split),
+      groupOf: async (workerId) => (await this.workers.findById(workerId))?.groupId,
+      onFinished: (jobId) => void this.finished(jobId),
+      logger: this.log,
+    }, this.options);
+    try {
+      await keeper.start();
+    } catch (err) {
+      this.log.error({ err, jobId: job.id }, 'keeper could not restore the job');
+      await keeper.stop(false);
+      await this.jobs.transition(job.id, ['running', 'queued'], { status: 'failed', statusReason: `keeper could not restore the job: ${(err as Error).message}`, finishedAt: new Date() });
+      await this.events.record(job.id, 'job.state', { status: 'failed', reason: (err as Error).message });
+      return null;
+    }
+    this.keepers.set(job.id, keeper);
+    return keeper;
+  }
+
+  /** Stops a job's keeper (checkpointing the last committed state unless told not to). */
+  async stop(jobId: string, checkpoint = true): Promise<void> {
+    const starting = this.starting.get(jobId);
+    if (starting) await starting.catch(() => undefined);
+    const k = this.keepers.get(jobId);
+    if (!k) return;
+    this.keepers.delete(jobId);
+    await k.stop(checkpoint);
+  }
+
+  async stopAll(checkpoint = true): Promise<void> {
+    await Promise.all([...this.keepers.keys()].map((id) => this.stop(id, checkpoint)));
+  }
+
+  private async finished(jobId: string): Promise<void> {
+    this.keepers.delete(jobId);
+    const assigned = await this.rosters.assigned(jobId);
+    await this.rosters.clearJob(jobId);
+    for (const w of assigned) this.registry.send(w.id, { unassignment: { jobId, reason: 'the job completed' } });
+  }
+
+  /** A member's fault: a missing owner is removed; a member that cannot go on is removed and not offered the job for a while. */
+  private async onFault(workerId: string, fault: JobFault__Output): Promise<void> {
+    const jobId = fault.jobId;
+    const job = jobId ? await this.jobs.findById(jobId).catch(() => undefined) : undefined;
+    if (!job) return;
+    await this.events.record(jobId, 'job.fault', { kind: fault.kind, message: fault.message, round: Number(fault.round), epoch: fault.epoch, subject: fault.subjectWorkerId || undefined }, { workerId });
+    if (job.status !== 'running') return;
+    if (fault.kind === 'owner-missing') {
+      const subject = fault.subjectWorkerId;
+      if (!subject) return;
+      const assigned = (await this.rosters.assigned(jobId)).map((w) => w.id);
+      if (!assigned.includes(subject)) return;
+      await this.roster.change(jobId, { remove: [subject], reason: `owner-missing: ${subject}`, startRound: Number(fault.round) });
+      return;
+    }
+    if (fault.kind === 'data-exhausted') return;
+    this.excluded.set(`${jobId}/${workerId}`, Date.now() + FAULT_EXCLUSION_MS);
+    await this.roster.change(jobId, { remove: [workerId], reason: `fault: ${fault.kind}` });
+  }
+
+  /** A worker's session ended: it leaves any job it was in. */
+  async workerGone(workerId: string, reason: string): Promise<void> {
+    const w = await this.workers.findById(workerId);
+    if (!w?.currentJobId) return;
+    await this.roster.change(w.currentJobId, { remove: [workerId], reason: `worker ${reason}` });
+  }
+
+  dispose(): void {
+    for (const u of this.unsubscribe) u();
+  }
+}
