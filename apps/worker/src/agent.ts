@@ -94,7 +94,10 @@ function statusName(code: number): string {
 
 /** grpc-js details without the empty "Resolution note:" it appends to connection errors. */
 function cleanDetails(details: string): string {
-  return details.replace(/\.?\s*Resolution note:\s*$/, '');
+  const clean = details.replace(/\.?\s*Resolution note:\s*$/, '').trim();
+  // A TLS client talking to a plaintext server sees a bare OpenSSL record error.
+  if (/SSL routines|wrong version number/i.test(clean)) return `TLS handshake failed; if the coordinator serves plaintext gRPC, use --insecure (${clean})`;
+  return clean;
 }
 
 function grpcCode(err: unknown): number | undefined {
