@@ -4,6 +4,7 @@ import { CoreModule, type CoordinatorRuntime } from './core.module.js';
 import { DatasetsModule } from './datasets.module.js';
 import { GroupsModule } from './groups.module.js';
 import { HealthModule } from './health.module.js';
+import { JobsModule } from './jobs.module.js';
 import { WorkersModule } from './workers.module.js';
 
 /**
@@ -12,7 +13,7 @@ import { WorkersModule } from './workers.module.js';
  * (CoreModule is global), and WorkersModule's exports (SessionRegistry, WorkerService, …) by
  * importing WorkersModule.
  */
-export const FEATURE_MODULES: Type[] = [HealthModule, AuthModule, GroupsModule, WorkersModule, DatasetsModule];
+export const FEATURE_MODULES: Type[] = [HealthModule, AuthModule, GroupsModule, WorkersModule, DatasetsModule, JobsModule];
 
 @Module({})
 export class AppModule {
