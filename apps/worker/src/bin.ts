@@ -5,11 +5,9 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import os from 'node:os';
-import { AGENT_VERSION } from './capabilities.js';
 import { ConfigError, ENV, parseJoinConfig, type JoinFlags } from './config.js';
-import { formatDoctorReport, runDoctor } from './doctor.js';
 import { ExitCode } from './exit-codes.js';
-import { runJoin } from './join.js';
+import { AGENT_VERSION } from './version.js';
 
 const program = new Command()
   .name('gradpool-worker')
@@ -55,6 +53,8 @@ program
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // Loaded only now: TensorFlow.js takes a second, and bad flags should not wait for it.
+    const { runJoin } = await import('./join.js');
     const result = await runJoin(config, { stdout: process.stdout, signal: controller.signal });
     if (result.message) console.error(`gradpool-worker: ${result.message}`);
     process.exitCode = result.exitCode;
@@ -64,6 +64,7 @@ program
   .command('doctor')
   .description('show which compute backends load here, why the others do not, and their measured GFLOP/s')
   .action(async () => {
+    const { formatDoctorReport, runDoctor } = await import('./doctor.js');
     process.stdout.write(formatDoctorReport(await runDoctor()));
     process.exitCode = ExitCode.OK;
   });

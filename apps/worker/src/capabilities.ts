@@ -6,13 +6,10 @@
 import type { Capabilities__Output } from '@gradpool/protocol';
 import { measureMatmulGflops, selectBackend, type BackendPreference, type SelectedBackend } from '@gradpool/training';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { AGENT_VERSION } from './version.js';
 
-/** The agent's version, from apps/worker/package.json (one level above src/ and dist/). */
-export const AGENT_VERSION: string = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+export { AGENT_VERSION };
 
 export interface DetectedCapabilities {
   capabilities: Capabilities__Output;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, identityFileName, parseCoordinatorAddress, parseJoinConfig } from './config.js';
+import { BACKEND_ORDER } from '@gradpool/training';
+import { BACKEND_NAMES, ConfigError, identityFileName, parseCoordinatorAddress, parseJoinConfig } from './config.js';
 
 const defaults = { hostname: 'donor-box', homedir: '/home/donor' };
 const parse = (flags: Parameters<typeof parseJoinConfig>[0], env: Record<string, string> = {}) => parseJoinConfig(flags, env, defaults);
@@ -89,6 +90,12 @@ describe('parseCoordinatorAddress', () => {
     const err = errorOf(() => parseCoordinatorAddress(addr, '--coordinator'));
     expect(err.message).toContain(why);
     expect(err.message).toMatch(/^--coordinator: .* expected HOST:PORT/);
+  });
+});
+
+describe('BACKEND_NAMES', () => {
+  it('are the backends libs/training knows, best first', () => {
+    expect(BACKEND_NAMES).toEqual(BACKEND_ORDER);
   });
 });
 

@@ -2,8 +2,14 @@
  * The agent's configuration: command-line flags > environment > defaults, validated here so
  * that every error names the flag (and its variable) to fix.
  */
-import { BACKEND_ORDER, type BackendPreference } from '@gradpool/training';
+import type { BackendPreference } from '@gradpool/training';
 import { join } from 'node:path';
+
+/**
+ * Backends `--backend` accepts besides `auto`: BACKEND_ORDER of libs/training (a test keeps them
+ * equal), listed here so that parsing flags does not load TensorFlow.js.
+ */
+export const BACKEND_NAMES = ['gpu', 'node', 'wasm', 'cpu'] as const;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -110,7 +116,7 @@ export function parseJoinConfig(flags: JoinFlags, env: Readonly<Record<string, s
 
   const be = pick(flags.backend, ENV.backend);
   const backendRaw = (be.value ?? 'auto').trim().toLowerCase();
-  const allowed: readonly string[] = ['auto', ...BACKEND_ORDER];
+  const allowed: readonly string[] = ['auto', ...BACKEND_NAMES];
   if (!allowed.includes(backendRaw)) throw new ConfigError(`${be.source}: unknown backend "${be.value}"; use one of ${allowed.join(', ')}`);
   const backend = backendRaw as BackendPreference;
 
