@@ -6,7 +6,7 @@
  * and compares its hash with the keeper's after each round.
  */
 import { UPDATE_HEADERS, updateSubjects } from '@gradpool/protocol';
-import { DeliverPolicy, type ConsumerMessages, type JsMsg, type NatsConnection } from 'nats';
+import { consumerOpts, type JsMsg, type NatsConnection } from 'nats';
 import { FaultKinds, RunnerFault } from './faults.js';
 
 export interface ReplayedUpdate {
@@ -47,15 +47,18 @@ function intHeader(m: JsMsg, name: string): number {
 /** Yields the committed updates of rounds [from, to) in order; throws RunnerFault 'replay-gap'. */
 export async function* replayUpdates(o: ReplayOptions): AsyncGenerator<ReplayedUpdate> {
   if (o.to <= o.from) return;
-  const js = o.nc.jetstream();
-  let consumer;
+  // An ordered push consumer (the legacy API): the simplified `consumers` API needs
+  // nats-server 2.10 for subject filters, and we meet 2.9 servers.
+  const copts = consumerOpts();
+  copts.orderedConsumer();
+  copts.deliverAll();
+  let sub;
   try {
-    consumer = await js.consumers.get(o.stream, { filterSubjects: updateSubjects.job(o.jobId), deliver_policy: DeliverPolicy.All });
+    sub = await o.nc.jetstream().subscribe(updateSubjects.job(o.jobId), copts);
   } catch (err) {
     throw new RunnerFault(FaultKinds.replayGap, `cannot read the updates stream ${o.stream}: ${(err as Error).message}`);
   }
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: 64 });
-  const it = messages[Symbol.asyncIterator]();
+  const it = sub[Symbol.asyncIterator]();
   const pending = new Map<number, Assembly>();
   let next = o.from;
   try {
@@ -112,6 +115,6 @@ export async function* replayUpdates(o: ReplayOptions): AsyncGenerator<ReplayedU
       }
     }
   } finally {
-    await messages.close().catch(() => undefined);
+    sub.unsubscribe();
   }
 }
