@@ -20,7 +20,7 @@ describe('ShardStore (real nats-server JetStream)', () => {
     await nc?.close();
   });
 
-  const shard = (seed: number, count = 300) =>
+  const shard = (seed: number, count = 100) =>
     encodeShard(
       { count, shape: [28, 28], normalisation: 'scale' },
       Float32Array.from({ length: count * 784 }, (_, i) => ((i * 31 + seed) % 255) / 255),
@@ -35,6 +35,10 @@ describe('ShardStore (real nats-server JetStream)', () => {
     expect(again).toEqual({ sha256: first.sha256, stored: false });
     expect(await store.get(first.sha256)).toEqual(bytes);
     expect(await store.has(first.sha256)).toBe(true);
+    // Written in the standard object-store layout: nats.js reads it and checks its digest.
+    const os = await nc.jetstream().views.os(bucket);
+    expect(sha256Hex((await os.getBlob(first.sha256))!)).toBe(first.sha256);
+    expect((await os.info(first.sha256))?.size).toBe(bytes.byteLength);
   });
 
   it('refetches once on a hash mismatch, then reports ShardIntegrityError', async () => {

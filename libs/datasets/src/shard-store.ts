@@ -4,14 +4,26 @@
  * coordinator never proxies shard bytes).
  */
 import { buckets } from '@gradpool/protocol';
-import type { JetStreamClient, NatsConnection, ObjectStore } from 'nats';
+import { createHash, randomBytes } from 'node:crypto';
+import { headers, type JetStreamClient, type JetStreamManager, type NatsConnection, type ObjectStore, type StoredMsg } from 'nats';
+
+/** JetStream direct get; present on nats.js' JetStreamManager at runtime but not in its public type. */
+interface DirectGet {
+  getMessage(stream: string, query: { next_by_subj: string; seq: number }): Promise<StoredMsg>;
+}
 import { ShardIntegrityError, ShardNotFoundError } from './errors.js';
 import { ShardSink } from './import.js';
 import { sha256Hex } from './shard.codec.js';
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
-/** Object-store chunk size for shard puts (clamped by nats.js to the server's max_payload). */
+/** Object-store chunk size for shard puts: under the server's default max_payload (1 MiB) with room for headers. */
 const PUT_CHUNK_BYTES = 1000 * 1024;
+
+/** base64url with padding, as the object store encodes names and digests. */
+function base64UrlPadded(b: Uint8Array): string {
+  const s = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+  return s + '='.repeat((4 - (s.length % 4)) % 4);
+}
 
 export interface ShardStoreOptions {
   /** Bucket name (default `buckets.shards`); tests use a unique one. */
@@ -34,6 +46,10 @@ export class ShardStore implements ShardSink {
   private constructor(
     private readonly os: ObjectStore,
     readonly bucket: string,
+    private readonly direct: DirectGet,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly chunkBytes: number,
   ) {}
 
   /**
@@ -44,7 +60,12 @@ export class ShardStore implements ShardSink {
     const js = 'jetstream' in nc ? nc.jetstream() : nc;
     const bucket = opts.bucket ?? buckets.shards;
     const os = await js.views.os(bucket, { replicas: opts.replicas ?? 1 });
-    return new ShardStore(os, bucket);
+    // checkAPI: false skips the account-info request a read-only worker may not be allowed.
+    const jsm = (await js.jetstreamManager(false)) as JetStreamManager & { direct?: DirectGet };
+    if (!jsm.direct) throw new Error('this nats.js has no JetStream direct get API');
+    const maxPayload = 'info' in nc ? nc.info?.max_payload : undefined;
+    const chunkBytes = Math.max(4096, Math.min(PUT_CHUNK_BYTES, (maxPayload ?? PUT_CHUNK_BYTES + 24 * 1024) - 24 * 1024));
+    return new ShardStore(os, bucket, jsm.direct, js, jsm, chunkBytes);
   }
 
   /** Stores `bytes` under their sha256 unless an object with that key exists (idempotent). */
@@ -55,8 +76,7 @@ export class ShardStore implements ShardSink {
       this.stats.putsSkipped++;
       return { sha256, stored: false };
     }
-    // Chunks near max_payload: fewer messages and acks than the 128 KiB default.
-    await this.os.putBlob({ name: sha256, options: { max_chunk_size: PUT_CHUNK_BYTES } }, bytes);
+    await this.write(sha256, bytes);
     this.stats.puts++;
     return { sha256, stored: true };
   }
@@ -79,10 +99,10 @@ export class ShardStore implements ShardSink {
       this.stats.gets++;
       let bytes: Uint8Array | null;
       try {
-        bytes = await this.os.getBlob(sha256);
+        bytes = await this.fetch(sha256);
       } catch (err) {
         const msg = (err as Error).message;
-        if (!/corrupt|digest/i.test(msg)) throw err;
+        if (!/corrupt|digest|chunk/i.test(msg)) throw err;
         lastProblem = msg;
         continue;
       }
@@ -92,6 +112,65 @@ export class ShardStore implements ShardSink {
       lastProblem = `bytes hash to ${actual}`;
     }
     throw new ShardIntegrityError(`shard ${sha256} failed verification twice: ${lastProblem}`, sha256);
+  }
+
+  /**
+   * Writes an object in the JetStream object-store layout (chunks on `$O.<bucket>.C.<nuid>`,
+   * then the metadata with its SHA-256 digest on `$O.<bucket>.M.<name>` as a subject rollup),
+   * readable by any NATS object-store client. Done here rather than with nats.js' putBlob,
+   * which hashes with a pure-JS SHA-256 (the bottleneck of imports); the digest is the native
+   * one. Chunks are views on `bytes`, published concurrently.
+   */
+  private async write(key: string, bytes: Uint8Array): Promise<void> {
+    const nuid = randomBytes(11).toString('hex');
+    const chunkSubject = `$O.${this.bucket}.C.${nuid}`;
+    const chunks: Uint8Array[] = [];
+    for (let at = 0; at < bytes.byteLength; at += this.chunkBytes) chunks.push(bytes.subarray(at, at + this.chunkBytes));
+    try {
+      await Promise.all(chunks.map((c) => this.js.publish(chunkSubject, c)));
+      const info = {
+        name: key,
+        description: '',
+        options: { max_chunk_size: this.chunkBytes },
+        bucket: this.bucket,
+        nuid,
+        size: bytes.byteLength,
+        chunks: chunks.length,
+        mtime: new Date().toISOString(),
+        digest: `SHA-256=${base64UrlPadded(createHash('sha256').update(bytes).digest())}`,
+        deleted: false,
+      };
+      const h = headers();
+      h.set('Nats-Rollup', 'sub');
+      await this.js.publish(`$O.${this.bucket}.M.${base64UrlPadded(Buffer.from(key))}`, new TextEncoder().encode(JSON.stringify(info)), { headers: h });
+    } catch (err) {
+      await this.jsm.streams.purge(`OBJ_${this.bucket}`, { filter: chunkSubject }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * The object's bytes, read chunk by chunk with JetStream direct gets into one buffer. This
+   * skips nats.js' getBlob, whose pure-JS SHA-256 of every chunk limits it to a few tens of
+   * MB/s (docs/bench/datasets.md); the caller verifies with the native sha256 instead.
+   */
+  private async fetch(key: string): Promise<Uint8Array | null> {
+    const info = await this.os.info(key);
+    if (!info || info.deleted) return null;
+    const out = new Uint8Array(info.size);
+    const stream = `OBJ_${this.bucket}`;
+    const subject = `$O.${this.bucket}.C.${info.nuid}`;
+    let at = 0;
+    let seq = 0;
+    for (let chunk = 0; chunk < info.chunks; chunk++) {
+      const m = await this.direct.getMessage(stream, { next_by_subj: subject, seq: seq + 1 });
+      if (at + m.data.byteLength > out.byteLength) throw new Error(`object ${key}: chunks exceed its size ${info.size}`);
+      out.set(m.data, at);
+      at += m.data.byteLength;
+      seq = m.seq;
+    }
+    if (at !== info.size) throw new Error(`object ${key}: chunks hold ${at} bytes, its size is ${info.size}`);
+    return out;
   }
 
   /** Removes a shard (the coordinator does so only when no dataset references it). */
