@@ -152,7 +152,7 @@ describe('faults', () => {
     const job = jobId();
     const members = ids(3, 'kill');
     // S = 2: members 0 and 1 own shards, member 2 only contributes.
-    const ms = await spawnMembers(members, { natsUrl: NATS_URL, jobId: job, size: SIZE, epoch: 1, codec: { name: 'fp32' }, deadlineMs: 800, shards: 2, quorum: 2, chunkBytes: CHUNK_BYTES, seed: SEED });
+    const ms = await spawnMembers(members, { natsUrl: NATS_URL, jobId: job, size: SIZE, epoch: 1, codec: { name: 'fp32' }, deadlineMs: 1500, shards: 2, quorum: 2, chunkBytes: CHUNK_BYTES, seed: SEED });
     cleanup.push(...ms);
     const samples = samplesOf(3);
     ms[0].round({ round: 0, samples: samples[0], returnMean: true });
@@ -174,7 +174,7 @@ describe('faults', () => {
   it('an owner killed mid-round fails the round with OwnerMissingError naming it; the re-run in a new epoch succeeds', async () => {
     const job = jobId();
     const members = ids(3, 'own');
-    const ms = await spawnMembers(members, { natsUrl: NATS_URL, jobId: job, size: SIZE, epoch: 1, codec: { name: 'fp32' }, deadlineMs: 600, gatherTimeoutMs: 1500, quorum: 2, chunkBytes: CHUNK_BYTES, seed: SEED });
+    const ms = await spawnMembers(members, { natsUrl: NATS_URL, jobId: job, size: SIZE, epoch: 1, codec: { name: 'fp32' }, deadlineMs: 1500, gatherTimeoutMs: 3000, quorum: 2, chunkBytes: CHUNK_BYTES, seed: SEED });
     cleanup.push(...ms);
     const samples = samplesOf(3);
     ms[0].round({ round: 0, samples: samples[0] });
@@ -233,7 +233,7 @@ describe('faults', () => {
   it('a straggler past the deadline is left out of the other owners\' shards; everyone still agrees', async () => {
     const job = jobId();
     const members = ids(3, 'slow');
-    const ms = await spawnMembers(members, { natsUrl: NATS_URL, jobId: job, size: SIZE, epoch: 1, codec: { name: 'fp32' }, deadlineMs: 500, gatherTimeoutMs: 20_000, quorum: 2, chunkBytes: CHUNK_BYTES, seed: SEED });
+    const ms = await spawnMembers(members, { natsUrl: NATS_URL, jobId: job, size: SIZE, epoch: 1, codec: { name: 'fp32' }, deadlineMs: 1500, gatherTimeoutMs: 20_000, quorum: 2, chunkBytes: CHUNK_BYTES, seed: SEED });
     cleanup.push(...ms);
     const samples = samplesOf(3);
     const nc = await connect({ servers: NATS_URL });

@@ -35,12 +35,19 @@ const reps = Number(arg('reps', '10'));
 const repsLarge = Number(arg('reps-large', '3'));
 const large = parseCount(arg('large', '20M'));
 
-/** Bytes per element on the wire for the pattern's minimum (topk: its reduce payload; gather varies). */
-function bytesPerElement(spec: CodecSpec): number {
+/**
+ * Bytes per element on the wire, (reduce, gather), for the pattern's minimum. topk's gather is the
+ * union of K sparse supports: at most K·8k bytes per element, never more than dense fp32.
+ */
+function bytesPerElement(spec: CodecSpec, K: number): { reduce: number; gather: number } {
   const c = createCodec(spec);
-  if (c instanceof Int8Codec) return 1 + 4 / c.blockSize;
-  if (c instanceof TopkCodec) return (8 * c.param) / 1e6;
-  return c.payloadBytes(1000) / 1000;
+  if (c instanceof Int8Codec) return { reduce: 1 + 4 / c.blockSize, gather: 1 + 4 / c.blockSize };
+  if (c instanceof TopkCodec) {
+    const b = (8 * c.param) / 1e6;
+    return { reduce: b, gather: Math.min(K * b, 4) };
+  }
+  const b = c.payloadBytes(1000) / 1000;
+  return { reduce: b, gather: b };
 }
 
 async function ceiling(url: string): Promise<number> {
@@ -105,9 +112,11 @@ try {
             sent = Math.max(...res.map((x) => x.bytesSent!));
             recv = Math.max(...res.map((x) => x.bytesReceived!));
           }
-          const b = bytesPerElement(spec);
-          const minSent = P * b;
-          const minRecv = ((2 * (K - 1)) / K) * P * b;
+          // Sent: a reduce chunk to every other owner, (K−1)/K·P, and our gathers, P/K.
+          // Received: the others' reduce chunks for our shards, (K−1)/K·P, and their gathers, (K−1)/K·P.
+          const b = bytesPerElement(spec, K);
+          const minSent = ((K - 1) / K) * P * b.reduce + (1 / K) * P * b.gather;
+          const minRecv = ((K - 1) / K) * P * (b.reduce + b.gather);
           const t = median(times);
           const busBw = ((P * 4) / (t / 1000)) * ((2 * (K - 1)) / K);
           const egress = recv * K;
