@@ -59,7 +59,15 @@ export class ConfigError extends Error {
 
 const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const int = (min: number, max: number, dflt: number) =>
-  z.preprocess(blankToUndefined, z.coerce.number().int().min(min).max(max).default(dflt));
+  z.preprocess(
+    blankToUndefined,
+    z.coerce
+      .number({ error: 'must be a number' })
+      .int('must be an integer')
+      .min(min, `must be at least ${min}`)
+      .max(max, `must be at most ${max}`)
+      .default(dflt),
+  );
 const port = (dflt: number) => int(0, 65_535, dflt);
 
 const serverList = z

@@ -23,7 +23,22 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const handle = await startCoordinator(config);
+  const env = readEnv();
+  let handle;
+  try {
+    handle = await startCoordinator(config);
+  } catch (err) {
+    const msg = (err as Error).message ?? String(err);
+    const hints: string[] = [];
+    if (!env.DATABASE_URL && msg.includes('DATABASE_URL')) {
+      hints.push('DATABASE_URL is unset and no Postgres answers on 127.0.0.1:5432: set DATABASE_URL, or run `npm run demo`, which starts an embedded Postgres.');
+    }
+    if (!env.NATS_URL && msg.includes('NATS_URL')) {
+      hints.push('NATS_URL is unset and no NATS answers on 127.0.0.1:4222: set NATS_URL, install nats-server (Debian/Ubuntu: apt-get install nats-server) and run `nats-server -js`, or `docker compose -f deploy/compose.yaml up -d nats`.');
+    }
+    console.error(`gradpool-coordinator: ${msg}${hints.map((h) => `\n  ${h}`).join('')}`);
+    process.exit(1);
+  }
   if (handle.generatedAdminKey) {
     console.log(
       JSON.stringify({ event: 'admin-key-generated', key: handle.generatedAdminKey }) +
