@@ -127,11 +127,23 @@ describe('datasets API', () => {
 
   it('stores shared shards once, and deletes objects only when no dataset uses them', async () => {
     const before = await objectCount();
-    const again = await api('POST', '/v1/datasets', { builtin: 'mnist', name: 'mnist-again', seed: 1 });
-    expect(again.status).toBe(201);
-    expect(again.body.contentHash).toBe((await api('GET', `/v1/datasets/${mnistId}`)).body.contentHash);
-    expect(await objectCount()).toBe(before);
-    expect((await api('DELETE', `/v1/datasets/${again.body.id}`)).status).toBe(204);
+    const csv = new TextEncoder().encode(`x,y,label\n${Array.from({ length: 500 }, (_, i) => `${i},${i % 7},${i % 4}`).join('\n')}\n`);
+    const importAs = async (name: string) => {
+      const up = await upload(csv, 'twin.csv');
+      return api('POST', '/v1/datasets', { name, format: 'csv', files: [up.body.uploadId], seed: 4, shardBytes: 4096 });
+    };
+    const a = await importAs('twin-a');
+    expect(a.status).toBe(201);
+    const shards = a.body.splits.train.shards.length + a.body.splits.validation.shards.length;
+    expect(shards).toBeGreaterThan(2);
+    expect(await objectCount()).toBe(before + shards);
+    const b = await importAs('twin-b');
+    expect(b.status).toBe(201);
+    expect(b.body.contentHash).toBe(a.body.contentHash);
+    expect(await objectCount()).toBe(before + shards);
+    expect((await api('DELETE', `/v1/datasets/${b.body.id}`)).status).toBe(204);
+    expect(await objectCount()).toBe(before + shards);
+    expect((await api('DELETE', `/v1/datasets/${a.body.id}`)).status).toBe(204);
     expect(await objectCount()).toBe(before);
     expect((await api('POST', '/v1/datasets', { builtin: 'mnist', seed: 1 })).status).toBe(409);
   });
