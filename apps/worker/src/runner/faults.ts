@@ -14,10 +14,8 @@ export const FaultKinds = {
   replayGap: 'replay-gap',
   /** A shard owner published nothing by the gather deadline (`subjectWorkerId` names it). */
   ownerMissing: 'owner-missing',
-  /** A shard had fewer contributors than the quorum at its deadline. */
-  quorumNotMet: 'quorum-not-met',
-  /** This member has no unprocessed samples left in its dealt pieces for the data epoch. */
-  piecesExhausted: 'pieces-exhausted',
+  /** This member has no unprocessed samples left in its dealt pieces (the keeper re-deals). */
+  dataExhausted: 'data-exhausted',
   /** No NATS address/credentials came with the registration, or NATS refused us. */
   noDataPlane: 'no-data-plane',
   /** Anything else that stopped the runner (its message says what). */

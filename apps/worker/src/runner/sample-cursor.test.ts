@@ -18,10 +18,10 @@ describe('SampleCursor', () => {
     ]);
     // Not a contributor: the same slices again.
     expect(c.peek(12)).toEqual(a);
-    c.commit(a);
+    c.commit(a, 0);
     expect(c.remaining()).toBe(3);
     expect(c.peek(12)).toEqual([{ shard: 1, start: 2, end: 5 }]);
-    c.commit(c.peek(12));
+    c.commit(c.peek(12), 1);
     expect(c.peek(12)).toEqual([]);
     expect(c.remaining()).toBe(0);
   });
@@ -29,7 +29,7 @@ describe('SampleCursor', () => {
   it('keeps what it processed when a roster re-deals the same data epoch, and starts over in a new one', () => {
     const c = new SampleCursor();
     c.setPieces(3, pieces);
-    c.commit(c.peek(4));
+    c.commit(c.peek(4), 0);
     // The coordinator's view lags our last round: its pieces start where it last committed.
     c.setPieces(3, [{ shardIndex: 4, start: 12, end: 20 }, { shardIndex: 7, start: 0, end: 2 }]);
     expect(c.peek(100)).toEqual([
@@ -47,10 +47,21 @@ describe('SampleCursor', () => {
     c.setPieces(0, [{ shardIndex: 2, start: 0, end: 10 }]);
     const held = c.peek(5);
     c.setPieces(0, [{ shardIndex: 2, start: 0, end: 10 }]);
-    c.commit(held);
-    c.commit([{ shard: 2, start: 0, end: 3 }]);
+    c.commit(held, 0);
+    c.commit([{ shard: 2, start: 0, end: 3 }], 1);
     expect(c.peek(100)).toEqual([{ shard: 2, start: 5, end: 10 }]);
     expect(toDealtPieces(held)).toEqual([{ shardIndex: 2, start: 0, end: 5 }]);
+  });
+
+  it('rolls back what re-run rounds processed', () => {
+    const c = new SampleCursor();
+    c.setPieces(0, [{ shardIndex: 1, start: 0, end: 30 }]);
+    for (let r = 0; r < 3; r++) c.commit(c.peek(10), r);
+    expect(c.remaining()).toBe(0);
+    c.rollback(1);
+    expect(c.peek(100)).toEqual([{ shard: 1, start: 10, end: 30 }]);
+    c.rollback(5);
+    expect(c.remaining()).toBe(20);
   });
 
   it('rejects malformed pieces', () => {

@@ -13,6 +13,8 @@ export class SampleCursor {
   private pieces: Piece[] = [];
   /** Per shard: samples before this position are processed (by us) in `dataEpoch`. */
   private progress = new Map<number, number>();
+  /** What each round committed in `dataEpoch`, to undo rounds the job re-runs. */
+  private commits: { round: number; slices: Piece[] }[] = [];
 
   /** The data epoch the pieces belong to (−1 before the first roster). */
   get epoch(): number {
@@ -28,6 +30,7 @@ export class SampleCursor {
     if (dataEpoch !== this.dataEpoch) {
       this.dataEpoch = dataEpoch;
       this.progress = new Map();
+      this.commits = [];
     }
     this.pieces = pieces.map((p) => ('shardIndex' in p ? { shard: p.shardIndex, start: p.start, end: p.end } : { ...p }));
     for (const p of this.pieces) {
@@ -55,10 +58,23 @@ export class SampleCursor {
   }
 
   /**
-   * Marks `slices` processed. Tolerant of order: a shard's position only moves forward, so a
-   * re-run round's slices (taken under an older roster) commit as well.
+   * Marks `slices` processed by round `round`. Tolerant of order: a shard's position only
+   * moves forward, so a re-run round's slices (taken under an older roster) commit as well.
    */
-  commit(slices: readonly Piece[]): void {
+  commit(slices: readonly Piece[], round: number): void {
+    this.commits.push({ round, slices: slices.map((s) => ({ ...s })) });
+    this.apply(slices);
+  }
+
+  /** Forgets what rounds ≥ `round` processed (their updates were rolled back: the job re-runs them). */
+  rollback(round: number): void {
+    if (!this.commits.some((c) => c.round >= round)) return;
+    this.commits = this.commits.filter((c) => c.round < round);
+    this.progress = new Map();
+    for (const c of this.commits) this.apply(c.slices);
+  }
+
+  private apply(slices: readonly Piece[]): void {
     for (const s of slices) {
       const at = this.progress.get(s.shard) ?? 0;
       if (s.end > at) this.progress.set(s.shard, s.end);

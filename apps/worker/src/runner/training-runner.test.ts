@@ -5,11 +5,10 @@
  * committed updates to the updates stream the way the coordinator's keeper does.
  */
 import { encodeShard, sha256Hex, ShardStore } from '@gradpool/datasets';
-import { GatherObserver } from '@gradpool/exchange';
+import { ensureUpdatesStream, GatherObserver, publishUpdate } from '@gradpool/exchange';
 import {
   buckets,
-  UPDATE_HEADERS,
-  updateSubjects,
+  UPDATES_STREAM,
   type AssignedJobInput,
   type Assignment__Output,
   type JobFault,
@@ -25,7 +24,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, headers, type NatsConnection } from 'nats';
+import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, silentLogger } from '../logger.js';
 import type { RunnerContext, RunnerProgress } from '../runner.js';
@@ -113,8 +112,8 @@ async function createJob(env: Env, overrides: Partial<AssignedJobInput['spec']> 
   const bucket = buckets.checkpoints(jobId);
   const os = await js.views.os(bucket);
   await os.putBlob({ name: 'round-0' }, encodeCheckpoint({ params, optimizerState: [new Float32Array(paramCount), new Float32Array(paramCount)], round: 0 }));
-  const stream = `GP_UPDATES_${jobId.slice(0, 8)}`;
-  await (await env.nc.jetstreamManager()).streams.add({ name: stream, subjects: [updateSubjects.job(jobId)] });
+  const stream = UPDATES_STREAM;
+  await ensureUpdatesStream(await env.nc.jetstreamManager());
   const job: AssignedJobInput = {
     jobId,
     spec: {
@@ -141,7 +140,6 @@ class TestKeeper {
   readonly hashes = new Map<number, string>();
   private readonly observer: GatherObserver;
   private readonly done: Promise<void>;
-  private waiters: (() => void)[] = [];
 
   constructor(
     private readonly nc: NatsConnection,
@@ -165,15 +163,7 @@ class TestKeeper {
       this.state.apply(r.round, r.mean);
       const hash = this.state.hash();
       this.hashes.set(r.round, hash);
-      const h = headers();
-      h.set(UPDATE_HEADERS.round, String(r.round));
-      h.set(UPDATE_HEADERS.chunk, '0');
-      h.set(UPDATE_HEADERS.chunks, '1');
-      h.set(UPDATE_HEADERS.offset, '0');
-      h.set(UPDATE_HEADERS.size, String(r.mean.length));
-      h.set(UPDATE_HEADERS.paramHash, hash);
-      await js.publish(updateSubjects.round(this.jobId, r.round), new Uint8Array(r.mean.buffer, r.mean.byteOffset, r.mean.byteLength), { headers: h });
-      for (const w of this.waiters.splice(0)) w();
+      await publishUpdate(js, this.jobId, r.round, r.mean, hash);
     }
   }
 

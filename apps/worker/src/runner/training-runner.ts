@@ -252,10 +252,13 @@ class JobRun {
       log.warn({ members: members.map((m) => m.workerId) }, self ? 'roster indexes are not 0..K-1; waiting for another' : 'this worker is not in the roster; waiting for another');
       return { kind: 'stalled', held: null };
     }
-    let held = heldIn && heldIn.round === start ? heldIn : null;
     await this.syncTo(start);
     const state = this.state!;
     this.cursor.setPieces(roster.dataEpoch, roster.pieces);
+    this.cursor.rollback(start);
+    // A kept gradient is reused only for the same round over the samples the new pieces start with.
+    let held = heldIn && heldIn.round === start && heldIn.dataEpoch === roster.dataEpoch && sameSlices(this.cursor.peek(heldIn.samples), heldIn.slices) ? heldIn : null;
+    if (heldIn && !held) log.info({ round: start }, 'the new pieces do not start with the kept gradient\'s samples; recomputing');
     this.shards.retain(this.cursor.shards());
     const exRoster: Roster = { epoch: roster.epoch, members: members.map((m) => m.workerId), selfId: workerId };
     this.exchange ??= new RoundExchange({
@@ -284,7 +287,7 @@ class JobRun {
       if (!held) {
         held = await this.compute(r, roster.dataEpoch, self.samplesPerRound);
         if (!held) {
-          this.fault(FaultKinds.piecesExhausted, `no unprocessed samples left in the pieces dealt for data epoch ${roster.dataEpoch}`);
+          this.fault(FaultKinds.dataExhausted, `no unprocessed samples left in the pieces dealt for data epoch ${roster.dataEpoch}`);
           return { kind: 'stalled', held: null };
         }
       }
@@ -303,7 +306,9 @@ class JobRun {
           return { kind: 'stalled', held: g };
         }
         if (err instanceof QuorumNotMetError) {
-          this.fault(FaultKinds.quorumNotMet, err.message);
+          // Not a fault of ours (the coordinator removes members that fault): too few members
+          // were on time. The coordinator's next roster (a departure, a re-deal) re-runs it.
+          log.warn({ round: r, err: err.message }, 'round without quorum; waiting for the next roster');
           return { kind: 'stalled', held: g };
         }
         throw err;
@@ -313,7 +318,7 @@ class JobRun {
       state.apply(r, res.mean);
       held = null;
       const contributed = res.contributors.includes(workerId);
-      if (contributed && this.cursor.epoch === g.dataEpoch) this.cursor.commit(g.slices);
+      if (contributed && this.cursor.epoch === g.dataEpoch) this.cursor.commit(g.slices, r);
       const exchangeMs = Math.round(res.timings.publishMs);
       this.ctx.report({
         jobId: this.a.jobId,
@@ -367,6 +372,10 @@ class JobRun {
     this.model?.dispose();
     this.model = null;
   }
+}
+
+function sameSlices(a: readonly Piece[], b: readonly Piece[]): boolean {
+  return a.length === b.length && a.every((p, i) => p.shard === b[i].shard && p.start === b[i].start && p.end === b[i].end);
 }
 
 type RunnerState = Parameters<RunnerContext['progress']>[0]['state'];
