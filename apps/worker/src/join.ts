@@ -4,6 +4,7 @@
  * code and a message for the donor.
  */
 import { BackendUnavailableError } from '@gradpool/training';
+import { join } from 'node:path';
 import { WorkerAgent, type AgentOutcome } from './agent.js';
 import { detectCapabilities } from './capabilities.js';
 import type { JoinConfig } from './config.js';
@@ -11,7 +12,8 @@ import { ExitCode } from './exit-codes.js';
 import { workerClientFactory } from './grpc-client.js';
 import { FileIdentityStore } from './identity-store.js';
 import { createLogger, formatLogLine, type Logger } from './logger.js';
-import { UnavailableRunner, type AssignmentRunner } from './runner.js';
+import type { AssignmentRunner } from './runner.js';
+import { TrainingRunner } from './runner/training-runner.js';
 import { LogStatusSink, TtyStatusDisplay, type StatusSink, type TerminalLike } from './status.js';
 
 export interface JoinIo {
@@ -26,13 +28,9 @@ export interface JoinResult {
   message?: string;
 }
 
-/**
- * The runner the agent hands assignments to. The one seam the jobs work changes: return
- * `new TrainingRunner({ logger, cacheDir: join(config.stateDir, 'cache') })` (./runner/) once it
- * is wired end to end.
- */
-export function createRunner(_config: JoinConfig, _logger: Logger): AssignmentRunner {
-  return new UnavailableRunner();
+/** The runner the agent hands assignments to: training, with the shard cache in the state dir. */
+export function createRunner(config: JoinConfig, logger: Logger): AssignmentRunner {
+  return new TrainingRunner({ logger, cacheDir: join(config.stateDir, 'cache') });
 }
 
 /** Exit code and message for how the agent ended. */
