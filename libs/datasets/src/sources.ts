@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { DatasetFormatError } from './errors.js';
-import { ByteSource, limitBytes } from './formats/byte-reader.js';
+import { ByteSource, limitBytes, maybeGunzip } from './formats/byte-reader.js';
 import { parseCsv } from './formats/csv.js';
 import { parseIdx } from './formats/idx.js';
 import { parseNpy } from './formats/npy.js';
@@ -40,7 +40,9 @@ export async function openSource(format: DatasetFormat, files: NamedSource[], op
     throw new DatasetFormatError(`format ${format} takes ${which}; got ${files.length}`);
   }
   const limit = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
-  const lim = (f: NamedSource) => limitBytes(f.bytes, limit, f.name);
+  // The limit applies to the bytes received and, for gzip, to the bytes they expand to.
+  // (The parsers' own gunzip step then sees non-gzip bytes and passes them through.)
+  const lim = (f: NamedSource) => limitBytes(maybeGunzip(limitBytes(f.bytes, limit, f.name), f.name), limit, `${f.name} (decompressed)`);
   switch (format) {
     case 'idx':
       return parseIdx(lim(files[0]), lim(files[1]), { imagesName: files[0].name, labelsName: files[1].name });

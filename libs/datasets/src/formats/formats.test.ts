@@ -195,3 +195,14 @@ describe('NPY', () => {
     return new TextEncoder().encode(s);
   }
 });
+
+describe('size limits through openSource', () => {
+  it('limits the bytes a gzip file expands to', async () => {
+    const { openSource } = await import('../sources.js');
+    const csvText = `x,label\n${Array.from({ length: 2000 }, (_, i) => `${i},a`).join('\n')}\n`;
+    const gz = gzipSync(new TextEncoder().encode(csvText));
+    expect(gz.byteLength).toBeLessThan(8000);
+    const e = await formatError(parseAll(openSource('csv', [{ name: 'big.csv.gz', bytes: src(gz, 4096) }], { maxFileBytes: 8000 })));
+    expect(e.message).toMatch(/big\.csv\.gz \(decompressed\) is larger than the limit of 8000 bytes/);
+  });
+});
