@@ -46,6 +46,12 @@ describe('toConfig', () => {
     expect(c.heartbeat).toEqual({ intervalMs: 100, misses: 5 });
   });
 
+  it('does not advertise the coordinator\'s own NATS credentials to workers', () => {
+    const c = toConfig({ NATS_URL: 'nats://coord:secret@nats-0:4222,tls://nats-1:4222' });
+    expect(c.natsServers).toEqual(['nats://coord:secret@nats-0:4222', 'tls://nats-1:4222']);
+    expect(c.natsAdvertise).toEqual(['nats://nats-0:4222', 'tls://nats-1:4222']);
+  });
+
   it.each([
     [{ GRADPOOL_HTTP_PORT: 'eighty' }, /GRADPOOL_HTTP_PORT/],
     [{ GRADPOOL_GRPC_PORT: '70000' }, /GRADPOOL_GRPC_PORT/],

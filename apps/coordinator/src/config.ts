@@ -114,6 +114,17 @@ const envSchema = z.object({
   LOG_LEVEL: z.preprocess(blankToUndefined, z.enum(LOG_LEVELS).default('info')),
 });
 
+/** A server URL without user:password@ (the coordinator's credentials are not handed to workers). */
+function withoutCredentials(server: string): string {
+  if (!server.includes('@')) return server;
+  try {
+    const u = new URL(server.includes('://') ? server : `nats://${server}`);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return server;
+  }
+}
+
 function deepFreeze<T>(o: T): T {
   for (const v of Object.values(o as object)) if (v && typeof v === 'object') deepFreeze(v);
   return Object.freeze(o);
@@ -149,7 +160,7 @@ export function toConfig(env: Env): CoordinatorConfig {
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.GRADPOOL_DB_POOL_MAX,
     natsServers: e.NATS_URL,
-    natsAdvertise: e.GRADPOOL_NATS_ADVERTISE ?? e.NATS_URL,
+    natsAdvertise: e.GRADPOOL_NATS_ADVERTISE ?? e.NATS_URL.map(withoutCredentials),
     workerNats: {
       user: e.GRADPOOL_WORKER_NATS_USER ?? '',
       password: e.GRADPOOL_WORKER_NATS_PASSWORD ?? '',
