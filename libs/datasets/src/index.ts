@@ -14,3 +14,4 @@ export * from './mnist.js';
 export * from './deal.js';
 export * from './shard-store.js';
 export * from './shard-cache.js';
+export * from './shard-reader.js';

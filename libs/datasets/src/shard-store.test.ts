@@ -5,6 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShardIntegrityError, ShardNotFoundError } from './errors.js';
 import { encodeShard, sha256Hex } from './shard.codec.js';
 import { ShardStore } from './shard-store.js';
+import { ShardCache } from './shard-cache.js';
+import { ShardReader } from './shard-reader.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 describe('ShardStore (real nats-server JetStream)', () => {
   let nc: NatsConnection;
@@ -68,6 +73,23 @@ describe('ShardStore (real nats-server JetStream)', () => {
       expect(sha256Hex(await reader.get(sha256))).toBe(sha256);
     } finally {
       await nc2.close();
+    }
+  });
+
+  it('reads through the worker cache: the store once, then the disk', async () => {
+    const { sha256 } = await store.put(shard(6, 20));
+    const dir = await mkdtemp(join(tmpdir(), 'gp-reader-'));
+    try {
+      const cache = await ShardCache.open({ dir, maxBytes: 10 * 1024 * 1024 });
+      const reader = new ShardReader(store, cache);
+      const gets = store.stats.gets;
+      const a = await reader.read(sha256);
+      const b = await reader.read(sha256);
+      expect(store.stats.gets).toBe(gets + 1);
+      expect(b.labels).toEqual(a.labels);
+      expect(a).toMatchObject({ count: 20, shape: [28, 28], normalisation: 'scale' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
