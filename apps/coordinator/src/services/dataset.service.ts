@@ -180,11 +180,11 @@ export class DatasetService {
     options: Record<string, unknown>,
     work: (sink: ShardSink, opts: ImportOptions) => Promise<ImportResult>,
   ): Promise<DatasetDetail> {
+    const store = await this.store();
     const row = await this.datasets.insert({ name, format, featureShape: [], numClasses: 0, classNames: [], normalisation: {}, options });
     if (!row) throw new ConflictError(`a dataset named ${JSON.stringify(name)} exists`);
     const log = this.log.child({ datasetId: row.id });
     const t0 = performance.now();
-    const store = await this.store();
     const created: string[] = [];
     const sink: ShardSink = {
       put: async (bytes) => {
