@@ -3,7 +3,7 @@
  * and a nats-server spawned from PATH. The coordinator migrates, serves and tracks a worker on them.
  */
 import { startCoordinator, toConfig, type CoordinatorHandle } from '@gradpool/coordinator';
-import { findExecutable, startEmbeddedPostgres, startNatsServer } from '@gradpool/coordinator/dev';
+import { findExecutable, startEmbeddedPostgres, startNatsServer } from '@gradpool/testing';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

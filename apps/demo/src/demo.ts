@@ -71,7 +71,7 @@ async function main(): Promise<number> {
   try {
     console.log(`${bold('1.')} starting the coordinator`);
     coordinator = await CoordinatorProcess.start({
-      env: services.coordinatorEnv,
+      env: { GRADPOOL_DB_POOL_MAX: String(services.databasePoolMax) },
       databaseUrl: services.databaseUrl,
       natsUrl: services.natsUrl,
       heartbeatIntervalMs: 1000,

@@ -5,6 +5,8 @@ export function ensureServices(log: (line: string) => void): Promise<DevServices
   return ensureDevServices({
     databaseUrl: process.env.DATABASE_URL || undefined,
     natsUrl: process.env.NATS_URL || undefined,
+    pathEnv: process.env.PATH ?? '',
+    database: 'gradpool_demo',
     log,
   });
 }

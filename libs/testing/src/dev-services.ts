@@ -1,60 +1,109 @@
 /**
- * Services for the demo and dev scripts (not for tests, which use the real servers): uses the
- * Postgres and NATS named by DATABASE_URL / NATS_URL or found on localhost; when Postgres does
- * not answer, serves an embedded one (PGlite over its socket server) from this process; when
- * NATS does not answer, starts `nats-server -js` from PATH, or says how to get one.
+ * Services for `npm run demo` and local development (not for tests, which use real servers): Postgres and NATS on localhost when they
+ * answer, otherwise an embedded Postgres (PGlite over its socket server) and a `nats-server`
+ * found on PATH, started with JetStream. Entry points pass what they read from the environment.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { delimiter, join, resolve } from 'node:path';
 import pg from 'pg';
+
+const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
+
+export interface DevServicesOptions {
+  /** Use this database (DATABASE_URL) instead of probing; nothing is started. */
+  databaseUrl?: string;
+  /** Use this NATS (NATS_URL) instead of probing; nothing is started. */
+  natsUrl?: string;
+  /** Where embedded services keep their data; default `.gradpool/` in the working directory. */
+  dataDir?: string;
+  /** The PATH to search for nats-server (the entry point passes process.env.PATH). */
+  pathEnv?: string;
+  /** On a Postgres found on localhost, use (and create if missing) this database instead of `postgres`. */
+  database?: string;
+  /** Progress messages for the person running the demo. */
+  log?: (message: string) => void;
+}
 
 export interface DevServices {
   databaseUrl: string;
   natsUrl: string;
-  /** Settings the coordinator needs for these services (e.g. one connection for PGlite). */
-  coordinatorEnv: Record<string, string>;
-  /** What was found or started, for the user. */
-  notes: string[];
+  /** Connections the coordinator may open: 1 for embedded PGlite, which runs one session at a time. */
+  databasePoolMax: number;
+  /** What was started, for the demo's summary. */
+  started: ('pglite' | 'nats-server')[];
   close(): Promise<void>;
 }
 
-export class ServiceUnavailableError extends Error {
-  override name = 'ServiceUnavailableError';
+/** Neither a NATS server nor a nats-server binary: the message says how to get one. */
+export class DevServicesError extends Error {
+  override name = 'DevServicesError';
 }
 
-/** True when something accepts TCP connections on host:port within `timeoutMs`. */
-export function tcpAnswers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = netConnect({ host, port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
+/** Well-known places for nats-server besides PATH (Debian puts it in /usr/sbin). */
+const EXTRA_BIN_DIRS = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin', '/opt/homebrew/bin'];
 
-async function postgresAnswers(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+export async function ensureDevServices(opts: DevServicesOptions = {}): Promise<DevServices> {
+  const log = opts.log ?? (() => undefined);
+  const dataDir = resolve(opts.dataDir ?? '.gradpool');
+  const closers: (() => Promise<void>)[] = [];
+  const started: DevServices['started'] = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+  };
+
   try {
-    await client.connect();
-    await client.query('select 1');
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => undefined);
+    let databaseUrl = opts.databaseUrl;
+    let databasePoolMax = 10;
+    if (!databaseUrl) {
+      if (await tcpAnswers('127.0.0.1', 5432)) {
+        databaseUrl = opts.database ? await ensureDatabase(DEFAULT_DATABASE_URL, opts.database) : DEFAULT_DATABASE_URL;
+        log(`Postgres: using the one on 127.0.0.1:5432 (${databaseUrl})`);
+      } else {
+        const pg = await startEmbeddedPostgres(join(dataDir, 'pglite'));
+        closers.push(pg.close);
+        started.push('pglite');
+        databaseUrl = pg.url;
+        databasePoolMax = 1;
+        log(`Postgres: none on 127.0.0.1:5432, started an embedded one (PGlite) at ${pg.url}, data in ${join(dataDir, 'pglite')}`);
+      }
+    }
+
+    let natsUrl = opts.natsUrl;
+    if (!natsUrl) {
+      if (await tcpAnswers('127.0.0.1', 4222)) {
+        natsUrl = DEFAULT_NATS_URL;
+        log('NATS: using the one on 127.0.0.1:4222');
+      } else {
+        const bin = findExecutable('nats-server', opts.pathEnv ?? '');
+        if (!bin) {
+          throw new DevServicesError(
+            'No NATS server answers on 127.0.0.1:4222 and no nats-server binary was found.\n' +
+              '  Install one:   sudo apt-get install nats-server   (Debian/Ubuntu)\n' +
+              '                 brew install nats-server            (macOS)\n' +
+              '  or run the stack with containers:  docker compose -f deploy/compose.yaml up -d nats\n' +
+              '  or point NATS_URL at a running server.',
+          );
+        }
+        const nats = await startNatsServer(bin, join(dataDir, 'nats'));
+        closers.push(nats.close);
+        started.push('nats-server');
+        natsUrl = nats.url;
+        log(`NATS: none on 127.0.0.1:4222, started ${bin} with JetStream at ${nats.url}`);
+      }
+    }
+    return { databaseUrl, natsUrl, databasePoolMax, started, close };
+  } catch (err) {
+    await close();
+    throw err;
   }
 }
 
 /** Creates `database` on the server of `url` if it does not exist; returns its URL. */
 async function ensureDatabase(url: string, database: string): Promise<string> {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(database)) throw new DevServicesError(`database name ${JSON.stringify(database)} is not a plain identifier`);
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
@@ -68,142 +117,99 @@ async function ensureDatabase(url: string, database: string): Promise<string> {
   return u.toString();
 }
 
-function whichOnPath(bin: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter).concat(['/usr/sbin', '/usr/local/sbin'])) {
-    const p = join(dir, bin);
-    if (dir && existsSync(p)) return p;
-  }
-  return undefined;
+/** Whether something accepts TCP connections at host:port within `timeoutMs`. */
+export function tcpAnswers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host, port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
 }
 
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
+/** A free TCP port on 127.0.0.1 (for a child process that needs a port number up front). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
     });
   });
 }
 
-async function until(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new ServiceUnavailableError(`${what} did not start within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
+export function findExecutable(name: string, pathEnv: string): string | undefined {
+  for (const dir of [...pathEnv.split(delimiter).filter(Boolean), ...EXTRA_BIN_DIRS]) {
+    const p = join(dir, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
   }
-}
-
-export interface EmbeddedPostgres {
-  url: string;
-  close(): Promise<void>;
+  return undefined;
 }
 
 /**
- * Serves a fresh PGlite database over the Postgres wire protocol on a free localhost port.
- * PGlite is a single Postgres session: clients must use one connection (pool max 1), or
- * their transactions would interleave.
+ * PGlite (Postgres compiled to WebAssembly) in `dir` (in memory when undefined), served over the
+ * Postgres wire protocol on a free port of 127.0.0.1. It runs one session: connections are queued, so the coordinator's pool must hold a single connection.
  */
-export async function startEmbeddedPostgres(): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres(dir: string | undefined): Promise<{ url: string; close: () => Promise<void> }> {
+  if (dir) mkdirSync(dir, { recursive: true });
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
-  const dataDir = mkdtempSync(join(tmpdir(), 'gradpool-pglite-'));
-  const db = await PGlite.create(dataDir);
-  const port = await freePort();
-  const server = new PGLiteSocketServer({ db, port, host: '127.0.0.1' });
+  const db = await PGlite.create(dir);
+  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 8 });
   await server.start();
   return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url: `postgres://postgres@${server.getServerConn()}/postgres`,
     close: async () => {
       await server.stop();
       await db.close();
-      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
 
-export interface DevServicesOptions {
-  /** DATABASE_URL, if the user set one: used as is, never replaced by an embedded server. */
-  databaseUrl?: string;
-  natsUrl?: string;
-  /** Database the demo uses on a found server (created if missing). */
-  database?: string;
-  log?: (line: string) => void;
-}
-
-export async function ensureDevServices(opts: DevServicesOptions = {}): Promise<DevServices> {
-  const log = opts.log ?? (() => undefined);
-  const closers: (() => Promise<void>)[] = [];
-  const notes: string[] = [];
-  const coordinatorEnv: Record<string, string> = {};
-  const close = async () => {
-    for (const c of closers.reverse()) await c().catch(() => undefined);
-  };
+/** Starts `nats-server -js` on a free port of 127.0.0.1; resolves once it logs that it is ready. */
+export async function startNatsServer(bin: string, storeDir: string): Promise<{ url: string; close: () => Promise<void> }> {
+  mkdirSync(storeDir, { recursive: true });
+  const port = await freePort();
+  const child: ChildProcess = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  let stderr = '';
   try {
-    // Postgres
-    let databaseUrl: string;
-    if (opts.databaseUrl) {
-      if (!(await postgresAnswers(opts.databaseUrl))) {
-        throw new ServiceUnavailableError(`DATABASE_URL ${redact(opts.databaseUrl)} does not answer`);
-      }
-      databaseUrl = opts.databaseUrl;
-      notes.push(`Postgres: ${redact(databaseUrl)} (DATABASE_URL)`);
-    } else if (await postgresAnswers('postgres://postgres@127.0.0.1:5432/postgres')) {
-      databaseUrl = await ensureDatabase('postgres://postgres@127.0.0.1:5432/postgres', opts.database ?? 'gradpool_demo');
-      notes.push(`Postgres: ${redact(databaseUrl)} (found on localhost)`);
-    } else {
-      const embedded = await startEmbeddedPostgres();
-      closers.push(embedded.close);
-      databaseUrl = embedded.url;
-      // PGlite is one Postgres session: one connection keeps transactions apart.
-      coordinatorEnv.GRADPOOL_DB_POOL_MAX = '1';
-      notes.push(`Postgres: none on 127.0.0.1:5432, so an embedded PGlite serves ${databaseUrl}`);
-    }
-    log(notes[notes.length - 1]);
-
-    // NATS
-    let natsUrl = opts.natsUrl ?? 'nats://127.0.0.1:4222';
-    const u = new URL(natsUrl.includes('://') ? natsUrl : `nats://${natsUrl}`);
-    if (await tcpAnswers(u.hostname, Number(u.port || 4222))) {
-      notes.push(`NATS: ${natsUrl}${opts.natsUrl ? ' (NATS_URL)' : ' (found on localhost)'}`);
-    } else if (opts.natsUrl) {
-      throw new ServiceUnavailableError(`NATS_URL ${natsUrl} does not answer`);
-    } else {
-      const bin = whichOnPath('nats-server');
-      if (!bin) {
-        throw new ServiceUnavailableError(
-          'NATS does not answer on 127.0.0.1:4222 and no nats-server is on PATH. Install it ' +
-            '(Debian/Ubuntu: apt-get install nats-server) or start the services with ' +
-            '`docker compose -f deploy/compose.yaml up -d nats postgres`, or set NATS_URL.',
-        );
-      }
-      const port = await freePort();
-      const storeDir = mkdtempSync(join(tmpdir(), 'gradpool-nats-'));
-      const child: ChildProcess = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], { stdio: 'ignore' });
-      closers.push(async () => {
-        child.kill('SIGTERM');
-        rmSync(storeDir, { recursive: true, force: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new DevServicesError(`nats-server was not ready within 15 s:\n${stderr}`)), 15_000);
+      child.stderr!.on('data', (d: Buffer) => {
+        stderr = (stderr + d.toString()).slice(-4000);
+        if (stderr.includes('Server is ready')) {
+          clearTimeout(timer);
+          resolve();
+        }
       });
-      natsUrl = `nats://127.0.0.1:${port}`;
-      await until(() => tcpAnswers('127.0.0.1', port), 15_000, 'nats-server');
-      notes.push(`NATS: started ${bin} with JetStream on ${natsUrl}`);
-    }
-    log(notes[notes.length - 1]);
-    return { databaseUrl, natsUrl, coordinatorEnv, notes, close };
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new DevServicesError(`nats-server exited (code ${code}):\n${stderr}`));
+      });
+    });
   } catch (err) {
-    await close();
+    child.kill('SIGKILL');
     throw err;
   }
-}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    close: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+      clearTimeout(timer);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+  };
 }
