@@ -13,7 +13,6 @@ afterAll(async () => {
 describe('topk with error feedback through the exchange', () => {
   it('over many rounds the averaged updates carry every coordinate’s accumulated mass', async () => {
     const P = 4000;
-    const K = 2;
     const rounds = 40;
     const jobId = `ef${process.pid}${Date.now().toString(36)}`;
     const members = ['a', 'b'];

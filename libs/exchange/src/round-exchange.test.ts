@@ -98,7 +98,7 @@ describe('RoundExchange across member processes', () => {
     const specs: CodecSpec[] = [{ name: 'fp16' }, { name: 'bf16' }, { name: 'int8', blockSize: 64 }, { name: 'topk', fraction: 0.05 }];
     for (const spec of specs) {
       const job = jobId();
-      const ms = await spawnMembers(members, { natsUrl: NATS_URL, jobId: job, size: SIZE, epoch: 1, codec: spec, deadlineMs: 5000, chunkBytes: CHUNK_BYTES, seed: SEED });
+      const ms = await spawnMembers(members.map((m) => `${m}-${spec.name}`), { natsUrl: NATS_URL, jobId: job, size: SIZE, epoch: 1, codec: spec, deadlineMs: 5000, chunkBytes: CHUNK_BYTES, seed: SEED });
       cleanup.push(...ms);
       ms.forEach((m, i) => m.round({ round: 0, samples: samples[i], returnMean: true }));
       const results = await Promise.all(ms.map((m) => m.result()));

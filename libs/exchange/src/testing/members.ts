@@ -55,7 +55,7 @@ export class MemberProcess {
     }
   }
 
-  async init(init: Omit<MemberInit, 'type' | 'selfId'>, timeoutMs = 20_000): Promise<void> {
+  async init(init: Omit<MemberInit, 'type' | 'selfId'>, timeoutMs = 60_000): Promise<void> {
     this.child.send({ ...init, type: 'init', selfId: this.id });
     await this.until('ready', () => this.geometry, timeoutMs);
   }
