@@ -162,6 +162,21 @@ class LabelTable {
   }
 }
 
+/**
+ * Yields to the event loop (a macrotask, so I/O callbacks and timers run) when the caller has
+ * been busy for more than `sliceMs` since the last yield. Awaiting buffered stream data only
+ * queues microtasks, which would let one import hold the loop for a whole pass.
+ */
+class Pacer {
+  private last = performance.now();
+  constructor(private readonly sliceMs = 10) {}
+  async tick(): Promise<void> {
+    if (performance.now() - this.last < this.sliceMs) return;
+    await yieldToLoop();
+    this.last = performance.now();
+  }
+}
+
 async function write(ws: WriteStream, buf: Uint8Array): Promise<void> {
   // events.once rejects on 'error' and removes its listeners either way.
   if (!ws.write(buf)) await once(ws, 'drain');
@@ -172,7 +187,7 @@ async function close(ws: WriteStream): Promise<void> {
 }
 
 /** Pass 1: parse, validate and spool one source. */
-async function spool(src: ParsedSource, path: string, dim: number, labels: LabelTable, signal?: AbortSignal): Promise<Spool> {
+async function spool(src: ParsedSource, path: string, dim: number, labels: LabelTable, pacer: Pacer, signal?: AbortSignal): Promise<Spool> {
   const ws = createWriteStream(path);
   let count = 0;
   try {
@@ -192,6 +207,7 @@ async function spool(src: ParsedSource, path: string, dim: number, labels: Label
       }
       count += n;
       await write(ws, new Uint8Array(out.buffer));
+      await pacer.tick();
     }
   } finally {
     await close(ws);
@@ -269,8 +285,9 @@ export async function importDataset(sources: ImportSources, sink: ShardSink, opt
   const dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'gp-import-'));
   try {
     // Pass 1.
-    const trainSpool = await spool(sources.train, join(dir, 'train.spool'), dim, labels, opts.signal);
-    const testSpool = sources.test ? await spool(sources.test, join(dir, 'test.spool'), dim, labels, opts.signal) : null;
+    const pacer = new Pacer();
+    const trainSpool = await spool(sources.train, join(dir, 'train.spool'), dim, labels, pacer, opts.signal);
+    const testSpool = sources.test ? await spool(sources.test, join(dir, 'test.spool'), dim, labels, pacer, opts.signal) : null;
     const { classNames, remap } = labels.finish();
 
     // Pass 2.
@@ -306,12 +323,14 @@ export async function importDataset(sources: ImportSources, sink: ShardSink, opt
         const b = buckets[split];
         await b.add(bucketRng.int(b.k), bytes.subarray(i * recBytes, (i + 1) * recBytes));
       }
+      await pacer.tick();
     }
     if (testSpool) {
       for await (const recs of readRecords(testSpool.path, recBytes)) {
         const bytes = new Uint8Array(recs.buffer, recs.byteOffset, recs.byteLength);
         const k = recs.length / (dim + 1);
         for (let i = 0; i < k; i++) await buckets.test.add(bucketRng.int(buckets.test.k), bytes.subarray(i * recBytes, (i + 1) * recBytes));
+        await pacer.tick();
       }
     }
     for (const s of SPLITS) await buckets[s].close();
@@ -337,7 +356,7 @@ export async function importDataset(sources: ImportSources, sink: ShardSink, opt
         feats = new Float32Array(perShard * dim);
         labs = new Int32Array(perShard);
         fill = 0;
-        await yieldToLoop();
+        await pacer.tick();
       };
       const b = buckets[split];
       for (let bi = 0; bi < b.k; bi++) {
@@ -353,6 +372,7 @@ export async function importDataset(sources: ImportSources, sink: ShardSink, opt
           labs[fill] = remap[labsView[off + dim]];
           fill++;
           if (fill === perShard) await emit();
+          else if ((i & 255) === 255) await pacer.tick();
         }
       }
       if (fill > 0) await emit();

@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from 'nats';
 import { npyHeader } from '../formats/npy.js';
@@ -85,6 +86,17 @@ async function synth(dir: string, mib: number): Promise<{ features: string; labe
 async function importNpy(files: { features: string; labels: string }, sink: ShardSink): Promise<ImportResult> {
   const train = await openSource('npy', await fileSources([files.features, files.labels]));
   return importDataset({ train }, sink, { normalise: 'standardise', validationFraction: 0.1, seed: 1 });
+}
+
+async function eventLoopDelay(fn: () => Promise<unknown>): Promise<{ ms: number; p50: string; p99: string; max: string }> {
+  const h = monitorEventLoopDelay({ resolution: 5 });
+  h.enable();
+  const t0 = performance.now();
+  await fn();
+  const ms = performance.now() - t0;
+  h.disable();
+  const f = (ns: number) => (ns / 1e6).toFixed(0);
+  return { ms, p50: f(h.percentile(50)), p99: f(h.percentile(99)), max: f(h.max) };
 }
 
 interface Row {
@@ -171,6 +183,25 @@ async function main(): Promise<void> {
   };
   try {
     console.log(`node ${process.version}, NATS ${args.nats}, synthetic dim ${DIM}, load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    const loop = await eventLoopDelay(() => importMnist(hashOnlySink, { seed: 1 }));
+    const idle = await eventLoopDelay(async () => {
+      // Baseline: the same process busy in ~0.2 ms steps that yield, as long as the import took.
+      const end = performance.now() + loop.ms;
+      while (performance.now() < end) {
+        let x = 0;
+        for (let i = 0; i < 2e5; i++) x += i;
+        if (x < 0) break;
+        await new Promise((r) => setImmediate(r));
+      }
+    });
+    printTable(
+      'Event-loop delay while importing MNIST on this thread (monitorEventLoopDelay, 5 ms resolution)',
+      ['run', 'p50 ms', 'p99 ms', 'max ms'],
+      [
+        ['MNIST import (pipeline only)', loop.p50, loop.p99, loop.max],
+        ['baseline: yielding busy loop', idle.p50, idle.p99, idle.max],
+      ],
+    );
     add('MNIST 60k+10k, pipeline only (hash)', 52.4, await withPeakMemory(() => importMnist(hashOnlySink, { seed: 1 })));
     const mnist = await withPeakMemory(() => importMnist(store, { seed: 1 }));
     add('MNIST 60k+10k → object store', 52.4, mnist);

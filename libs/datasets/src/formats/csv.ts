@@ -87,7 +87,9 @@ export async function parseCsv(src: ByteSource, opts: CsvOptions = {}): Promise<
   const dim = featureNames.length;
   if (dim === 0) throw new DatasetFormatError(`${what}: the header has no feature columns besides ${JSON.stringify(labelColumn)}`, `${what}, line ${lineNo}`);
   const width = header.length;
-  const perBatch = Math.max(1, Math.floor(BATCH_BYTES / (dim * 4)));
+  // At most 4096 rows per batch: text parsing is slower per value than binary formats, and the
+  // importer yields to the event loop between batches.
+  const perBatch = Math.max(1, Math.min(4096, Math.floor(BATCH_BYTES / (dim * 4))));
   const headerLine = lineNo;
 
   async function* batches(): AsyncIterable<RecordBatch> {
