@@ -88,7 +88,8 @@ export interface ReadUpdatesOptions {
 export async function* readUpdates(nc: NatsConnection, jobId: string, from: number, to: number, opts: ReadUpdatesOptions = {}): AsyncGenerator<ReplayedUpdate> {
   if (to <= from) return;
   const js = nc.jetstream();
-  const consumer = await js.consumers.get(UPDATES_STREAM, { filterSubjects: [updateSubjects.job(jobId)] });
+  // One filter subject as a string: nats-server 2.9 does not know filter_subjects (lists).
+  const consumer = await js.consumers.get(UPDATES_STREAM, { filterSubjects: updateSubjects.job(jobId) });
   const idle = opts.idleTimeoutMs ?? 30_000;
   let want = from;
   let cur: { round: number; update: Float32Array; hash: string; got: boolean[]; left: number } | null = null;

@@ -174,6 +174,7 @@ export class JobKeeper {
     for (;;) {
       const o = await obs.next(this.abort.signal).catch(() => null);
       if (!o || this.stopped) return;
+      this.log.debug({ round: o.round, epoch: o.epoch, contributors: o.contributors }, 'gather observed');
       try {
         await this.handle(o);
       } catch (err) {

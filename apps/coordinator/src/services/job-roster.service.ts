@@ -72,6 +72,7 @@ export class JobRosterService {
   private observedRound: (jobId: string) => number | undefined = () => undefined;
   /** Measured samples/s of a worker in a job, when known. */
   private speedOf: (jobId: string, workerId: string) => number | undefined = () => undefined;
+  private keeperReady: (jobId: string) => Promise<unknown> = async () => undefined;
 
   constructor(
     @Inject(DATABASE) private readonly handle: DbHandle,
@@ -89,9 +90,15 @@ export class JobRosterService {
     this.log = logger.child({ component: 'rosters' });
   }
 
-  setProbes(probes: { observedRound: (jobId: string) => number | undefined; speed: (jobId: string, workerId: string) => number | undefined }): void {
+  setProbes(probes: {
+    observedRound: (jobId: string) => number | undefined;
+    speed: (jobId: string, workerId: string) => number | undefined;
+    /** Starts the job's keeper if needed; awaited before members hear of an epoch, so it sees their first gather. */
+    keeperReady: (jobId: string) => Promise<unknown>;
+  }): void {
     this.observedRound = probes.observedRound;
     this.speedOf = probes.speed;
+    this.keeperReady = probes.keeperReady;
   }
 
   onEpoch(listener: (e: EpochInfo) => void): () => void {
@@ -213,6 +220,7 @@ export class JobRosterService {
     const info: EpochInfo = { jobId, epoch, startRound, dataEpoch, members, samplesPerRound: shares, pieces: dealt };
     this.log.info({ jobId, epoch, startRound, dataEpoch, members: members.length, added: added.length, removed: removed.length, reason: c.reason }, 'new roster');
     this.changes.emit('epoch', info);
+    await this.keeperReady(jobId).catch((err) => this.log.error({ err, jobId }, 'keeper not ready'));
 
     for (const id of removed) this.registry.send(id, { unassignment: { jobId, reason: `removed from the roster: ${c.reason}` } });
     const fresh = new Set([...added, ...(c.resync ?? [])]);

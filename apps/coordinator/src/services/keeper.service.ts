@@ -61,6 +61,10 @@ export class KeeperService {
     roster.setProbes({
       observedRound: (jobId) => this.keepers.get(jobId)?.observed,
       speed: (jobId, workerId) => this.keepers.get(jobId)?.speeds.get(workerId),
+      keeperReady: async (jobId) => {
+        const job = await this.jobs.findById(jobId);
+        if (job?.status === 'running') await this.ensure(job);
+      },
     });
     this.unsubscribe.push(
       roster.onEpoch((e) => this.keepers.get(e.jobId)?.onEpoch(e)),

@@ -1,0 +1,191 @@
+/**
+ * Rounds end to end on the control plane: fake workers (real grpc-js sessions, real RoundExchange
+ * on the real nats-server, the real optimizer) run a job the coordinator scheduled; the keeper
+ * commits each round exactly once and in order with the members' parameter hash, writes
+ * checkpoints, credit and shard progress, publishes replayable updates, survives a restart of
+ * itself (checkpoint + replay), and completes the job.
+ */
+import { RoundExchange, readUpdates, type AllReduceResult } from '@gradpool/exchange';
+import { advance, nextSlices, type Piece } from '@gradpool/datasets';
+import { parseAssignedJob, type CoordinatorMessage__Output, type RoundReport } from '@gradpool/protocol';
+import { createOptimizer, decodeCheckpoint, paramHash } from '@gradpool/training';
+import { TEST_NATS_URL } from '@gradpool/testing';
+import { connect, type NatsConnection } from 'nats';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KeeperService } from '../../apps/coordinator/src/services/keeper.service.js';
+import { waitFor } from './foundation-helpers.js';
+import { fakeWorker, groupWithToken, insertDataset, jobsEnv, mlpSpec, startJobsCoordinator, type FakeWorker, type JobsCoordinator, type JobsEnv } from './jobs-helpers.js';
+
+let env: JobsEnv;
+let c: JobsCoordinator;
+let nc: NatsConnection;
+let datasetId: string;
+let token: string;
+
+beforeAll(async () => {
+  env = await jobsEnv();
+  c = await startJobsCoordinator(env, {}, { keeper: { reportGraceMs: 3000 } });
+  nc = await connect({ servers: TEST_NATS_URL });
+  datasetId = await insertDataset(env.sql);
+  ({ token } = await groupWithToken(c, 'rounds'));
+});
+afterAll(async () => {
+  await nc?.close();
+  await c?.close();
+  await env?.drop();
+});
+
+const dbg = (m: string) => process.env.DBG && process.stderr.write(`${m}\n`);
+
+/** Seeded pseudo-gradient of one member in one round. */
+function gradient(size: number, seed: number): Float32Array {
+  const g = new Float32Array(size);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    g[i] = (s / 2 ** 32 - 0.5) * 0.1;
+  }
+  return g;
+}
+
+interface MemberRun {
+  hashes: Map<number, string>;
+  done: Promise<void>;
+}
+
+/**
+ * A fake member: loads the checkpoint, runs rounds [roster.startRound, until) with the real
+ * exchange and optimizer, reports each. `gate(r)` is awaited before round r.
+ */
+function runMember(w: FakeWorker, a: CoordinatorMessage__Output, rosterMsg: CoordinatorMessage__Output, until: number, gate: (r: number) => Promise<void> = async () => undefined): MemberRun {
+  const hashes = new Map<number, string>();
+  const done = (async () => {
+    const assignment = a.assignment!;
+    const roster = rosterMsg.roster!;
+    const job = parseAssignedJob(assignment.specJson);
+    const os = await nc.jetstream().views.os(assignment.checkpointBucket);
+    const cp = decodeCheckpoint((await os.getBlob(assignment.checkpointKey))!);
+    const params = cp.params;
+    const opt = createOptimizer(job.spec.optimizer as never, job.paramCount);
+    opt.load(cp.optimizerState);
+    const members = roster.members.map((m) => m.workerId);
+    const me = roster.members.find((m) => m.workerId === w.id)!;
+    const pieces: Piece[] = roster.pieces.map((p) => ({ shard: p.shardIndex, start: p.start, end: p.end }));
+    let progress = new Map(pieces.map((p) => [p.shard, p.start]));
+    const ex = new RoundExchange({ nc, jobId: job.jobId, size: job.paramCount, roster: { epoch: roster.epoch, members, selfId: w.id }, codec: { name: 'fp32' }, deadlineMs: 5000 });
+    try {
+      for (let r = Number(roster.startRound); r < until; r++) {
+        await gate(r);
+        const slices = nextSlices(pieces, progress, me.samplesPerRound);
+        const n = slices.reduce((s, p) => s + p.end - p.start, 0);
+        if (process.env.DBG) process.stderr.write(`member ${me.index} round ${r} n=${n}\n`);
+        const res: AllReduceResult = await ex.allReduce(r, gradient(job.paramCount, r * 7919 + me.index + 1), n);
+        opt.step(params, res.mean, r);
+        if (res.contributors.includes(w.id)) progress = advance(progress, slices);
+        const hash = paramHash(params);
+        hashes.set(r, hash);
+        const report: RoundReport = {
+          jobId: job.jobId,
+          epoch: roster.epoch,
+          round: r,
+          loss: 1 / (r + 1),
+          samples: n,
+          contributors: res.contributors,
+          paramHash: hash,
+          computeMs: 5,
+          exchangeMs: Math.round(res.timings.totalMs),
+          waitMs: 0,
+          bytesSent: res.bytesSent,
+          bytesReceived: res.bytesReceived,
+          processed: slices.map((s) => ({ shardIndex: s.shard, start: s.start, end: s.end })),
+          exchangeEpoch: roster.epoch,
+        };
+        w.session.call.write({ roundReport: report });
+      }
+    } finally {
+      await ex.close();
+    }
+  })();
+  done.catch((err) => process.stderr.write(`member ${w.id} failed: ${(err as Error).stack}\n`));
+  return { hashes, done };
+}
+
+describe('a job with two fake members', () => {
+  it('commits every round once, in order, with the members hash; checkpoints, credit, progress, replay, keeper restart, completion', async () => {
+    const w1 = await fakeWorker(c, token, 'm1');
+    const w2 = await fakeWorker(c, token, 'm2');
+    const sub = await c.api('POST', '/v1/jobs', mlpSpec(datasetId, { name: 'rounds', minWorkers: 2, maxWorkers: 2, rounds: 6, checkpointEvery: 2 }));
+    expect(sub.status, JSON.stringify(sub.body)).toBe(201);
+    const jobId = sub.body.id as string;
+    const [a1, r1, a2, r2] = [await w1.session.next('assignment'), await w1.session.next('roster'), await w2.session.next('assignment'), await w2.session.next('roster')];
+    expect(a1.assignment).toMatchObject({ jobId, checkpointKey: 'round-0', checkpointRound: '0' });
+    expect(r1.roster!.epoch).toBe(r2.roster!.epoch);
+    expect(r1.roster!.members.map((m) => m.samplesPerRound).reduce((a, b) => a + b)).toBe(20);
+    // Dealt pieces are disjoint and cover the train split.
+    const all = [...r1.roster!.pieces, ...r2.roster!.pieces].map((p) => p.shardIndex).sort();
+    expect(all).toEqual([0, 1, 2, 3]);
+
+    // Round 3 waits until the test has checked the replay of rounds 0..2 and restarted the keeper.
+    let open!: () => void;
+    const opened = new Promise<void>((r) => (open = r));
+    const gate = (r: number) => (r === 3 ? opened : Promise.resolve());
+    const m1 = runMember(w1, a1, r1, 6, gate);
+    const m2 = runMember(w2, a2, r2, 6, gate);
+
+    await waitFor(async () => (await env.sql.query('select round from jobs where id = $1', [jobId])).rows[0].round === '2', 'round 2 committed');
+    const committed2 = (await env.sql.query('select param_hash from rounds where job_id = $1 and round = 2', [jobId])).rows[0].param_hash;
+    // A late joiner's view: checkpoint 2 + nothing, or checkpoint 0 + replay of 0..2.
+    dbg('committed 2');
+    const os = await nc.jetstream().views.os(a1.assignment!.checkpointBucket);
+    const cp0 = decodeCheckpoint((await os.getBlob('round-0'))!);
+    const spec = parseAssignedJob(a1.assignment!.specJson).spec;
+    const opt = createOptimizer(spec.optimizer as never, cp0.params.length);
+    for await (const u of readUpdates(nc, jobId, 0, 3, { idleTimeoutMs: 5000 })) {
+      opt.step(cp0.params, u.update, u.round);
+      expect(paramHash(cp0.params)).toBe(u.paramHash);
+    }
+    expect(paramHash(cp0.params)).toBe(committed2);
+    dbg('replayed');
+
+    // The keeper restarts without a final checkpoint: it restores from checkpoint 2 and goes on.
+    const keepers = c.handle.app.get(KeeperService);
+    await keepers.stop(jobId, false);
+    const row = (await env.sql.query('select * from jobs where id = $1', [jobId])).rows[0];
+    expect(row.status).toBe('running');
+    await waitFor(() => keepers.get(jobId), 'keeper restarted by the scheduler');
+    dbg('keeper restarted');
+    open();
+    await Promise.all([m1.done, m2.done]);
+    dbg('members done');
+
+    await waitFor(async () => (await env.sql.query('select status from jobs where id = $1', [jobId])).rows[0].status === 'completed', 'job completed');
+    const rounds = (await env.sql.query('select round, param_hash, samples, contributors from rounds where job_id = $1 order by round', [jobId])).rows;
+    expect(rounds.map((r) => Number(r.round))).toEqual([0, 1, 2, 3, 4, 5]);
+    for (const r of rounds) {
+      expect(r.param_hash).toBe(m1.hashes.get(Number(r.round)));
+      expect(r.param_hash).toBe(m2.hashes.get(Number(r.round)));
+      expect(r.samples).toBe(20);
+      expect([...r.contributors].sort()).toEqual([w1.id, w2.id].sort());
+    }
+    const job = (await c.api('GET', `/v1/jobs/${jobId}`)).body;
+    expect(job).toMatchObject({ status: 'completed', round: 5, samplesProcessed: 120 });
+    expect(job.lastMetrics.loss.round).toBe(5);
+    expect(job.credits.map((x: { samples: number }) => x.samples)).toEqual([60, 60]);
+    const cps = (await c.api('GET', `/v1/jobs/${jobId}/checkpoints`)).body.map((x: { round: number }) => x.round);
+    expect(cps).toEqual(expect.arrayContaining([6, 4, 2, 0]));
+    const progress = (await env.sql.query('select sum(processed_samples)::int as n from shard_progress where job_id = $1', [jobId])).rows[0].n;
+    expect(progress).toBe(120);
+    const metrics = (await c.api('GET', `/v1/jobs/${jobId}/metrics`)).body;
+    expect(metrics.map((m: { round: number }) => m.round)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(metrics[0]).toMatchObject({ loss: 1, samples: 20, contributors: 2 });
+    // Members are released.
+    await w1.session.next('unassignment');
+    await w2.session.next('unassignment');
+    const assigned = (await env.sql.query('select count(*)::int as n from workers where current_job_id = $1', [jobId])).rows[0].n;
+    expect(assigned).toBe(0);
+    const model = await c.api('GET', `/v1/jobs/${jobId}/model`);
+    expect(model.body.round).toBe(6);
+    w1.close();
+    w2.close();
+  });
+});
