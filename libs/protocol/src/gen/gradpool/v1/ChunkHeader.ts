@@ -12,7 +12,7 @@ import type { Long } from '@grpc/proto-loader';
  * layout, little-endian, so that a receiver validates it without allocating and the tensor
  * payload starts at an 8-byte-aligned offset (a Float32Array/Uint16Array view over it needs
  * no copy and no per-element decoding step). protobuf's varints would make the payload's
- * offset data-dependent and cost a parse per chunk for a header that is ~80 bytes next to a
+ * offset data-dependent and cost a parse per chunk for a header that is ~100 bytes next to a
  * payload of up to 512 KiB. This message is the schema of record for that layout: field
  * numbers are not used on the wire, the byte offsets in the comments are.
  * 
@@ -36,9 +36,11 @@ import type { Long } from '@grpc/proto-loader';
  * 62     2  job_id_bytes     u16
  * 64     2  sender_id_bytes  u16
  * 66     2  contributor_count u16 gather only, else 0
- * 68     4  reserved         0
- * 72     …  job_id (UTF-8), sender_id (UTF-8), then per contributor: u16 roster index
- * (ascending), zero padding to header_bytes, then the payload.
+ * 68     4  shard_start      u32 first element of the shard in the flat vector
+ * 72     4  shard_count      u32 shards in the epoch's layout
+ * 76     4  total_size       u32 P, elements in the flat vector
+ * 80     …  job_id (UTF-8), sender_id (UTF-8), then per contributor 12 bytes: u32 roster
+ * index (ascending), f64 its samples; zero padding to header_bytes, then the payload.
  */
 export interface ChunkHeader {
   'kind'?: (_gradpool_v1_ChunkKind);
@@ -61,6 +63,13 @@ export interface ChunkHeader {
    * Gather only: roster indices of the members whose gradient is in this mean, ascending.
    */
   'contributors'?: (number)[];
+  'shardStart'?: (number);
+  'shardCount'?: (number);
+  'totalSize'?: (number);
+  /**
+   * Gather only: each contributor's samples, same order as `contributors`.
+   */
+  'contributorSamples'?: (number | string)[];
 }
 
 /**
@@ -71,7 +80,7 @@ export interface ChunkHeader {
  * layout, little-endian, so that a receiver validates it without allocating and the tensor
  * payload starts at an 8-byte-aligned offset (a Float32Array/Uint16Array view over it needs
  * no copy and no per-element decoding step). protobuf's varints would make the payload's
- * offset data-dependent and cost a parse per chunk for a header that is ~80 bytes next to a
+ * offset data-dependent and cost a parse per chunk for a header that is ~100 bytes next to a
  * payload of up to 512 KiB. This message is the schema of record for that layout: field
  * numbers are not used on the wire, the byte offsets in the comments are.
  * 
@@ -95,9 +104,11 @@ export interface ChunkHeader {
  * 62     2  job_id_bytes     u16
  * 64     2  sender_id_bytes  u16
  * 66     2  contributor_count u16 gather only, else 0
- * 68     4  reserved         0
- * 72     …  job_id (UTF-8), sender_id (UTF-8), then per contributor: u16 roster index
- * (ascending), zero padding to header_bytes, then the payload.
+ * 68     4  shard_start      u32 first element of the shard in the flat vector
+ * 72     4  shard_count      u32 shards in the epoch's layout
+ * 76     4  total_size       u32 P, elements in the flat vector
+ * 80     …  job_id (UTF-8), sender_id (UTF-8), then per contributor 12 bytes: u32 roster
+ * index (ascending), f64 its samples; zero padding to header_bytes, then the payload.
  */
 export interface ChunkHeader__Output {
   'kind': (_gradpool_v1_ChunkKind__Output);
@@ -120,4 +131,11 @@ export interface ChunkHeader__Output {
    * Gather only: roster indices of the members whose gradient is in this mean, ascending.
    */
   'contributors': (number)[];
+  'shardStart': (number);
+  'shardCount': (number);
+  'totalSize': (number);
+  /**
+   * Gather only: each contributor's samples, same order as `contributors`.
+   */
+  'contributorSamples': (number)[];
 }
