@@ -9,7 +9,16 @@ import { headers, type JetStreamClient, type JetStreamManager, type NatsConnecti
 
 /** JetStream direct get; present on nats.js' JetStreamManager at runtime but not in its public type. */
 interface DirectGet {
-  getMessage(stream: string, query: { next_by_subj: string; seq: number }): Promise<StoredMsg>;
+  getMessage(stream: string, query: { next_by_subj: string; seq: number } | { last_by_subj: string }): Promise<StoredMsg>;
+}
+
+/** The object-store metadata this store reads (a subset of nats.js' ObjectInfo). */
+interface ObjectMeta {
+  name: string;
+  nuid: string;
+  size: number;
+  chunks: number;
+  deleted?: boolean;
 }
 import { ShardIntegrityError, ShardNotFoundError } from './errors.js';
 import { ShardSink } from './import.js';
@@ -25,11 +34,29 @@ function base64UrlPadded(b: Uint8Array): string {
   return s + '='.repeat((4 - (s.length % 4)) % 4);
 }
 
+/**
+ * The NATS permissions a worker needs to read shards of `bucket` (and nothing else of it):
+ * stream info (to bind), direct gets of metadata and chunks, and replies on its inbox.
+ * The coordinator adds these to the credentials it hands out at registration.
+ */
+export function shardReaderPermissions(bucket: string = buckets.shards): { publish: string[]; subscribe: string[] } {
+  const stream = `OBJ_${bucket}`;
+  return {
+    publish: [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.DIRECT.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}.>`],
+    subscribe: ['_INBOX.>'],
+  };
+}
+
 export interface ShardStoreOptions {
   /** Bucket name (default `buckets.shards`); tests use a unique one. */
   bucket?: string;
   /** JetStream replicas when the bucket is created (default 1). */
   replicas?: number;
+  /**
+   * Workers: bind without creating or managing anything, so that the credentials of
+   * `shardReaderPermissions` suffice; `put` and `delete` then throw.
+   */
+  readOnly?: boolean;
 }
 
 /** Counters a caller may report as metrics. */
@@ -44,7 +71,8 @@ export class ShardStore implements ShardSink {
   readonly stats: ShardStoreStats = { puts: 0, putsSkipped: 0, gets: 0, refetches: 0 };
 
   private constructor(
-    private readonly os: ObjectStore,
+    /** null when opened read-only. */
+    private readonly os: ObjectStore | null,
     readonly bucket: string,
     private readonly direct: DirectGet,
     private readonly js: JetStreamClient,
@@ -59,7 +87,7 @@ export class ShardStore implements ShardSink {
   static async open(nc: NatsConnection | JetStreamClient, opts: ShardStoreOptions = {}): Promise<ShardStore> {
     const js = 'jetstream' in nc ? nc.jetstream() : nc;
     const bucket = opts.bucket ?? buckets.shards;
-    const os = await js.views.os(bucket, { replicas: opts.replicas ?? 1 });
+    const os = opts.readOnly ? null : await js.views.os(bucket, { replicas: opts.replicas ?? 1 });
     // checkAPI: false skips the account-info request a read-only worker may not be allowed.
     const jsm = (await js.jetstreamManager(false)) as JetStreamManager & { direct?: DirectGet };
     if (!jsm.direct) throw new Error('this nats.js has no JetStream direct get API');
@@ -70,9 +98,10 @@ export class ShardStore implements ShardSink {
 
   /** Stores `bytes` under their sha256 unless an object with that key exists (idempotent). */
   async put(bytes: Uint8Array): Promise<{ sha256: string; stored: boolean }> {
+    this.writable();
     const sha256 = sha256Hex(bytes);
-    const info = await this.os.info(sha256);
-    if (info && !info.deleted && info.size === bytes.byteLength) {
+    const info = await this.info(sha256);
+    if (info && info.size === bytes.byteLength) {
       this.stats.putsSkipped++;
       return { sha256, stored: false };
     }
@@ -83,8 +112,26 @@ export class ShardStore implements ShardSink {
 
   /** Whether a shard is stored. */
   async has(sha256: string): Promise<boolean> {
-    const info = await this.os.info(sha256);
-    return info !== null && !info.deleted;
+    return (await this.info(sha256)) !== null;
+  }
+
+  private writable(): ObjectStore {
+    if (!this.os) throw new Error(`shard store ${this.bucket} was opened read-only`);
+    return this.os;
+  }
+
+  /** The object's metadata (a direct get of its last metadata message), null if absent or deleted. */
+  private async info(key: string): Promise<ObjectMeta | null> {
+    let m: StoredMsg;
+    try {
+      m = await this.direct.getMessage(`OBJ_${this.bucket}`, { last_by_subj: `$O.${this.bucket}.M.${base64UrlPadded(Buffer.from(key))}` });
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      if (e.code === '404' || /no message found|message not found/i.test(e.message ?? '')) return null;
+      throw err;
+    }
+    const meta = JSON.parse(new TextDecoder().decode(m.data)) as ObjectMeta;
+    return meta.deleted ? null : meta;
   }
 
   /**
@@ -155,8 +202,8 @@ export class ShardStore implements ShardSink {
    * MB/s (docs/bench/datasets.md); the caller verifies with the native sha256 instead.
    */
   private async fetch(key: string): Promise<Uint8Array | null> {
-    const info = await this.os.info(key);
-    if (!info || info.deleted) return null;
+    const info = await this.info(key);
+    if (!info) return null;
     const out = new Uint8Array(info.size);
     const stream = `OBJ_${this.bucket}`;
     const subject = `$O.${this.bucket}.C.${info.nuid}`;
@@ -175,16 +222,17 @@ export class ShardStore implements ShardSink {
 
   /** Removes a shard (the coordinator does so only when no dataset references it). */
   async delete(sha256: string): Promise<void> {
-    if (await this.has(sha256)) await this.os.delete(sha256);
+    const os = this.writable();
+    if (await this.has(sha256)) await os.delete(sha256);
   }
 
   /** Deletes the whole bucket (tests and benchmarks). */
   async destroy(): Promise<void> {
-    await this.os.destroy();
+    await this.writable().destroy();
   }
 
   /** For tests: stores arbitrary bytes under a key, bypassing content addressing. */
   async putUnchecked(key: string, bytes: Uint8Array): Promise<void> {
-    await this.os.putBlob({ name: key }, bytes);
+    await this.writable().putBlob({ name: key }, bytes);
   }
 }
