@@ -1,1 +1,13 @@
 export * from './backend.js';
+export * from './build.js';
+export * from './checkpoint.js';
+export * from './fast-gradients.js';
+export * from './layout.js';
+export * from './loss.js';
+export * from './model.js';
+export * from './optimizer.js';
+export * from './prng.js';
+export * from './schedule.js';
+export * from './spec.js';
+export * from './wasm-kernels.js';
+export { TRANSFORMER_LM_FORMAT } from './transformer-lm.model.js';

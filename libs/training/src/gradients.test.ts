@@ -1,0 +1,67 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from './backend.js';
+import { buildModel } from './build.js';
+import { gradCheck, randomBatch } from './testing/helpers.js';
+
+beforeAll(async () => {
+  await selectBackend('wasm');
+});
+
+const cases: [string, unknown, () => ReturnType<typeof randomBatch>, number?][] = [
+  ['mlp (tanh)', { kind: 'mlp', inputShape: [6], hidden: [5, 4], activation: 'tanh', numClasses: 3 }, () => randomBatch(4, 6, 3, 1)],
+  ['mlp (mse)', { kind: 'mlp', inputShape: [2, 3], hidden: [5], activation: 'sigmoid', numClasses: 2, loss: 'mse' }, () => ({ ...randomBatch(4, 6, 3, 2), y: Float32Array.from([0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, -0.8]) })],
+  [
+    'cnn (max pool)',
+    { kind: 'cnn', inputShape: [6, 6, 2], convs: [{ filters: 3, kernelSize: 3, pool: 'max' }, { filters: 2, kernelSize: 2, pool: 'none' }], dense: [4], activation: 'tanh', numClasses: 3 },
+    () => randomBatch(3, 72, 3, 3),
+    // Small steps: a larger one moves some pooling windows' maximum.
+    2e-3,
+  ],
+  ['cnn (avg pool)', { kind: 'cnn', inputShape: [4, 4, 1], convs: [{ filters: 2, kernelSize: 3, pool: 'avg' }], activation: 'tanh', numClasses: 2 }, () => randomBatch(3, 16, 2, 4)],
+  ['transformer-lm', { kind: 'transformer-lm', vocabSize: 7, contextLength: 5, dModel: 8, heads: 2, layers: 2, mlpRatio: 2 }, () => randomBatch(2, 5, 7, 5, true)],
+];
+
+describe('gradients match central finite differences', () => {
+  it.each(cases)('%s', async (_name, spec, batch, eps) => {
+    const model = await buildModel(spec);
+    const params = model.init(11);
+    // Larger weights than the init so that every path carries signal.
+    for (let i = 0; i < params.length; i++) params[i] += ((i * 7919) % 13) / 26 - 0.25;
+    const { rel, pairs } = gradCheck(model, params, batch(), 40, eps);
+    expect(rel, JSON.stringify(pairs.slice(0, 12))).toBeLessThan(2e-2);
+  });
+
+  it('keras topology', async () => {
+    const m = tf.sequential({
+      layers: [
+        tf.layers.conv2d({ inputShape: [5, 5, 1], filters: 2, kernelSize: 3, activation: 'tanh' }),
+        tf.layers.flatten(),
+        tf.layers.dense({ units: 3, activation: 'softmax' }),
+      ],
+    });
+    const topology = m.toJSON(undefined, false) as Record<string, unknown>;
+    m.dispose();
+    const model = await buildModel({ kind: 'keras', topology });
+    const params = model.init(3);
+    const { rel, pairs } = gradCheck(model, params, randomBatch(3, 25, 3, 6), 20);
+    expect(rel, JSON.stringify(pairs.slice(0, 12))).toBeLessThan(2e-2);
+    model.dispose();
+  });
+});
+
+describe('memory', () => {
+  it('step, evaluate and predict leave no tensors behind', async () => {
+    const model = await buildModel({ kind: 'cnn', inputShape: [8, 8, 1], convs: [{ filters: 2 }], dense: [4], dropout: 0.2, numClasses: 3 });
+    const params = model.init(1);
+    const batch = randomBatch(4, 64, 3, 1);
+    model.step(params, batch);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) {
+      model.step(params, batch, { seed: i });
+      model.evaluate(params, batch);
+      model.predict(params, batch.x, batch.n);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

@@ -1,0 +1,126 @@
+/**
+ * A small decoder-only (GPT-style, pre-layer-norm) character-level language model: token and
+ * learned position embeddings, `layers` blocks of causal multi-head self-attention and a GELU
+ * MLP (width mlpRatio·dModel), final layer norm, linear head. Sequences have exactly
+ * contextLength tokens; the loss is the mean next-token cross-entropy over every position.
+ *
+ * Layout (d = dModel, V = vocabSize, T = contextLength, f = mlpRatio·d):
+ *   tok_emb [V, d], pos_emb [T, d], then per block l:
+ *   h{l}/ln1/gamma [d], h{l}/ln1/beta [d], h{l}/attn/qkv/kernel [d, 3d] (columns q | k | v,
+ *   heads contiguous within each), h{l}/attn/qkv/bias [3d], h{l}/attn/proj/kernel [d, d],
+ *   h{l}/attn/proj/bias [d], h{l}/ln2/gamma [d], h{l}/ln2/beta [d], h{l}/mlp/fc/kernel [d, f],
+ *   h{l}/mlp/fc/bias [f], h{l}/mlp/proj/kernel [f, d], h{l}/mlp/proj/bias [d];
+ *   then ln_f/gamma [d], ln_f/beta [d], head/kernel [d, V], head/bias [V].
+ * Init: matrices and embeddings uniform with std 0.02 (residual projections 0.02/√(2·layers)),
+ * biases 0, gains 1.
+ *
+ * On the CPU backends the token embedding is a one-hot matmul (Gather's gradient,
+ * UnsortedSegmentSum, has no wasm kernel) and every matmul takes plain operands: keys are
+ * transposed explicitly.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { dense, GraphModel } from './graph.model.js';
+import { LayoutBuilder, type ParamInit } from './layout.js';
+import type { TransformerLmSpec } from './spec.js';
+
+const std = (s: number): ParamInit => ({ kind: 'uniform', limit: s * Math.sqrt(3) });
+
+function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  const mean = tf.mean(x, -1, true);
+  const xc = tf.sub(x, mean);
+  const v = tf.mean(tf.square(xc), -1, true);
+  return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(v, 1e-5))), g), b) as tf.Tensor2D;
+}
+
+/** GELU, tanh approximation. */
+function gelu(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+}
+
+export function buildTransformerLm(spec: TransformerLmSpec): GraphModel {
+  const { vocabSize: V, contextLength: T, dModel: d, heads: H, layers: L } = spec;
+  const f = spec.mlpRatio * d;
+  const dh = d / H;
+  const lb = new LayoutBuilder();
+  lb.add('tok_emb', [V, d], std(0.02));
+  lb.add('pos_emb', [T, d], std(0.02));
+  const resid = std(0.02 / Math.sqrt(2 * L));
+  for (let l = 0; l < L; l++) {
+    lb.add(`h${l}/ln1/gamma`, [d], { kind: 'ones' });
+    lb.add(`h${l}/ln1/beta`, [d], { kind: 'zeros' });
+    lb.add(`h${l}/attn/qkv/kernel`, [d, 3 * d], std(0.02));
+    lb.add(`h${l}/attn/qkv/bias`, [3 * d], { kind: 'zeros' });
+    lb.add(`h${l}/attn/proj/kernel`, [d, d], resid);
+    lb.add(`h${l}/attn/proj/bias`, [d], { kind: 'zeros' });
+    lb.add(`h${l}/ln2/gamma`, [d], { kind: 'ones' });
+    lb.add(`h${l}/ln2/beta`, [d], { kind: 'zeros' });
+    lb.add(`h${l}/mlp/fc/kernel`, [d, f], std(0.02));
+    lb.add(`h${l}/mlp/fc/bias`, [f], { kind: 'zeros' });
+    lb.add(`h${l}/mlp/proj/kernel`, [f, d], resid);
+    lb.add(`h${l}/mlp/proj/bias`, [d], { kind: 'zeros' });
+  }
+  lb.add('ln_f/gamma', [d], { kind: 'ones' });
+  lb.add('ln_f/beta', [d], { kind: 'zeros' });
+  lb.add('head/kernel', [d, V], std(0.02));
+  lb.add('head/bias', [V], { kind: 'zeros' });
+
+  // Per token: embedding one-hot matmul, per block qkv + proj + 2 MLP matmuls + attention
+  // (scores and weighted values over T positions), head.
+  const perToken = 2 * V * d + L * (2 * d * 3 * d + 2 * d * d + 4 * d * f + 4 * T * d) + 2 * d * V;
+  // Additive causal mask: 0 on and below the diagonal, -1e9 above.
+  const maskData = new Float32Array(T * T);
+  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) maskData[i * T + j] = -1e9;
+
+  return new GraphModel({
+    spec,
+    layout: lb.entries,
+    size: lb.size,
+    flopsPerSample: perToken * T,
+    sampleShape: [T],
+    intInput: true,
+    xPerSample: T,
+    yPerSample: T,
+    loss: 'cross-entropy',
+    forward(ps, x) {
+      const n = x.shape[0];
+      const m = n * T;
+      let i = 0;
+      const next = () => ps[i++];
+      const tokEmb = next();
+      const posEmb = next();
+      const onehot = tf.oneHot(tf.reshape(x, [m]) as tf.Tensor1D, V);
+      let h: tf.Tensor = tf.matMul(onehot, tokEmb as tf.Tensor2D);
+      h = tf.reshape(tf.add(tf.reshape(h, [n, T, d]), posEmb), [m, d]) as tf.Tensor2D;
+      const mask = tf.tensor2d(maskData, [T, T]);
+      for (let l = 0; l < L; l++) {
+        const [g1, b1, wqkv, bqkv, wo, bo, g2, b2, wfc, bfc, wpr, bpr] = Array.from({ length: 12 }, next);
+        const qkv = dense(layerNorm(h as tf.Tensor2D, g1, b1), wqkv, bqkv); // [m, 3d]
+        // [n, T, 3, H, dh] → [3, n, H, T, dh]
+        const split = tf.transpose(tf.reshape(qkv, [n, T, 3, H, dh]), [2, 0, 3, 1, 4]);
+        const [q, k, v] = tf.unstack(split).map((t) => tf.reshape(t, [n * H, T, dh]) as tf.Tensor3D);
+        const kt = tf.transpose(k, [0, 2, 1]) as tf.Tensor3D;
+        const scores = tf.add(tf.mul(tf.matMul(q, kt), 1 / Math.sqrt(dh)), mask);
+        const att = tf.matMul(tf.softmax(scores) as tf.Tensor3D, v); // [nH, T, dh]
+        const merged = tf.reshape(tf.transpose(tf.reshape(att, [n, H, T, dh]), [0, 2, 1, 3]), [m, d]);
+        h = tf.add(h, dense(merged, wo, bo)) as tf.Tensor2D;
+        const mlp = dense(gelu(dense(layerNorm(h as tf.Tensor2D, g2, b2), wfc, bfc)), wpr, bpr);
+        h = tf.add(h, mlp) as tf.Tensor2D;
+      }
+      const [gf, bf, wh, bh] = [next(), next(), next(), next()];
+      return dense(layerNorm(h as tf.Tensor2D, gf, bf), wh, bh);
+    },
+    async exportArtifacts(model, params) {
+      return {
+        format: TRANSFORMER_LM_FORMAT,
+        generatedBy: '@gradpool/training',
+        modelTopology: { class_name: 'GradpoolTransformerLm', config: { ...spec } },
+        weightSpecs: model.layout.map((e) => ({ name: e.name, shape: e.shape, dtype: 'float32' as const })),
+        weightData: params.slice().buffer,
+      };
+    },
+  });
+}
+
+/** `format` of the transformer LM's exported artifacts (read by `loadExportedModel`). */
+export const TRANSFORMER_LM_FORMAT = 'gradpool-transformer-lm';
