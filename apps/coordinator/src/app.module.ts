@@ -1,6 +1,7 @@
 import { Module, type DynamicModule, type Type } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module.js';
 import { CoreModule, type CoordinatorRuntime } from './core.module.js';
+import { DashboardModule } from './dashboard.module.js';
 import { DatasetsModule } from './datasets.module.js';
 import { GroupsModule } from './groups.module.js';
 import { HealthModule } from './health.module.js';
@@ -13,7 +14,7 @@ import { WorkersModule } from './workers.module.js';
  * (CoreModule is global), and WorkersModule's exports (SessionRegistry, WorkerService, …) by
  * importing WorkersModule.
  */
-export const FEATURE_MODULES: Type[] = [HealthModule, AuthModule, GroupsModule, WorkersModule, DatasetsModule, JobsModule];
+export const FEATURE_MODULES: Type[] = [HealthModule, AuthModule, GroupsModule, WorkersModule, DatasetsModule, JobsModule, DashboardModule];
 
 @Module({})
 export class AppModule {

