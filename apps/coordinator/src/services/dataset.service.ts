@@ -266,6 +266,18 @@ export class DatasetService {
     return { ...this.view(row, counts), splits };
   }
 
+  /**
+   * A ready dataset's shards of one split in the form `deal()` takes (`index`, `samples`), with
+   * each shard's object key and size for the worker's assignment. For the jobs module.
+   */
+  async shardsForDealing(datasetId: string, split: SplitName = 'train'): Promise<{ index: number; samples: number; sha256: string; bytes: number }[]> {
+    const row = await this.datasets.findById(datasetId);
+    if (!row) throw new NotFoundError(`no dataset ${datasetId}`);
+    if (row.status !== 'ready') throw new FailedPreconditionError(`dataset ${row.name} is ${row.status}, not ready`);
+    const rows = await this.shards.listByDataset(datasetId, split);
+    return rows.map((r) => ({ index: r.index, samples: r.sampleCount, sha256: r.sha256, bytes: r.bytes }));
+  }
+
   /** Deletes a dataset and the objects no other dataset shares; refused while a job uses it. */
   async delete(id: string): Promise<void> {
     const row = await this.datasets.findById(id);
