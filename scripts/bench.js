@@ -9,7 +9,7 @@ const BENCHES = {
   training: 'libs/training/dist/bench/training.bench.js',
   exchange: 'libs/exchange/dist/bench/exchange.bench.js',
   datasets: 'libs/datasets/dist/bench/datasets.bench.js',
-  'training-e2e': 'apps/coordinator/dist/bench/training-e2e.bench.js',
+  'training-e2e': 'apps/demo/dist/bench/training-e2e.bench.js',
 };
 
 const [name, ...args] = process.argv.slice(2);
