@@ -42,7 +42,8 @@ export class JobScheduler implements OnApplicationBootstrap, BeforeApplicationSh
     this.unsubscribe.push(
       this.registry.on('attached', () => this.kick()),
       this.registry.on('detached', (workerId, reason) => {
-        if (reason === 'superseded') return;
+        // A replaced stream is the same worker; a shutdown of this coordinator is not the worker leaving.
+        if (reason === 'superseded' || reason === 'shutdown' || this.stopped) return;
         void this.keepers
           .workerGone(workerId, reason)
           .catch((err) => this.log.warn({ err, workerId }, 'removing a departed worker failed'))

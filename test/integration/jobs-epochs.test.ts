@@ -1,0 +1,173 @@
+/**
+ * Data epochs end to end with three fake members that follow rosters as the contract says
+ * (docs/jobs-protocol.md): uneven deals empty some members first, the keeper re-deals the rest
+ * (benching those dealt nothing), starts the next data epoch, and completes the job after its
+ * epochs; every sample of each data epoch is processed exactly once, every round committed once.
+ */
+import { RoundAbortedError, RoundExchange, readUpdates } from '@gradpool/exchange';
+import { advance, nextSlices, type Piece } from '@gradpool/datasets';
+import { parseAssignedJob, type CoordinatorMessage__Output, type RosterUpdate__Output } from '@gradpool/protocol';
+import { createOptimizer, decodeCheckpoint, paramHash } from '@gradpool/training';
+import { TEST_NATS_URL } from '@gradpool/testing';
+import { connect, type NatsConnection } from 'nats';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from './foundation-helpers.js';
+import { fakeWorker, groupWithToken, insertDataset, jobsEnv, mlpSpec, startJobsCoordinator, type FakeWorker, type JobsCoordinator, type JobsEnv } from './jobs-helpers.js';
+
+let env: JobsEnv;
+let c: JobsCoordinator;
+let nc: NatsConnection;
+
+beforeAll(async () => {
+  env = await jobsEnv();
+  c = await startJobsCoordinator(env, {}, { keeper: { reportGraceMs: 3000 } });
+  nc = await connect({ servers: TEST_NATS_URL });
+});
+afterAll(async () => {
+  await nc?.close();
+  await c?.close();
+  await env?.drop();
+});
+
+function gradient(size: number, seed: number): Float32Array {
+  const g = new Float32Array(size);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    g[i] = (s / 2 ** 32 - 0.5) * 0.1;
+  }
+  return g;
+}
+
+/** Messages of one fake worker's session, as queues. */
+class Inbox {
+  rosters: RosterUpdate__Output[] = [];
+  assignment: CoordinatorMessage__Output['assignment'] | null = null;
+  unassigned = false;
+  private waiters: (() => void)[] = [];
+  constructor(w: FakeWorker) {
+    w.session.call.on('data', (m: CoordinatorMessage__Output) => {
+      if (m.roster) this.rosters.push(m.roster);
+      if (m.assignment) this.assignment = m.assignment;
+      if (m.unassignment) this.unassigned = true;
+      for (const f of this.waiters.splice(0)) f();
+    });
+  }
+  changed(): Promise<void> {
+    return new Promise((r) => this.waiters.push(r));
+  }
+  async until<T>(probe: () => T | undefined | null | false): Promise<T> {
+    for (;;) {
+      const v = probe();
+      if (v) return v;
+      await this.changed();
+    }
+  }
+}
+
+/** A member that follows rosters: benched → waits; new epoch → replays what it missed, aborts a superseded round. */
+async function member(w: FakeWorker, inbox: Inbox, hashes: Map<number, string>): Promise<void> {
+  const a = await inbox.until(() => inbox.assignment);
+  const job = parseAssignedJob(a.specJson);
+  const os = await nc.jetstream().views.os(a.checkpointBucket);
+  const cp = decodeCheckpoint((await os.getBlob(a.checkpointKey))!);
+  const params = cp.params;
+  const opt = createOptimizer(job.spec.optimizer as never, job.paramCount);
+  opt.load(cp.optimizerState);
+  let next = cp.round; // the round the state is at
+  let seen = 0;
+  let ex: RoundExchange | null = null;
+  try {
+    for (;;) {
+      const roster = await inbox.until(() => inbox.unassigned || (inbox.rosters.length > seen && inbox.rosters[inbox.rosters.length - 1]));
+      if (roster === true) return;
+      seen = inbox.rosters.length;
+      const me = roster.members.find((m) => m.workerId === w.id);
+      if (!me) continue; // benched: wait for the next roster
+      const start = Number(roster.startRound);
+      for await (const u of readUpdates(nc, job.jobId, next, start, { idleTimeoutMs: 5000 })) {
+        opt.step(params, u.update, u.round);
+        next = u.round + 1;
+      }
+      expect(next).toBe(start);
+      const rosterObj = { epoch: roster.epoch, members: roster.members.map((m) => m.workerId), selfId: w.id };
+      if (!ex) ex = new RoundExchange({ nc, jobId: job.jobId, size: job.paramCount, roster: rosterObj, codec: { name: 'fp32' }, deadlineMs: 10_000 });
+      else ex.setRoster(rosterObj);
+      const pieces: Piece[] = roster.pieces.map((p) => ({ shard: p.shardIndex, start: p.start, end: p.end }));
+      let progress = new Map(pieces.map((p) => [p.shard, p.start]));
+      for (let r = start; ; r++) {
+        const slices = nextSlices(pieces, progress, me.samplesPerRound);
+        const n = slices.reduce((s, p) => s + p.end - p.start, 0);
+        if (n === 0) break; // dry: wait for a roster
+        const ac = new AbortController();
+        const superseded = inbox.until(() => inbox.unassigned || inbox.rosters.length > seen).then(() => ac.abort());
+        void superseded;
+        let res;
+        try {
+          res = await ex.allReduce(r, gradient(job.paramCount, r * 7919 + me.index + 1), n, { signal: ac.signal });
+        } catch (err) {
+          if (err instanceof RoundAbortedError || ac.signal.aborted) break;
+          throw err;
+        } finally {
+          ac.abort();
+        }
+        opt.step(params, res.mean, r);
+        next = r + 1;
+        if (res.contributors.includes(w.id)) progress = advance(progress, slices);
+        hashes.set(r, paramHash(params));
+        w.session.call.write({
+          roundReport: {
+            jobId: job.jobId,
+            epoch: roster.epoch,
+            round: r,
+            loss: 1,
+            samples: n,
+            contributors: res.contributors,
+            paramHash: hashes.get(r)!,
+            computeMs: 5,
+            processed: slices.map((s) => ({ shardIndex: s.shard, start: s.start, end: s.end })),
+            exchangeEpoch: roster.epoch,
+          },
+        });
+        if (inbox.rosters.length > seen) break;
+      }
+    }
+  } finally {
+    await ex?.close();
+  }
+}
+
+describe('data epochs', () => {
+  it('re-deals when members run dry, benches the ones dealt nothing, runs two passes, completes', async () => {
+    const datasetId = await insertDataset(env.sql);
+    const { groupId, token } = await groupWithToken(c, 'epochs');
+    const ws = [await fakeWorker(c, token, 'e1'), await fakeWorker(c, token, 'e2'), await fakeWorker(c, token, 'e3')];
+    const inboxes = ws.map((w) => new Inbox(w));
+    const hashes = ws.map(() => new Map<number, string>());
+    const sub = await c.api('POST', '/v1/jobs', mlpSpec(datasetId, { name: 'epochs', groupId, minWorkers: 3, maxWorkers: 3, globalBatch: 30, rounds: undefined, epochs: 2, checkpointEvery: 3 }));
+    expect(sub.status, JSON.stringify(sub.body)).toBe(201);
+    const jobId = sub.body.id as string;
+    const runs = ws.map((w, i) => member(w, inboxes[i], hashes[i]));
+    await Promise.all(runs);
+    await waitFor(async () => (await env.sql.query('select status from jobs where id = $1', [jobId])).rows[0].status === 'completed', 'completed');
+
+    const rounds = (await env.sql.query('select round::int, data_epoch, samples, param_hash from rounds where job_id = $1 order by round', [jobId])).rows;
+    expect(rounds.map((r) => r.round)).toEqual(rounds.map((_, i) => i));
+    for (const de of [0, 1]) {
+      expect(rounds.filter((r) => r.data_epoch === de).reduce((a, r) => a + r.samples, 0)).toBe(200);
+      const prog = await env.sql.query('select sum(processed_samples)::int as n from shard_progress where job_id = $1 and data_epoch = $2', [jobId, de]);
+      expect(prog.rows[0].n).toBe(200);
+    }
+    for (const r of rounds) {
+      const members = hashes.filter((h) => h.has(r.round));
+      expect(members.length).toBeGreaterThan(0);
+      for (const h of members) expect(h.get(r.round)).toBe(r.param_hash);
+    }
+    const reasons = (await env.sql.query('select reason from rosters where job_id = $1 order by epoch', [jobId])).rows.map((r) => r.reason);
+    expect(reasons[0]).toBe('start');
+    expect(reasons).toContain('next-data-epoch');
+    const job = (await c.api('GET', `/v1/jobs/${jobId}`)).body;
+    expect(job).toMatchObject({ status: 'completed', samplesProcessed: 400 });
+    for (const w of ws) w.close();
+  });
+});
