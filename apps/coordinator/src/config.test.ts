@@ -16,10 +16,17 @@ describe('toConfig', () => {
       heartbeat: { intervalMs: 5000, misses: 3 },
       leaseMs: 60_000,
       logLevel: 'info',
+      datasets: {},
     });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.http)).toBe(true);
     expect(Object.isFrozen(c.natsServers)).toBe(true);
+  });
+
+  it('passes dataset settings through to DatasetsModule', () => {
+    const c = toConfig({ GRADPOOL_DATASET_MAX_FILE_BYTES: '1048576', GRADPOOL_SHARD_BYTES: '65536', GRADPOOL_TMP_DIR: '/var/tmp/gp' });
+    expect(c.datasets).toEqual({ maxFileBytes: 1_048_576, shardBytes: 65_536, tmpDir: '/var/tmp/gp' });
+    expect(() => toConfig({ GRADPOOL_SHARD_BYTES: '12' })).toThrow(/GRADPOOL_SHARD_BYTES/);
   });
 
   it('reads every variable, treats blanks as unset, and splits NATS server lists', () => {

@@ -25,6 +25,12 @@ export interface CoordinatorConfig {
   /** A worker that reconnects within this many ms of its last heartbeat keeps its identity. */
   readonly leaseMs: number;
   readonly logLevel: LogLevel;
+  /** Dataset import settings; unset fields take DatasetsModule's defaults. */
+  readonly datasets?: {
+    readonly maxFileBytes?: number;
+    readonly shardBytes?: number;
+    readonly tmpDir?: string;
+  };
 }
 
 /** The environment variables the coordinator reads (all optional). */
@@ -45,6 +51,9 @@ export const ENV_VARS = [
   'GRADPOOL_HEARTBEAT_MISSES',
   'GRADPOOL_LEASE_MS',
   'LOG_LEVEL',
+  'GRADPOOL_DATASET_MAX_FILE_BYTES',
+  'GRADPOOL_SHARD_BYTES',
+  'GRADPOOL_TMP_DIR',
 ] as const;
 export type EnvVar = (typeof ENV_VARS)[number];
 export type Env = Partial<Record<EnvVar, string | undefined>>;
@@ -112,6 +121,9 @@ const envSchema = z.object({
   GRADPOOL_HEARTBEAT_MISSES: int(1, 1000, 3),
   GRADPOOL_LEASE_MS: int(10, 2_147_483_647, 60_000),
   LOG_LEVEL: z.preprocess(blankToUndefined, z.enum(LOG_LEVELS).default('info')),
+  GRADPOOL_DATASET_MAX_FILE_BYTES: z.preprocess(blankToUndefined, z.coerce.number().int().min(1024).max(2 ** 45).optional()),
+  GRADPOOL_SHARD_BYTES: z.preprocess(blankToUndefined, z.coerce.number().int().min(4096).max(64 * 1024 * 1024).optional()),
+  GRADPOOL_TMP_DIR: z.preprocess(blankToUndefined, z.string().optional()),
 });
 
 /** A server URL without user:password@ (the coordinator's credentials are not handed to workers). */
@@ -172,5 +184,10 @@ export function toConfig(env: Env): CoordinatorConfig {
     heartbeat: { intervalMs: e.GRADPOOL_HEARTBEAT_INTERVAL_MS, misses: e.GRADPOOL_HEARTBEAT_MISSES },
     leaseMs: e.GRADPOOL_LEASE_MS,
     logLevel: e.LOG_LEVEL,
+    datasets: Object.fromEntries(
+      Object.entries({ maxFileBytes: e.GRADPOOL_DATASET_MAX_FILE_BYTES, shardBytes: e.GRADPOOL_SHARD_BYTES, tmpDir: e.GRADPOOL_TMP_DIR }).filter(
+        ([, v]) => v !== undefined,
+      ),
+    ),
   });
 }
