@@ -69,6 +69,11 @@ export async function purgeUpdatesBefore(jsm: JetStreamManager, jobId: string, s
   await jsm.streams.purge(UPDATES_STREAM, { filter: updateSubjects.job(jobId), seq });
 }
 
+/** Drops the stored update of one round (an update published but never committed). */
+export async function purgeUpdateRound(jsm: JetStreamManager, jobId: string, round: number): Promise<void> {
+  await jsm.streams.purge(UPDATES_STREAM, { filter: updateSubjects.round(jobId, round) });
+}
+
 /** Drops every stored update of a job (it finished). */
 export async function purgeUpdates(jsm: JetStreamManager, jobId: string): Promise<void> {
   await jsm.streams.purge(UPDATES_STREAM, { filter: updateSubjects.job(jobId) });

@@ -7,7 +7,7 @@
  */
 import type { DbHandle } from '@gradpool/db';
 import { decodeShard, type Piece, type ShardStore } from '@gradpool/datasets';
-import { GatherObserver, publishUpdate, purgeUpdates, purgeUpdatesBefore, readUpdates, ReplayError, type ObservedRound } from '@gradpool/exchange';
+import { GatherObserver, publishUpdate, purgeUpdateRound, purgeUpdates, purgeUpdatesBefore, readUpdates, ReplayError, type ObservedRound } from '@gradpool/exchange';
 import { UPDATES_STREAM, type JobSpec, type RoundReport__Output } from '@gradpool/protocol';
 import { buildModel, createOptimizer, decodeCheckpoint, encodeCheckpoint, paramHash, type Model, type Optimizer } from '@gradpool/training';
 import { createHash } from 'node:crypto';
@@ -42,6 +42,8 @@ export interface KeeperDeps {
   groupOf: (workerId: string) => Promise<string | undefined>;
   /** Called when the job reached its end (completed) so the service can clean up. */
   onFinished: (jobId: string) => void;
+  /** Called when this keeper gave up (a failed commit); a fresh one restores from Postgres. */
+  onBroken: (jobId: string, keeper: JobKeeper) => void;
   logger: Logger;
 }
 
@@ -83,6 +85,9 @@ export class JobKeeper {
   private finishing = false;
   private lastCheckpointSeq = 0;
   private resyncFrom = -1;
+  /** The parameters hold an update that is not committed. */
+  private dirty = false;
+  private stopping: Promise<void> | null = null;
   private readonly log: Logger;
   private readonly abort = new AbortController();
 
@@ -126,6 +131,8 @@ export class JobKeeper {
       if (this.committed >= 0) throw new ReplayError(`job ${this.job.id} has committed rounds but no checkpoint`);
     }
     this.hashes.set(this.committed, paramHash(this.params));
+    // An update published just before a crash, whose round never committed, must not be replayed.
+    await purgeUpdateRound(await deps.nc.jetstreamManager(), this.job.id, this.committed + 1).catch(() => undefined);
     for (const r of await deps.rosters.list(this.job.id)) {
       const full = await deps.rosters.get(this.job.id, r.epoch);
       if (full) this.epochs.set(r.epoch, deps.roster.epochInfo(this.job.id, full));
@@ -179,7 +186,13 @@ export class JobKeeper {
         await this.handle(o);
       } catch (err) {
         if (this.stopped) return;
-        this.log.error({ err, round: o.round }, 'commit failed');
+        // The parameters may be ahead of what is committed: start over from Postgres and the
+        // checkpoint (the scheduler starts a fresh keeper).
+        this.log.error({ err, round: o.round }, 'commit failed; the keeper restarts');
+        this.dirty = true;
+        await this.stop(false);
+        this.deps.onBroken(this.job.id, this);
+        return;
       }
       if (this.finishing) return;
     }
@@ -205,6 +218,7 @@ export class JobKeeper {
     }
     this.observed = Math.max(this.observed, o.round);
     const r = o.round;
+    this.dirty = true;
     const info = this.optimizer.step(this.params, o.mean, r);
     const hash = paramHash(this.params);
     const contributors = o.contributors.map((i) => ep.members[i]).filter((x): x is string => !!x);
@@ -268,6 +282,9 @@ export class JobKeeper {
     const groups = new Map<string, string>();
     for (const id of contributors) groups.set(id, (await this.deps.groupOf(id)) ?? '00000000-0000-0000-0000-000000000000');
 
+    // Published before the commit: a committed round is always replayable (a crash in between
+    // leaves an uncommitted update, which the next keeper purges at start).
+    await publishUpdate(this.deps.nc.jetstream(), this.job.id, r, o.mean, hash);
     const ok = await this.deps.handle.db.transaction(async (tx) => {
       if (!(await this.deps.jobs.advanceRound(this.job.id, r, o.totalSamples, tx))) return false;
       await this.deps.rounds.insert(
@@ -308,12 +325,12 @@ export class JobKeeper {
       return;
     }
     this.committed = r;
+    this.dirty = false;
     this.hashes.set(r, hash);
     for (const k of this.hashes.keys()) if (k < r - 64) this.hashes.delete(k);
     for (const k of this.reports.keys()) if (k <= r) this.reports.delete(k);
     for (const p of reps) this.checkHash(p.workerId, r, p.report.paramHash);
 
-    await publishUpdate(this.deps.nc.jetstream(), this.job.id, r, o.mean, hash).catch((err) => this.log.error({ err, round: r }, 'publishing the update failed'));
     this.deps.events.publish({
       type: 'job.round',
       jobId: this.job.id,
@@ -463,16 +480,25 @@ export class JobKeeper {
     this.deps.onFinished(this.job.id);
   }
 
-  /** Stops following; with `checkpoint`, first writes the state after the last committed round. */
-  async stop(checkpoint = true): Promise<void> {
-    if (this.stopped) return;
-    if (checkpoint && this.params && this.committed >= 0) {
-      await this.checkpoint(this.committed + 1).catch((err) => this.log.error({ err }, 'final checkpoint failed'));
-    }
+  /**
+   * Stops following. With `checkpoint`, lets the round in hand commit, then writes the state after
+   * the last committed round (never a state that holds an uncommitted update).
+   */
+  stop(checkpoint = true): Promise<void> {
+    if (this.stopping) return this.stopping;
     this.stopped = true;
     this.abort.abort();
     this.observer?.close();
-    this.model?.dispose();
+    this.stopping = (async () => {
+      if (checkpoint) {
+        await this.loop;
+        if (this.params && this.committed >= 0 && !this.dirty) {
+          await this.checkpoint(this.committed + 1).catch((err) => this.log.error({ err }, 'final checkpoint failed'));
+        }
+      }
+      this.model?.dispose();
+    })();
+    return this.stopping;
   }
 
   /** The parameters after the last committed round (tests). */

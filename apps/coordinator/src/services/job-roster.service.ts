@@ -5,7 +5,7 @@
  */
 import { Inject, Injectable } from '@nestjs/common';
 import type { DbHandle } from '@gradpool/db';
-import { deal, type Deal, type Piece } from '@gradpool/datasets';
+import { deal, nextSlices, type Deal, type Piece } from '@gradpool/datasets';
 import { parseJobSpec, type JobSpec } from '@gradpool/protocol';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger.js';
@@ -167,6 +167,17 @@ export class JobRosterService {
     let dataEpoch = job.dataEpoch + (c.nextDataEpoch ? 1 : 0);
     const shardsForDeal = train.map((s) => ({ index: s.index, samples: s.sampleCount }));
     let progress = await this.rounds.progress(jobId, dataEpoch);
+    // Rounds between the last commit and startRound run (or may run) in the old epoch on the old
+    // pieces: deal from where its members will be by then, so that no sample is dealt twice.
+    if (latest?.members.length && latest.members[0].dataEpoch === dataEpoch && startRound > job.round + 1) {
+      const predicted = new Map(progress);
+      for (let r = job.round + 1; r < startRound; r++) {
+        for (const m of latest.members) {
+          for (const sl of nextSlices(m.pieces, predicted, m.samplesPerRound)) predicted.set(sl.shard, Math.max(predicted.get(sl.shard) ?? 0, sl.end));
+        }
+      }
+      progress = predicted;
+    }
     const remaining = () => shardsForDeal.reduce((a, s) => a + s.samples - Math.min(s.samples, progress.get(s.index) ?? 0), 0);
     if (remaining() === 0) {
       dataEpoch++;

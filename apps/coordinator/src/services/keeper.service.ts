@@ -121,6 +121,9 @@ export class KeeperService {
       shardsOf: (datasetId, split) => this.shards.listByDataset(datasetId, split),
       groupOf: async (workerId) => (await this.workers.findById(workerId))?.groupId,
       onFinished: (jobId) => void this.finished(jobId),
+      onBroken: (jobId, k) => {
+        if (this.keepers.get(jobId) === k) this.keepers.delete(jobId);
+      },
       logger: this.log,
     }, this.options);
     try {
