@@ -320,6 +320,7 @@ class JobRun {
       const contributed = res.contributors.includes(workerId);
       if (contributed && this.cursor.epoch === g.dataEpoch) this.cursor.commit(g.slices, r);
       const exchangeMs = Math.round(res.timings.publishMs);
+      const paramHash = state.hash();
       this.ctx.report({
         jobId: this.a.jobId,
         epoch: roster.epoch,
@@ -327,7 +328,7 @@ class JobRun {
         loss: g.loss,
         samples: g.samples,
         contributors: res.contributors,
-        paramHash: state.hash(),
+        paramHash,
         computeMs: Math.round(g.computeMs),
         exchangeMs,
         waitMs: Math.max(0, Math.round(res.timings.totalMs) - exchangeMs),
@@ -336,7 +337,7 @@ class JobRun {
         processed: contributed ? toDealtPieces(g.slices) : [],
         exchangeEpoch: res.epoch,
       });
-      log.debug({ round: r, loss: g.loss, contributors: res.contributors.length, totalSamples: res.totalSamples }, 'round done');
+      log.debug({ round: r, loss: g.loss, contributors: res.contributors.length, totalSamples: res.totalSamples, paramHash }, 'round done');
       this.progress(WorkerState.WORKER_STATE_TRAINING, `round ${r} done, loss ${g.loss.toFixed(4)}`);
     }
   }
