@@ -154,6 +154,10 @@ describe('a job with two fake members', () => {
     expect(row.status).toBe('running');
     await waitFor(() => keepers.get(jobId), 'keeper restarted by the scheduler');
     dbg('keeper restarted');
+    // A member whose hash differs is reported and resynced (a fresh Assignment).
+    w1.session.call.write({ roundReport: { jobId, epoch: r1.roster!.epoch, round: 2, samples: 10, paramHash: 'f'.repeat(64), exchangeEpoch: r1.roster!.epoch } });
+    await waitFor(async () => (await env.sql.query(`select count(*)::int as n from events where job_id = $1 and type = 'job.hash-mismatch' and worker_id = $2`, [jobId, w1.id])).rows[0].n === 1, 'hash mismatch event');
+    expect((await w1.session.next('assignment')).assignment?.jobId).toBe(jobId);
     open();
     await Promise.all([m1.done, m2.done]);
     dbg('members done');

@@ -22,7 +22,10 @@ import type { RoundRepository } from '../repositories/round.repository.js';
 import type { ShardRow } from '../repositories/shard.repository.js';
 import type { JobCheckpointsService } from '../services/job-checkpoints.service.js';
 import type { JobEventsService } from '../services/job-events.service.js';
-import type { EpochInfo, JobRosterService } from '../services/job-roster.service.js';
+import { ADD_LOOKAHEAD, proportionalShares, type EpochInfo, type JobRosterService } from '../services/job-roster.service.js';
+
+/** Rounds of an epoch between checks of the shares against measured speeds. */
+export const REBALANCE_EVERY = 20;
 
 export interface KeeperDeps {
   handle: DbHandle;
@@ -352,8 +355,20 @@ export class JobKeeper {
         void this.deps.roster.change(this.job.id, { reason: 'next-data-epoch', nextDataEpoch: true, startRound: r + 1 }).catch((err) => this.log.error({ err }, 'roster change failed'));
       } else if (ep.members.some((id) => this.remainingOf(ep.pieces[id] ?? []) === 0)) {
         void this.deps.roster.change(this.job.id, { reason: 'redeal', startRound: r + 1 }).catch((err) => this.log.error({ err }, 'roster change failed'));
+      } else if (this.shouldRebalance(ep, r)) {
+        // Shares follow observed speed, so fast and slow members finish a round together.
+        void this.deps.roster.change(this.job.id, { reason: 'rebalance', startRound: this.observed + ADD_LOOKAHEAD }).catch((err) => this.log.error({ err }, 'roster change failed'));
       }
     }
+  }
+
+  /** Every REBALANCE_EVERY rounds of an epoch: do measured speeds call for shares ≥ 20 % off the current ones? */
+  private shouldRebalance(ep: EpochInfo, r: number): boolean {
+    if (ep.members.length < 2 || (r - ep.startRound + 1) % REBALANCE_EVERY !== 0) return false;
+    const speeds = ep.members.map((id) => this.speeds.get(id));
+    if (speeds.some((x) => x === undefined || !(x > 0))) return false;
+    const ideal = proportionalShares(speeds as number[], this.spec.globalBatch);
+    return ideal.some((x, i) => Math.abs(x - ep.samplesPerRound[i]) >= Math.max(2, 0.2 * ep.samplesPerRound[i]));
   }
 
   private remainingOf(pieces: Piece[]): number {
