@@ -455,7 +455,7 @@ export class RoundExchange {
       this.stats.late++;
       return;
     }
-    if (h.round > Math.max(ep.current, ep.finished + 1) + (this.opts.maxRoundsAhead ?? 2)) {
+    if (this.tooFarAhead(ep, h.round)) {
       this.stats.droppedAhead++;
       return;
     }
@@ -642,7 +642,7 @@ export class RoundExchange {
       this.stats.late++;
       return;
     }
-    if (h.round > Math.max(ep.current, ep.finished + 1) + (this.opts.maxRoundsAhead ?? 2)) {
+    if (this.tooFarAhead(ep, h.round)) {
       this.stats.droppedAhead++;
       return;
     }
@@ -812,6 +812,20 @@ export class RoundExchange {
     }
     if (chunkCount > 0 && g.chunkCount === 0) g.chunkCount = chunkCount;
     return g;
+  }
+
+  /** Beyond the buffering window. Before its first round of an epoch a member does not know where
+   * the epoch starts (a roster's start round), so it accepts any round then, bounded by bytes. */
+  private tooFarAhead(ep: EpochState, round: number): boolean {
+    const window = this.opts.maxRoundsAhead ?? 2;
+    if (!ep.rounds.has(round)) {
+      // At most `window` + 1 rounds not yet entered are held at once (each may hold a P-sized mean).
+      let waiting = 0;
+      for (const st of ep.rounds.values()) if (!st.entered) waiting++;
+      if (waiting > window) return true;
+    }
+    if (ep.current < 0 && ep.finished < 0) return false;
+    return round > Math.max(ep.current, ep.finished + 1) + window;
   }
 
   private bufferedBytes(ep: EpochState): number {
