@@ -13,6 +13,7 @@ import { buildModel, createOptimizer, decodeCheckpoint, encodeCheckpoint, paramH
 import { createHash } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 import type { Logger } from '../logger.js';
+import type { EvalThread } from './eval-thread.js';
 import type { CheckpointRepository } from '../repositories/checkpoint.repository.js';
 import type { CreditRepository } from '../repositories/credit.repository.js';
 import type { JobRepository, JobRow } from '../repositories/job.repository.js';
@@ -43,6 +44,8 @@ export interface KeeperDeps {
   /** Train/validation/test shard rows of the job's dataset. */
   shardsOf: (datasetId: string, split: 'train' | 'validation' | 'test') => Promise<ShardRow[]>;
   groupOf: (workerId: string) => Promise<string | undefined>;
+  /** The shared evaluation thread, or null (evaluate inline). */
+  evalThread: () => EvalThread | null;
   /** Called when the job reached its end (completed) so the service can clean up. */
   onFinished: (jobId: string) => void;
   /** Called when this keeper gave up (a failed commit); a fresh one restores from Postgres. */
@@ -268,7 +271,12 @@ export class JobKeeper {
     const wallMs = now - this.lastCommitAt;
     this.lastCommitAt = now;
     const evalDue = this.spec.evalEvery > 0 && (r + 1) % this.spec.evalEvery === 0;
-    const evalResult = evalDue ? await this.evaluate('validation') : null;
+    const evalResult = evalDue
+      ? await this.evaluate('validation').catch((err: unknown) => {
+          this.log.warn({ err, round: r }, 'validation failed');
+          return null;
+        })
+      : null;
     const metrics: { name: string; value: number }[] = [
       { name: 'samples', value: o.totalSamples },
       { name: 'samples_per_s', value: wallMs > 0 ? o.totalSamples / (wallMs / 1000) : NaN },
@@ -433,31 +441,59 @@ export class JobKeeper {
     if (last !== undefined) this.lastCheckpointSeq = last + 1;
   }
 
-  /** Mean loss and accuracy on a split (validation or test). */
+  /**
+   * Mean loss and accuracy on a split (validation or test): in the evaluation thread when there
+   * is one (off the coordinator's event loop), else inline between yields.
+   */
   async evaluate(split: 'validation' | 'test'): Promise<{ loss: number; accuracy?: number; samples: number } | null> {
     const rows = await this.deps.shardsOf(this.job.datasetId, split);
     if (!rows.length) return null;
     const store = await this.deps.shardStore();
+    const shards = [];
+    for (const row of rows) shards.push(decodeShard(await store.get(row.sha256)));
+    const count = shards.reduce((a, sh) => a + sh.count, 0);
+    if (!count) return null;
+    const dim = shards[0].dim;
+    const features = new Float32Array(count * dim);
+    const labels = new Int32Array(count);
+    let at = 0;
+    for (const sh of shards) {
+      features.set(sh.features.subarray(0, sh.count * dim), at * dim);
+      labels.set(sh.labels.subarray(0, sh.count), at);
+      at += sh.count;
+    }
+    const batch = this.opts.evalBatch ?? 1000;
+    const thread = this.deps.evalThread();
+    if (thread) {
+      const res = await thread
+        .evaluate({
+        specJson: JSON.stringify(this.spec.model),
+        params: this.params.slice().buffer,
+        features: features.buffer,
+        labels: labels.buffer,
+        count,
+          batch,
+        })
+        .catch((err: unknown) => {
+          this.log.warn({ err }, 'evaluation thread failed; evaluating inline');
+          return null;
+        });
+      if (res) return { loss: res.lossSum! / count, accuracy: res.correct === null || res.correct === undefined ? undefined : res.correct / count, samples: count };
+    }
     let lossSum = 0;
     let correct = 0;
     let hasAcc = true;
-    let n = 0;
-    const batch = this.opts.evalBatch ?? 1000;
-    for (const row of rows) {
-      const sh = decodeShard(await store.get(row.sha256));
-      for (let i = 0; i < sh.count; i += batch) {
-        const m = Math.min(batch, sh.count - i);
-        const res = this.model.evaluate(this.params, { x: sh.features.subarray(i * sh.dim, (i + m) * sh.dim), y: sh.labels.subarray(i, i + m), n: m });
-        lossSum += res.loss * m;
-        if (res.correct !== undefined) correct += res.correct;
-        else if (res.accuracy !== undefined) correct += res.accuracy * m;
-        else hasAcc = false;
-        n += m;
-        // Let the event loop breathe between batches.
-        await new Promise((r) => setImmediate(r));
-      }
+    for (let i = 0; i < count; i += batch) {
+      const m = Math.min(batch, count - i);
+      const res = this.model.evaluate(this.params, { x: features.subarray(i * dim, (i + m) * dim), y: labels.subarray(i, i + m), n: m });
+      lossSum += res.loss * m;
+      if (res.correct !== undefined) correct += res.correct;
+      else if (res.accuracy !== undefined) correct += res.accuracy * m;
+      else hasAcc = false;
+      // Let the event loop breathe between batches.
+      await new Promise((r) => setImmediate(r));
     }
-    return n ? { loss: lossSum / n, accuracy: hasAcc ? correct / n : undefined, samples: n } : null;
+    return { loss: lossSum / count, accuracy: hasAcc ? correct / count : undefined, samples: count };
   }
 
   private async finish(r: number): Promise<void> {

@@ -7,6 +7,7 @@ import type { DbHandle } from '@gradpool/db';
 import { ensureUpdatesStream } from '@gradpool/exchange';
 import { parseJobSpec, type JobFault__Output } from '@gradpool/protocol';
 import type { NatsConnection } from 'nats';
+import { EvalThread } from '../keeper/eval-thread.js';
 import { JobKeeper, type KeeperOptions } from '../keeper/job-keeper.js';
 import type { Logger } from '../logger.js';
 import { CheckpointRepository } from '../repositories/checkpoint.repository.js';
@@ -36,6 +37,7 @@ export class KeeperService {
   private readonly excluded = new Map<string, number>();
   private readonly log: Logger;
   private streamReady: Promise<void> | null = null;
+  private thread: EvalThread | null | undefined;
   private readonly unsubscribe: (() => void)[] = [];
 
   constructor(
@@ -120,6 +122,7 @@ export class KeeperService {
       shardStore: () => this.datasets.store(),
       shardsOf: (datasetId, split) => this.shards.listByDataset(datasetId, split),
       groupOf: async (workerId) => (await this.workers.findById(workerId))?.groupId,
+      evalThread: () => this.evalThread(),
       onFinished: (jobId) => void this.finished(jobId),
       onBroken: (jobId, k) => {
         if (this.keepers.get(jobId) === k) this.keepers.delete(jobId);
@@ -187,7 +190,22 @@ export class KeeperService {
     await this.roster.change(w.currentJobId, { remove: [workerId], reason: `worker ${reason}` });
   }
 
+  /** The evaluation thread (started on first use), or null where it cannot run (from sources). */
+  private evalThread(): EvalThread | null {
+    if (this.thread === undefined) {
+      try {
+        this.thread = EvalThread.start();
+      } catch (err) {
+        this.log.warn({ err }, 'no evaluation thread; evaluating inline');
+        this.thread = null;
+      }
+    }
+    return this.thread;
+  }
+
   dispose(): void {
     for (const u of this.unsubscribe) u();
+    void this.thread?.close();
+    this.thread = null;
   }
 }

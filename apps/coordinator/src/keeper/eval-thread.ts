@@ -1,0 +1,70 @@
+/**
+ * A worker thread that evaluates models for the keeper (eval.worker.ts). Only where the built
+ * worker file exists (the built coordinator); running from sources (tests), `EvalThread.start`
+ * returns null and the keeper evaluates inline.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+
+export interface EvalRequest {
+  id: number;
+  /** JSON of the validated model spec (the model is built once per spec). */
+  specJson: string;
+  params: ArrayBuffer;
+  /** count × dim float32 features and count int32 labels. */
+  features: ArrayBuffer;
+  labels: ArrayBuffer;
+  count: number;
+  batch: number;
+}
+
+export interface EvalResponse {
+  id: number;
+  lossSum?: number;
+  correct?: number | null;
+  samples?: number;
+  error?: string;
+}
+
+export class EvalThread {
+  private next = 1;
+  private readonly pending = new Map<number, { resolve: (r: EvalResponse) => void; reject: (e: Error) => void }>();
+
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (res: EvalResponse) => {
+      const p = this.pending.get(res.id);
+      if (!p) return;
+      this.pending.delete(res.id);
+      if (res.error) p.reject(new Error(res.error));
+      else p.resolve(res);
+    });
+    worker.on('error', (err) => this.failAll(err));
+    worker.on('exit', () => this.failAll(new Error('evaluation thread exited')));
+    worker.unref();
+  }
+
+  /** Starts the thread, or returns null where the built worker file is absent. */
+  static start(): EvalThread | null {
+    const url = new URL('./eval.worker.js', import.meta.url);
+    if (url.protocol !== 'file:' || !existsSync(fileURLToPath(url))) return null;
+    return new EvalThread(new Worker(url));
+  }
+
+  evaluate(req: Omit<EvalRequest, 'id'>): Promise<EvalResponse> {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...req, id }, [req.params, req.features, req.labels]);
+    });
+  }
+
+  private failAll(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
