@@ -7,8 +7,9 @@
  * zero biases).
  */
 import * as tf from '@tensorflow/tfjs';
-import { activate, dense, GraphModel, saveLayersModel } from './graph.model.js';
+import { activate, dense, denseActivated, GraphModel, saveLayersModel } from './graph.model.js';
 import { LayoutBuilder } from './layout.js';
+import { conv2dBlock } from './ops.js';
 import { paramTensors } from './model.js';
 import type { CnnSpec } from './spec.js';
 
@@ -54,15 +55,19 @@ export function buildCnn(spec: CnnSpec): GraphModel {
     forward(ps, x, ctx) {
       let t = x as tf.Tensor4D;
       spec.convs.forEach((cv, i) => {
-        t = tf.add(tf.conv2d(t, ps[2 * i] as tf.Tensor4D, 1, 'same'), ps[2 * i + 1]) as tf.Tensor4D;
-        t = activate(t, spec.activation) as tf.Tensor4D;
-        if (cv.pool === 'max') t = tf.maxPool(t, 2, 2, 'valid');
-        else if (cv.pool === 'avg') t = avgPool2(t);
+        const [w, b] = [ps[2 * i] as tf.Tensor4D, ps[2 * i + 1] as tf.Tensor1D];
+        if (spec.activation === 'relu') {
+          t = conv2dBlock(t, w, b, 'relu', cv.pool, i > 0);
+        } else {
+          t = activate(conv2dBlock(t, w, b, 'linear', 'none', i > 0), spec.activation) as tf.Tensor4D;
+          if (cv.pool === 'max') t = tf.maxPool(t, 2, 2, 'valid');
+          else if (cv.pool === 'avg') t = avgPool2(t);
+        }
       });
       let z = tf.reshape(t, [t.shape[0], -1]) as tf.Tensor2D;
       for (let j = 0; j <= last; j++) {
-        z = dense(z, ps[2 * (nc + j)], ps[2 * (nc + j) + 1]);
-        if (j < last) z = ctx.dropout(activate(z, spec.activation), spec.dropout) as tf.Tensor2D;
+        if (j < last) z = ctx.dropout(denseActivated(z, ps[2 * (nc + j)], ps[2 * (nc + j) + 1], spec.activation), spec.dropout) as tf.Tensor2D;
+        else z = dense(z, ps[2 * (nc + j)], ps[2 * (nc + j) + 1]);
       }
       return z;
     },

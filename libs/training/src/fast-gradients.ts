@@ -79,11 +79,13 @@ function convGradFast(dy: tf.Tensor4D, x: tf.Tensor4D, w: tf.Tensor4D, pad: 'sam
   };
 }
 
-/** Nearest upsampling by k: [N,h,w,C] → [N,h·k,w·k,C]. */
-function upsample(y: tf.Tensor4D, k: number): tf.Tensor4D {
-  const [n, h, w, c] = y.shape;
-  const b = tf.broadcastTo(tf.reshape(y, [n, h, 1, w, 1, c]), [n, h, k, w, k, c]);
-  return tf.reshape(b, [n, h * k, w * k, c]);
+/**
+ * Nearest upsampling by k: [N,h,w,C] → [N,h·k,w·k,C]. ResizeNearestNeighbor (no corner
+ * alignment) maps output (y, x) to input (⌊y/k⌋, ⌊x/k⌋); on wasm it is ~2× faster than
+ * concatenation and ~50× faster than Tile / broadcasting.
+ */
+export function upsample(y: tf.Tensor4D, k: number): tf.Tensor4D {
+  return tf.image.resizeNearestNeighbor(y, [y.shape[1] * k, y.shape[2] * k]);
 }
 
 /**

@@ -19,6 +19,14 @@ const cases: [string, unknown, () => ReturnType<typeof randomBatch>, number?][] 
     2e-3,
   ],
   ['cnn (avg pool)', { kind: 'cnn', inputShape: [4, 4, 1], convs: [{ filters: 2, kernelSize: 3, pool: 'avg' }], activation: 'tanh', numClasses: 2 }, () => randomBatch(3, 16, 2, 4)],
+  ['mlp (relu, fused)', { kind: 'mlp', inputShape: [6], hidden: [7, 5], numClasses: 3 }, () => randomBatch(4, 6, 3, 7), 1e-3],
+  [
+    'cnn (relu, max pool; im2col and conv filter gradients)',
+    { kind: 'cnn', inputShape: [6, 6, 2], convs: [{ filters: 5, kernelSize: 3, pool: 'max' }, { filters: 3, kernelSize: 3, pool: 'none' }], dense: [4], numClasses: 3 },
+    () => randomBatch(3, 72, 3, 8),
+    1e-3,
+  ],
+  ['cnn (relu, avg pool, even kernel)', { kind: 'cnn', inputShape: [4, 4, 6], convs: [{ filters: 2, kernelSize: 2, pool: 'avg' }], numClasses: 2 }, () => randomBatch(3, 96, 2, 9), 1e-3],
   ['transformer-lm', { kind: 'transformer-lm', vocabSize: 7, contextLength: 5, dModel: 8, heads: 2, layers: 2, mlpRatio: 2 }, () => randomBatch(2, 5, 7, 5, true)],
 ];
 

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initParams, type ParamEntry } from './layout.js';
+import { denseAct } from './ops.js';
 import { correctCount, meanSquaredError, softmaxCrossEntropy, type LossKind } from './loss.js';
 import {
   checkBatch,
@@ -149,9 +150,15 @@ export function activate(h: tf.Tensor, act: 'relu' | 'tanh' | 'sigmoid'): tf.Ten
   return act === 'relu' ? tf.relu(h) : act === 'tanh' ? tf.tanh(h) : tf.sigmoid(h);
 }
 
-/** x [m, in] · w [in, out] + b. */
+/** x [m, in] · w [in, out] + b (fused; fast gradients: ops.ts). */
 export function dense(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
-  return tf.add(tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D), b) as tf.Tensor2D;
+  return denseAct(x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D, 'linear');
+}
+
+/** act(x · w + b), with ReLU fused into the matmul. */
+export function denseActivated(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, act: 'relu' | 'tanh' | 'sigmoid'): tf.Tensor2D {
+  if (act === 'relu') return denseAct(x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D, 'relu');
+  return activate(dense(x, w, b), act) as tf.Tensor2D;
 }
 
 /** Saves a tf.layers model (with the given flat weights) as in-memory artifacts. */

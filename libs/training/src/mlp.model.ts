@@ -4,7 +4,7 @@
  * Glorot-uniform kernels, zero biases). Dropout follows every hidden activation.
  */
 import * as tf from '@tensorflow/tfjs';
-import { activate, dense, GraphModel, saveLayersModel } from './graph.model.js';
+import { dense, denseActivated, GraphModel, saveLayersModel } from './graph.model.js';
 import { LayoutBuilder } from './layout.js';
 import { paramTensors } from './model.js';
 import type { MlpSpec } from './spec.js';
@@ -32,8 +32,8 @@ export function buildMlp(spec: MlpSpec): GraphModel {
     forward(ps, x, ctx) {
       let h = x as tf.Tensor2D;
       for (let i = 0; i <= last; i++) {
-        h = dense(h, ps[2 * i], ps[2 * i + 1]);
-        if (i < last) h = ctx.dropout(activate(h, spec.activation), spec.dropout) as tf.Tensor2D;
+        if (i < last) h = ctx.dropout(denseActivated(h, ps[2 * i], ps[2 * i + 1], spec.activation), spec.dropout) as tf.Tensor2D;
+        else h = dense(h, ps[2 * i], ps[2 * i + 1]);
       }
       return h;
     },

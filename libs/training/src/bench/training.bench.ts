@@ -1,0 +1,119 @@
+/**
+ * Training-step throughput of each zoo model on each backend that loads here, next to the
+ * backend's plain 1024×1024 matmul rate measured in the same run.
+ *
+ *   npx tsc -b libs/training && node libs/training/dist/bench/training.bench.js [--backends wasm,cpu] [--reps 5]
+ *   npm run bench training
+ *
+ * GFLOP/s of a step = 3 × forward FLOPs (forward + two backward matmuls/convs per layer) × batch
+ * / step time; forward FLOPs count dense, conv and attention multiply-adds (Model.flopsPerSample).
+ * Step time is the median of `reps` timed steps after two warm-ups, and includes copying
+ * parameters in and the gradient out.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { activateBackend, BACKEND_ORDER, measureMatmulGflops, type BackendName } from '../backend.js';
+import { buildModel } from '../build.js';
+import type { Batch } from '../model.js';
+import { Rng } from '../prng.js';
+
+interface Case {
+  name: string;
+  spec: unknown;
+  batch: number;
+  /** Values per sample of x; token ids below `classes` when `tokens`. */
+  xPer: number;
+  classes: number;
+  tokens?: boolean;
+  /** Also run on the pure-JS cpu backend (slow models are skipped there). */
+  onCpu: boolean;
+}
+
+const CASES: Case[] = [
+  { name: 'mlp 784-256-128-10', spec: { kind: 'mlp', inputShape: [784], hidden: [256, 128], numClasses: 10 }, batch: 128, xPer: 784, classes: 10, onCpu: true },
+  { name: 'mlp 784-1024-1024-10', spec: { kind: 'mlp', inputShape: [784], hidden: [1024, 1024], numClasses: 10 }, batch: 256, xPer: 784, classes: 10, onCpu: true },
+  {
+    name: 'cnn mnist 32-64 c3, d128',
+    spec: { kind: 'cnn', inputShape: [28, 28, 1], convs: [{ filters: 32 }, { filters: 64 }], dense: [128], numClasses: 10 },
+    batch: 64,
+    xPer: 784,
+    classes: 10,
+    onCpu: true,
+  },
+  {
+    name: 'cnn cifar 32-64-128 c3, d256',
+    spec: { kind: 'cnn', inputShape: [32, 32, 3], convs: [{ filters: 32 }, { filters: 64 }, { filters: 128 }], dense: [256], numClasses: 10 },
+    batch: 64,
+    xPer: 3072,
+    classes: 10,
+    onCpu: false,
+  },
+  {
+    name: 'transformer d128 h4 L4 T64',
+    spec: { kind: 'transformer-lm', vocabSize: 96, contextLength: 64, dModel: 128, heads: 4, layers: 4, mlpRatio: 4 },
+    batch: 16,
+    xPer: 64,
+    classes: 96,
+    tokens: true,
+    onCpu: false,
+  },
+];
+
+function batchFor(c: Case, seed: number): Batch {
+  const rng = new Rng(seed);
+  const x = c.tokens ? new Int32Array(c.batch * c.xPer) : new Float32Array(c.batch * c.xPer);
+  for (let i = 0; i < x.length; i++) x[i] = c.tokens ? rng.below(c.classes) : rng.uniform();
+  const ny = c.tokens ? c.batch * c.xPer : c.batch;
+  const y = new Int32Array(ny);
+  for (let i = 0; i < ny; i++) y[i] = rng.below(c.classes);
+  return { x, y, n: c.batch };
+}
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+async function main(): Promise<void> {
+  const reps = Number(arg('reps') ?? 5);
+  const wanted = (arg('backends')?.split(',') as BackendName[] | undefined) ?? [...BACKEND_ORDER];
+  const rows: string[][] = [];
+  for (const b of wanted) {
+    const probe = await activateBackend(b);
+    if (!probe.ok) {
+      console.log(`backend ${b}: not available (${probe.reason})`);
+      continue;
+    }
+    const mm = await measureMatmulGflops(1024, b === 'cpu' ? 1 : 3);
+    console.log(`backend ${b}: plain 1024×1024 matmul ${mm.toFixed(1)} GFLOP/s`);
+    for (const c of CASES) {
+      if (b === 'cpu' && !c.onCpu) continue;
+      const model = await buildModel(c.spec);
+      const params = model.init(1);
+      const batch = batchFor(c, 1);
+      const n = b === 'cpu' ? 1 : reps;
+      for (let i = 0; i < (b === 'cpu' ? 1 : 2); i++) model.step(params, batch);
+      const times: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        model.step(params, batch);
+        times.push(performance.now() - t0);
+      }
+      times.sort((a, z) => a - z);
+      const ms = times[Math.floor(times.length / 2)];
+      const gflops = (3 * model.flopsPerSample * c.batch) / (ms / 1000) / 1e9;
+      rows.push([b, c.name, String(model.paramCount), String(c.batch), ms.toFixed(1), ((c.batch * 1000) / ms).toFixed(0), gflops.toFixed(1), mm.toFixed(1), `${((100 * gflops) / mm).toFixed(0)} %`]);
+      console.log(`  ${c.name}: ${ms.toFixed(1)} ms/step`);
+      model.dispose();
+    }
+  }
+  const head = ['backend', 'model', 'params', 'batch', 'ms/step', 'samples/s', 'step GFLOP/s', 'matmul GFLOP/s', 'ratio'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => `| ${r.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`;
+  console.log();
+  console.log(line(head));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of rows) console.log(line(r));
+  console.log(`\n(tfjs ${tf.version.tfjs}, node ${process.version}, ${reps} reps, median)`);
+}
+
+await main();
