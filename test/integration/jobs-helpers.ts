@@ -8,7 +8,11 @@ import { createTestDatabase, TEST_NATS_URL, type TestDatabase } from '@gradpool/
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { CAPABILITIES, register, TestSession, workerClient, type ApiResponse } from './foundation-helpers.js';
-import type { Capabilities, WorkerServiceClient } from '@gradpool/protocol';
+import { parseAssignedJob, type Capabilities, type CoordinatorMessage__Output, type RoundReport, type WorkerServiceClient } from '@gradpool/protocol';
+import { RoundExchange, type AllReduceResult } from '@gradpool/exchange';
+import { advance, nextSlices, type Piece } from '@gradpool/datasets';
+import { createOptimizer, decodeCheckpoint, paramHash } from '@gradpool/training';
+import type { NatsConnection } from 'nats';
 
 export interface JobsCoordinator {
   handle: CoordinatorHandle;
@@ -142,3 +146,76 @@ export async function fakeWorker(c: JobsCoordinator, token: string, name: string
     },
   };
 }
+
+/** Seeded pseudo-gradient of one member in one round. */
+export function gradient(size: number, seed: number): Float32Array {
+  const g = new Float32Array(size);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    g[i] = (s / 2 ** 32 - 0.5) * 0.1;
+  }
+  return g;
+}
+
+export interface MemberRun {
+  hashes: Map<number, string>;
+  done: Promise<void>;
+}
+
+/**
+ * A fake member: loads the checkpoint, runs rounds [roster.startRound, until) with the real
+ * exchange and optimizer, reports each. `gate(r)` is awaited before round r.
+ */
+export function runMember(nc: NatsConnection, w: FakeWorker, a: CoordinatorMessage__Output, rosterMsg: CoordinatorMessage__Output, until: number, gate: (r: number) => Promise<void> = async () => undefined): MemberRun {
+  const hashes = new Map<number, string>();
+  const done = (async () => {
+    const assignment = a.assignment!;
+    const roster = rosterMsg.roster!;
+    const job = parseAssignedJob(assignment.specJson);
+    const os = await nc.jetstream().views.os(assignment.checkpointBucket);
+    const cp = decodeCheckpoint((await os.getBlob(assignment.checkpointKey))!);
+    const params = cp.params;
+    const opt = createOptimizer(job.spec.optimizer as never, job.paramCount);
+    opt.load(cp.optimizerState);
+    const members = roster.members.map((m) => m.workerId);
+    const me = roster.members.find((m) => m.workerId === w.id)!;
+    const pieces: Piece[] = roster.pieces.map((p) => ({ shard: p.shardIndex, start: p.start, end: p.end }));
+    let progress = new Map(pieces.map((p) => [p.shard, p.start]));
+    const ex = new RoundExchange({ nc, jobId: job.jobId, size: job.paramCount, roster: { epoch: roster.epoch, members, selfId: w.id }, codec: { name: 'fp32' }, deadlineMs: 5000 });
+    try {
+      for (let r = Number(roster.startRound); r < until; r++) {
+        await gate(r);
+        const slices = nextSlices(pieces, progress, me.samplesPerRound);
+        const n = slices.reduce((s, p) => s + p.end - p.start, 0);
+        const res: AllReduceResult = await ex.allReduce(r, gradient(job.paramCount, r * 7919 + me.index + 1), n);
+        opt.step(params, res.mean, r);
+        if (res.contributors.includes(w.id)) progress = advance(progress, slices);
+        const hash = paramHash(params);
+        hashes.set(r, hash);
+        const report: RoundReport = {
+          jobId: job.jobId,
+          epoch: roster.epoch,
+          round: r,
+          loss: 1 / (r + 1),
+          samples: n,
+          contributors: res.contributors,
+          paramHash: hash,
+          computeMs: 5,
+          exchangeMs: Math.round(res.timings.totalMs),
+          waitMs: 0,
+          bytesSent: res.bytesSent,
+          bytesReceived: res.bytesReceived,
+          processed: slices.map((s) => ({ shardIndex: s.shard, start: s.start, end: s.end })),
+          exchangeEpoch: roster.epoch,
+        };
+        w.session.call.write({ roundReport: report });
+      }
+    } finally {
+      await ex.close();
+    }
+  })();
+  done.catch((err) => process.stderr.write(`member ${w.id} failed: ${(err as Error).stack}\n`));
+  return { hashes, done };
+}
+

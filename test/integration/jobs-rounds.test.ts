@@ -5,16 +5,15 @@
  * checkpoints, credit and shard progress, publishes replayable updates, survives a restart of
  * itself (checkpoint + replay), and completes the job.
  */
-import { RoundExchange, readUpdates, type AllReduceResult } from '@gradpool/exchange';
-import { advance, nextSlices, type Piece } from '@gradpool/datasets';
-import { parseAssignedJob, type CoordinatorMessage__Output, type RoundReport } from '@gradpool/protocol';
+import { readUpdates } from '@gradpool/exchange';
+import { parseAssignedJob } from '@gradpool/protocol';
 import { createOptimizer, decodeCheckpoint, paramHash } from '@gradpool/training';
 import { TEST_NATS_URL } from '@gradpool/testing';
 import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeeperService } from '../../apps/coordinator/src/services/keeper.service.js';
 import { waitFor } from './foundation-helpers.js';
-import { fakeWorker, groupWithToken, insertDataset, jobsEnv, mlpSpec, startJobsCoordinator, type FakeWorker, type JobsCoordinator, type JobsEnv } from './jobs-helpers.js';
+import { fakeWorker, groupWithToken, insertDataset, jobsEnv, mlpSpec, runMember, startJobsCoordinator, type JobsCoordinator, type JobsEnv } from './jobs-helpers.js';
 
 let env: JobsEnv;
 let c: JobsCoordinator;
@@ -37,79 +36,6 @@ afterAll(async () => {
 
 const dbg = (m: string) => process.env.DBG && process.stderr.write(`${m}\n`);
 
-/** Seeded pseudo-gradient of one member in one round. */
-function gradient(size: number, seed: number): Float32Array {
-  const g = new Float32Array(size);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    g[i] = (s / 2 ** 32 - 0.5) * 0.1;
-  }
-  return g;
-}
-
-interface MemberRun {
-  hashes: Map<number, string>;
-  done: Promise<void>;
-}
-
-/**
- * A fake member: loads the checkpoint, runs rounds [roster.startRound, until) with the real
- * exchange and optimizer, reports each. `gate(r)` is awaited before round r.
- */
-function runMember(w: FakeWorker, a: CoordinatorMessage__Output, rosterMsg: CoordinatorMessage__Output, until: number, gate: (r: number) => Promise<void> = async () => undefined): MemberRun {
-  const hashes = new Map<number, string>();
-  const done = (async () => {
-    const assignment = a.assignment!;
-    const roster = rosterMsg.roster!;
-    const job = parseAssignedJob(assignment.specJson);
-    const os = await nc.jetstream().views.os(assignment.checkpointBucket);
-    const cp = decodeCheckpoint((await os.getBlob(assignment.checkpointKey))!);
-    const params = cp.params;
-    const opt = createOptimizer(job.spec.optimizer as never, job.paramCount);
-    opt.load(cp.optimizerState);
-    const members = roster.members.map((m) => m.workerId);
-    const me = roster.members.find((m) => m.workerId === w.id)!;
-    const pieces: Piece[] = roster.pieces.map((p) => ({ shard: p.shardIndex, start: p.start, end: p.end }));
-    let progress = new Map(pieces.map((p) => [p.shard, p.start]));
-    const ex = new RoundExchange({ nc, jobId: job.jobId, size: job.paramCount, roster: { epoch: roster.epoch, members, selfId: w.id }, codec: { name: 'fp32' }, deadlineMs: 5000 });
-    try {
-      for (let r = Number(roster.startRound); r < until; r++) {
-        await gate(r);
-        const slices = nextSlices(pieces, progress, me.samplesPerRound);
-        const n = slices.reduce((s, p) => s + p.end - p.start, 0);
-        if (process.env.DBG) process.stderr.write(`member ${me.index} round ${r} n=${n}\n`);
-        const res: AllReduceResult = await ex.allReduce(r, gradient(job.paramCount, r * 7919 + me.index + 1), n);
-        opt.step(params, res.mean, r);
-        if (res.contributors.includes(w.id)) progress = advance(progress, slices);
-        const hash = paramHash(params);
-        hashes.set(r, hash);
-        const report: RoundReport = {
-          jobId: job.jobId,
-          epoch: roster.epoch,
-          round: r,
-          loss: 1 / (r + 1),
-          samples: n,
-          contributors: res.contributors,
-          paramHash: hash,
-          computeMs: 5,
-          exchangeMs: Math.round(res.timings.totalMs),
-          waitMs: 0,
-          bytesSent: res.bytesSent,
-          bytesReceived: res.bytesReceived,
-          processed: slices.map((s) => ({ shardIndex: s.shard, start: s.start, end: s.end })),
-          exchangeEpoch: roster.epoch,
-        };
-        w.session.call.write({ roundReport: report });
-      }
-    } finally {
-      await ex.close();
-    }
-  })();
-  done.catch((err) => process.stderr.write(`member ${w.id} failed: ${(err as Error).stack}\n`));
-  return { hashes, done };
-}
-
 describe('a job with two fake members', () => {
   it('commits every round once, in order, with the members hash; checkpoints, credit, progress, replay, keeper restart, completion', async () => {
     const w1 = await fakeWorker(c, token, 'm1');
@@ -129,8 +55,8 @@ describe('a job with two fake members', () => {
     let open!: () => void;
     const opened = new Promise<void>((r) => (open = r));
     const gate = (r: number) => (r === 3 ? opened : Promise.resolve());
-    const m1 = runMember(w1, a1, r1, 6, gate);
-    const m2 = runMember(w2, a2, r2, 6, gate);
+    const m1 = runMember(nc, w1, a1, r1, 6, gate);
+    const m2 = runMember(nc, w2, a2, r2, 6, gate);
 
     await waitFor(async () => (await env.sql.query('select round from jobs where id = $1', [jobId])).rows[0].round === '2', 'round 2 committed');
     const committed2 = (await env.sql.query('select param_hash from rounds where job_id = $1 and round = 2', [jobId])).rows[0].param_hash;
