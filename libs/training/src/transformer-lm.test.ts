@@ -18,7 +18,7 @@ describe('transformer-lm', () => {
     const n = 16;
     const model = await buildModel({ kind: 'transformer-lm', vocabSize: chars.length, contextLength: T, dModel: 48, heads: 4, layers: 2, mlpRatio: 2 });
     const params = model.init(1);
-    const opt = createOptimizer({ kind: 'adamw', lr: 3e-3, weightDecay: 0.01, clipNorm: 1, schedule: { kind: 'warmup-cosine', warmupRounds: 10, totalRounds: 150 } }, model.paramCount);
+    const opt = createOptimizer({ kind: 'adamw', lr: 3e-3, weightDecay: 0.01, clipNorm: 1, schedule: { kind: 'warmup-cosine', warmupRounds: 10, totalRounds: 120 } }, model.paramCount);
     const rng = new Rng(5);
     const batch = () => {
       const x = new Int32Array(n * T);
@@ -31,7 +31,7 @@ describe('transformer-lm', () => {
       return { x, y, n };
     };
     const losses: number[] = [];
-    for (let r = 0; r < 150; r++) {
+    for (let r = 0; r < 120; r++) {
       const { grad, loss } = model.step(params, batch());
       losses.push(loss);
       opt.step(params, grad, r);
