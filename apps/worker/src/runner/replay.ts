@@ -118,3 +118,19 @@ export async function* replayUpdates(o: ReplayOptions): AsyncGenerator<ReplayedU
     sub.unsubscribe();
   }
 }
+
+/**
+ * The newest update the keeper has published for the job (its round and the keeper's hash after
+ * it), or null when the stream holds none or cannot be asked.
+ */
+export async function latestUpdate(nc: NatsConnection, stream: string, jobId: string): Promise<{ round: number; paramHash: string } | null> {
+  try {
+    const jsm = await nc.jetstreamManager();
+    const m = await jsm.streams.getMessage(stream, { last_by_subj: updateSubjects.job(jobId) });
+    const round = Number(m.header.get(UPDATE_HEADERS.round));
+    if (!Number.isSafeInteger(round) || round < 0) return null;
+    return { round, paramHash: m.header.get(UPDATE_HEADERS.paramHash) };
+  } catch {
+    return null;
+  }
+}

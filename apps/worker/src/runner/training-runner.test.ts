@@ -167,6 +167,15 @@ class TestKeeper {
     }
   }
 
+  /** Waits until the keeper applied `round` (it follows the gathers asynchronously). */
+  async applied(round: number, ms = 10_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!this.hashes.has(round)) {
+      if (Date.now() > deadline) throw new Error(`keeper did not apply round ${round} within ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
   async stop(): Promise<void> {
     this.observer.close();
     await this.done;
@@ -302,6 +311,7 @@ describe('TrainingRunner on a real nats-server', () => {
     const runs = [a, b, c].map((ctx) => runner().run(assignment, ctrl.signal, ctx));
     try {
       for (const ctx of [a, b, c]) await ctx.until('round 5', () => ctx.rounds().includes(5), 20_000);
+      await keeper.applied(5);
       await keeper.stop();
       // Every member's hash equals the keeper's at every round it ran, and each round ran once.
       for (const ctx of [a, b]) expect(ctx.rounds()).toEqual([0, 1, 2, 3, 4, 5]);
@@ -355,6 +365,7 @@ describe('TrainingRunner on a real nats-server', () => {
       const second = roster(jobId, 2, 2, ['w-a', 'w-b'], { 'w-a': [[0, 20, 60], [2, 20, 40]], 'w-b': [[1, 20, 60], [2, 40, 60]] });
       for (const ctx of [a, b]) ctx.deliver(second(ctx.workerId));
       for (const ctx of [a, b]) await ctx.until('round 4', () => ctx.rounds().includes(4));
+      await keeper.applied(4);
       await keeper.stop();
       for (const ctx of [a, b]) {
         expect(ctx.rounds()).toEqual([0, 1, 2, 3, 4]);

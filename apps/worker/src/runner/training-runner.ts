@@ -31,7 +31,7 @@ import type { AssignmentRunner, RunnerContext } from '../runner.js';
 import { FaultKinds, RunnerFault } from './faults.js';
 import { CheckpointReader, ModelState } from './model-state.js';
 import { connectDataPlane } from './nats-connect.js';
-import { replayUpdates } from './replay.js';
+import { latestUpdate, replayUpdates } from './replay.js';
 import { RosterWatch } from './roster-watch.js';
 import { SampleCursor, toDealtPieces } from './sample-cursor.js';
 import { ShardSource } from './shard-source.js';
@@ -110,6 +110,8 @@ class JobRun {
   private readonly cursor = new SampleCursor();
   private codec!: CodecSpec;
   private optimizer!: OptimizerConfig;
+  /** Whether this run has applied a round of its own yet (a fresh run may join an epoch late). */
+  private trained = false;
   /** Epoch and round for faults. */
   epoch = 0;
   round = 0;
@@ -193,6 +195,27 @@ class JobRun {
   }
 
   /**
+   * The round this member runs first in an epoch that starts at `start`. A member that has been
+   * training runs `start` (re-running rounds it applied in an older epoch). A fresh run (a new
+   * or resync assignment) joins where the job is: the epoch may have been running for a while,
+   * and the keeper's newest published update says how far. A member ahead of `start` keeps its
+   * rounds only if the keeper committed them too (same hash).
+   */
+  private async entryRound(start: number): Promise<number> {
+    const state = this.state!;
+    if (this.trained && state.round <= start) return start;
+    const latest = await latestUpdate(this.nc!, this.job.updatesStream, this.a.jobId);
+    let first = Math.max(start, latest ? latest.round + 1 : 0);
+    if (!this.trained) first = Math.max(first, state.round);
+    if (state.round === first && latest && latest.round === first - 1 && latest.paramHash && latest.paramHash !== state.hash()) {
+      // Our state is at the right round but not the keeper's: rebuild it.
+      this.log.warn({ round: first }, 'our parameters differ from the keeper\'s; reloading');
+      await this.loadCheckpoint(this.a.checkpointKey);
+    }
+    return first;
+  }
+
+  /**
    * Brings the state to `target` (the round the next update is for): replays the committed
    * updates when behind; from the newest checkpoint at or before `target` when ahead (we applied
    * a round the job re-runs) or when the stream no longer has what we need.
@@ -252,13 +275,15 @@ class JobRun {
       log.warn({ members: members.map((m) => m.workerId) }, self ? 'roster indexes are not 0..K-1; waiting for another' : 'this worker is not in the roster; waiting for another');
       return { kind: 'stalled', held: null };
     }
-    await this.syncTo(start);
+    const first = await this.entryRound(start);
+    await this.syncTo(first);
     const state = this.state!;
     this.cursor.setPieces(roster.dataEpoch, roster.pieces);
-    this.cursor.rollback(start);
+    this.cursor.rollback(first);
     // A kept gradient is reused only for the same round over the samples the new pieces start with.
-    let held = heldIn && heldIn.round === start && heldIn.dataEpoch === roster.dataEpoch && sameSlices(this.cursor.peek(heldIn.samples), heldIn.slices) ? heldIn : null;
-    if (heldIn && !held) log.info({ round: start }, 'the new pieces do not start with the kept gradient\'s samples; recomputing');
+    let held =
+      heldIn && heldIn.round === first && heldIn.dataEpoch === roster.dataEpoch && sameSlices(this.cursor.peek(heldIn.samples), heldIn.slices) ? heldIn : null;
+    if (heldIn && !held) log.info({ round: first }, 'the kept gradient is not for this round or these samples; recomputing');
     this.shards.retain(this.cursor.shards());
     const exRoster: Roster = { epoch: roster.epoch, members: members.map((m) => m.workerId), selfId: workerId };
     this.exchange ??= new RoundExchange({
@@ -272,9 +297,9 @@ class JobRun {
       quorum: (k) => quorumFor(spec, k),
       onReject: (sender, reason) => log.warn({ sender, reason }, 'rejected data-plane message'),
     });
-    log.info({ startRound: start, members: exRoster.members, samplesPerRound: self.samplesPerRound, dataEpoch: roster.dataEpoch, samplesLeft: this.cursor.remaining() }, 'training in epoch');
+    log.info({ startRound: start, firstRound: first, members: exRoster.members, samplesPerRound: self.samplesPerRound, dataEpoch: roster.dataEpoch, samplesLeft: this.cursor.remaining() }, 'training in epoch');
 
-    for (let r = start; ; r++) {
+    for (let r = first; ; r++) {
       this.signal.throwIfAborted();
       this.round = r;
       const newer = rosters.newerThan(roster.epoch);
@@ -316,6 +341,7 @@ class JobRun {
         offRoster();
       }
       state.apply(r, res.mean);
+      this.trained = true;
       held = null;
       const contributed = res.contributors.includes(workerId);
       if (contributed && this.cursor.epoch === g.dataEpoch) this.cursor.commit(g.slices, r);
