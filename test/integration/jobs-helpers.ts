@@ -124,6 +124,8 @@ export async function groupWithToken(c: JobsCoordinator, name: string, allowPubl
 
 export interface FakeWorker {
   id: string;
+  secret: string;
+  /** The live session; replaced by `reconnect`. */
   session: TestSession;
   client: WorkerServiceClient;
   close: () => void;
@@ -136,15 +138,27 @@ export async function fakeWorker(c: JobsCoordinator, token: string, name: string
   const session = new TestSession(client, reg.workerId, reg.sessionSecret);
   await session.next('accepted');
   session.startHeartbeats(100);
-  return {
+  const w: FakeWorker = {
     id: reg.workerId,
+    secret: reg.sessionSecret,
     session,
     client,
     close: () => {
-      session.cancel();
-      client.close();
+      w.session.cancel();
+      w.client.close();
     },
   };
+  return w;
+}
+
+/** Opens a new session of the same worker identity on (another) coordinator. */
+export async function reconnect(w: FakeWorker, c: JobsCoordinator): Promise<void> {
+  w.session.cancel();
+  w.client.close();
+  w.client = workerClient(c.handle.grpcAddress);
+  w.session = new TestSession(w.client, w.id, w.secret);
+  await w.session.next('accepted');
+  w.session.startHeartbeats(100);
 }
 
 /** Seeded pseudo-gradient of one member in one round. */
