@@ -24,11 +24,13 @@ export function buildCnn(spec: CnnSpec): GraphModel {
   const lb = new LayoutBuilder();
   let [h, w, c] = [h0, w0, c0];
   let flops = 0;
+  let firstFlops = 0;
   spec.convs.forEach((cv, i) => {
     const k = cv.kernelSize;
     lb.add(`conv_${i}/kernel`, [k, k, c, cv.filters], { kind: 'glorot', fanIn: k * k * c, fanOut: k * k * cv.filters });
     lb.add(`conv_${i}/bias`, [cv.filters], { kind: 'zeros' });
     flops += 2 * h * w * k * k * c * cv.filters;
+    if (i === 0) firstFlops = flops;
     c = cv.filters;
     if (cv.pool !== 'none') {
       h = Math.floor(h / 2);
@@ -48,6 +50,7 @@ export function buildCnn(spec: CnnSpec): GraphModel {
     layout: lb.entries,
     size: lb.size,
     flopsPerSample: flops,
+    stepFlopsPerSample: 3 * flops - firstFlops,
     sampleShape: [h0, w0, c0],
     xPerSample: h0 * w0 * c0,
     yPerSample: spec.loss === 'mse' ? spec.numClasses : 1,

@@ -33,6 +33,7 @@ export interface GraphDef {
   layout: ParamEntry[];
   size: number;
   flopsPerSample: number;
+  stepFlopsPerSample: number;
   /** Shape of one sample's x as the forward function wants it. */
   sampleShape: number[];
   /** x as int32 token ids (the LM) rather than float features. */
@@ -65,12 +66,14 @@ export class GraphModel implements Model {
   readonly paramCount: number;
   readonly layout: readonly ParamEntry[];
   readonly flopsPerSample: number;
+  readonly stepFlopsPerSample: number;
 
   constructor(private readonly def: GraphDef) {
     this.spec = def.spec;
     this.paramCount = def.size;
     this.layout = def.layout;
     this.flopsPerSample = def.flopsPerSample;
+    this.stepFlopsPerSample = def.stepFlopsPerSample;
   }
 
   init(seed: number): Float32Array {
@@ -151,14 +154,14 @@ export function activate(h: tf.Tensor, act: 'relu' | 'tanh' | 'sigmoid'): tf.Ten
 }
 
 /** x [m, in] · w [in, out] + b (fused; fast gradients: ops.ts). */
-export function dense(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
-  return denseAct(x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D, 'linear');
+export function dense(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, inputGrad = true): tf.Tensor2D {
+  return denseAct(x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D, 'linear', inputGrad);
 }
 
 /** act(x · w + b), with ReLU fused into the matmul. */
-export function denseActivated(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, act: 'relu' | 'tanh' | 'sigmoid'): tf.Tensor2D {
-  if (act === 'relu') return denseAct(x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D, 'relu');
-  return activate(dense(x, w, b), act) as tf.Tensor2D;
+export function denseActivated(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, act: 'relu' | 'tanh' | 'sigmoid', inputGrad = true): tf.Tensor2D {
+  if (act === 'relu') return denseAct(x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D, 'relu', inputGrad);
+  return activate(dense(x, w, b, inputGrad), act) as tf.Tensor2D;
 }
 
 /** Saves a tf.layers model (with the given flat weights) as in-memory artifacts. */

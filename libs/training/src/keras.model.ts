@@ -50,6 +50,7 @@ class KerasModel implements Model {
   readonly paramCount: number;
   readonly layout: readonly ParamEntry[];
   readonly flopsPerSample: number;
+  readonly stepFlopsPerSample: number;
   private readonly sampleShape: number[];
   private readonly outputs: number;
   private readonly probabilities: boolean;
@@ -69,6 +70,8 @@ class KerasModel implements Model {
       .filter(({ w }) => tIds.has(w.id))
       .map(({ index, w }) => ({ index, variable: (w as unknown as { read(): tf.Variable }).read() }));
     this.flopsPerSample = model.layers.reduce((s, l) => s + layerFlops(l), 0);
+    // tf.layers computes every input gradient, the first layer's included.
+    this.stepFlopsPerSample = 3 * this.flopsPerSample;
     this.sampleShape = (model.inputs[0].shape.slice(1) as number[]).map((d) => d ?? 1);
     const outShape = model.outputs[0].shape;
     this.outputs = (outShape[outShape.length - 1] as number) ?? 1;

@@ -25,6 +25,7 @@ export function buildMlp(spec: MlpSpec): GraphModel {
     layout: lb.entries,
     size: lb.size,
     flopsPerSample: flops,
+    stepFlopsPerSample: 3 * flops - 2 * sizes[0] * sizes[1],
     sampleShape: [inputSize],
     xPerSample: inputSize,
     yPerSample: spec.loss === 'mse' ? spec.numClasses : 1,
@@ -32,8 +33,9 @@ export function buildMlp(spec: MlpSpec): GraphModel {
     forward(ps, x, ctx) {
       let h = x as tf.Tensor2D;
       for (let i = 0; i <= last; i++) {
-        if (i < last) h = ctx.dropout(denseActivated(h, ps[2 * i], ps[2 * i + 1], spec.activation), spec.dropout) as tf.Tensor2D;
-        else h = dense(h, ps[2 * i], ps[2 * i + 1]);
+        // The input needs no gradient: skip the first layer's dx.
+        if (i < last) h = ctx.dropout(denseActivated(h, ps[2 * i], ps[2 * i + 1], spec.activation, i > 0), spec.dropout) as tf.Tensor2D;
+        else h = dense(h, ps[2 * i], ps[2 * i + 1], i > 0);
       }
       return h;
     },

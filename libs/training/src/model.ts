@@ -54,6 +54,11 @@ export interface Model {
   readonly layout: readonly ParamEntry[];
   /** Forward multiply-add FLOPs (2 per MAC) of one sample, dense/conv/attention matmuls only. */
   readonly flopsPerSample: number;
+  /**
+   * FLOPs of one sample's training step as computed: forward + input and weight gradients of
+   * every matmul/conv, less the input gradient of the first layer (never computed).
+   */
+  readonly stepFlopsPerSample: number;
   /** Deterministic initial parameters (same seed → same bytes everywhere). */
   init(seed: number): Float32Array;
   /** Forward + backward on a batch (inside tf.tidy; no tensors outlive the call). */

@@ -23,8 +23,8 @@ function reluMask(dy: tf.Tensor, y: tf.Tensor, act: FusedActivation): tf.Tensor 
   return act === 'relu' ? tf.mul(dy, tf.step(y)) : dy;
 }
 
-/** act(x [m, in] · w [in, out] + b). */
-export function denseAct(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, act: FusedActivation): tf.Tensor2D {
+/** act(x [m, in] · w [in, out] + b). `inputGrad` false: no dx (zeros), for a model's first layer. */
+export function denseAct(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, act: FusedActivation, inputGrad = true): tf.Tensor2D {
   const f = tf.customGrad((...args: unknown[]) => {
     const [xi, wi, bi, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
     // The kernel directly: tf.fused.* falls back to unfused ops while a gradient is recorded.
@@ -43,7 +43,8 @@ export function denseAct(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, act: Fu
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const [xs, ws, ys] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
         const dz = reluMask(dy as tf.Tensor, ys, act) as tf.Tensor2D;
-        return [tf.matMul(dz, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dz), sumRows(dz)];
+        const dx = inputGrad ? tf.matMul(dz, tf.transpose(ws)) : tf.zerosLike(xs);
+        return [dx, tf.matMul(tf.transpose(xs), dz), sumRows(dz)];
       },
     };
   });

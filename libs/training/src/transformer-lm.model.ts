@@ -71,6 +71,8 @@ export function buildTransformerLm(spec: TransformerLmSpec): GraphModel {
     layout: lb.entries,
     size: lb.size,
     flopsPerSample: perToken * T,
+    // The one-hot embedding matmul has no input gradient.
+    stepFlopsPerSample: (3 * perToken - 2 * V * d) * T,
     sampleShape: [T],
     intInput: true,
     xPerSample: T,
