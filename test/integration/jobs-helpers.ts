@@ -157,7 +157,11 @@ export async function reconnect(w: FakeWorker, c: JobsCoordinator): Promise<void
   w.client.close();
   w.client = workerClient(c.handle.grpcAddress);
   w.session = new TestSession(w.client, w.id, w.secret);
-  await w.session.next('accepted');
+  const s = w.session;
+  await s.next('accepted').catch(async (err: Error) => {
+    const st = await s.status;
+    throw new Error(`${err.message}: ${st.code} ${st.details}`);
+  });
   w.session.startHeartbeats(100);
 }
 

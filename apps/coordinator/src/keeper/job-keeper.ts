@@ -6,7 +6,7 @@
  * and finishes the job.
  */
 import type { DbHandle } from '@gradpool/db';
-import { decodeShard, type Piece, type ShardStore } from '@gradpool/datasets';
+import { decodeShard, nextSlices, type Piece, type ShardStore } from '@gradpool/datasets';
 import { GatherObserver, publishUpdate, purgeUpdateRound, purgeUpdates, purgeUpdatesBefore, readUpdates, ReplayError, type ObservedRound } from '@gradpool/exchange';
 import { UPDATES_STREAM, type JobSpec, type RoundReport__Output } from '@gradpool/protocol';
 import { buildModel, createOptimizer, decodeCheckpoint, encodeCheckpoint, paramHash, type Model, type Optimizer } from '@gradpool/training';
@@ -26,7 +26,7 @@ import type { JobEventsService } from '../services/job-events.service.js';
 import { ADD_LOOKAHEAD, proportionalShares, type EpochInfo, type JobRosterService } from '../services/job-roster.service.js';
 
 /** Rounds of an epoch between checks of the shares against measured speeds. */
-export const REBALANCE_EVERY = 20;
+export const REBALANCE_EVERY = 50;
 
 export interface KeeperDeps {
   handle: DbHandle;
@@ -165,6 +165,8 @@ export class JobKeeper {
   /** A member's round report (from the session layer). */
   onReport(workerId: string, report: RoundReport__Output): void {
     const round = Number(report.round);
+    // A member finished this round: later epochs must start after it (see JobRosterService).
+    this.observed = Math.max(this.observed, round);
     if (round <= this.committed) {
       this.checkHash(workerId, round, report.paramHash);
       return;
@@ -258,12 +260,16 @@ export class JobKeeper {
     // Shard progress: a contributor's processed slices count now the round is committed.
     await this.loadProgress(ep.dataEpoch);
     const changed = new Map<number, { processed: number; workerId: string }>();
-    for (const [id, rep] of byWorker) {
-      for (const p of rep.processed) {
-        const at = this.progress.get(p.shardIndex) ?? 0;
+    for (const id of contributors) {
+      // The slices the member reports; without a report (lost, or an agent that does not say),
+      // the next n of its dealt samples, which is what the contract has it take.
+      const reported = byWorker.get(id)?.processed.map((p) => ({ shard: p.shardIndex, start: p.start, end: p.end }));
+      const slices = reported?.length ? reported : nextSlices(ep.pieces[id] ?? [], this.progress, perSamples.get(id) ?? 0);
+      for (const p of slices) {
+        const at = this.progress.get(p.shard) ?? 0;
         if (p.end > at) {
-          this.progress.set(p.shardIndex, p.end);
-          changed.set(p.shardIndex, { processed: p.end, workerId: id });
+          this.progress.set(p.shard, p.end);
+          changed.set(p.shard, { processed: p.end, workerId: id });
         }
       }
     }
@@ -370,13 +376,13 @@ export class JobKeeper {
     }
   }
 
-  /** Every REBALANCE_EVERY rounds of an epoch: do measured speeds call for shares ≥ 20 % off the current ones? */
+  /** Every REBALANCE_EVERY rounds of an epoch: do measured speeds call for shares ≥ 25 % off the current ones? */
   private shouldRebalance(ep: EpochInfo, r: number): boolean {
     if (ep.members.length < 2 || (r - ep.startRound + 1) % REBALANCE_EVERY !== 0) return false;
     const speeds = ep.members.map((id) => this.speeds.get(id));
     if (speeds.some((x) => x === undefined || !(x > 0))) return false;
     const ideal = proportionalShares(speeds as number[], this.spec.globalBatch);
-    return ideal.some((x, i) => Math.abs(x - ep.samplesPerRound[i]) >= Math.max(2, 0.2 * ep.samplesPerRound[i]));
+    return ideal.some((x, i) => Math.abs(x - ep.samplesPerRound[i]) >= Math.max(2, 0.25 * ep.samplesPerRound[i]));
   }
 
   private remainingOf(pieces: Piece[]): number {
