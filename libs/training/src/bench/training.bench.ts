@@ -8,11 +8,13 @@
  * GFLOP/s of a step = Model.stepFlopsPerSample (forward + input and weight gradients of every
  * dense/conv/attention matmul, less the first layer's input gradient) × batch / step time.
  * Step time is the best of `reps` timed steps after two warm-ups and includes copying
- * parameters in and the gradient out. The matmul rate is measured again right before each
- * model (best of 3), so that load from other processes hits both sides of the ratio alike.
+ * parameters in and the gradient out. Rates are computed from this process's CPU time
+ * (process.cpuUsage: user + system), not wall time: wasm in Node runs on one thread, and CPU
+ * time does not count the time spent waiting for a core on a loaded machine. Wall time is shown
+ * beside it. The matmul rate is measured the same way right before each model (best of 3).
  */
 import * as tf from '@tensorflow/tfjs';
-import { activateBackend, BACKEND_ORDER, measureMatmulGflops, type BackendName } from '../backend.js';
+import { activateBackend, BACKEND_ORDER, type BackendName } from '../backend.js';
 import { buildModel } from '../build.js';
 import type { Batch } from '../model.js';
 import { Rng } from '../prng.js';
@@ -69,6 +71,32 @@ function batchFor(c: Case, seed: number): Batch {
   return { x, y, n: c.batch };
 }
 
+/** Best (wall ms, CPU ms) of `reps` runs of `f` after `warm` warm-ups. */
+function timeIt(f: () => void, reps: number, warm: number): { wall: number; cpu: number } {
+  for (let i = 0; i < warm; i++) f();
+  let wall = Infinity;
+  let cpu = Infinity;
+  for (let i = 0; i < reps; i++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    f();
+    const dt = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    wall = Math.min(wall, dt);
+    cpu = Math.min(cpu, (c.user + c.system) / 1000);
+  }
+  return { wall, cpu };
+}
+
+/** Plain n×n×n matmul rate (GFLOP/s by CPU time). */
+function matmulGflops(n: number, reps: number): number {
+  const a = tf.randomUniform([n, n], -1, 1, 'float32', 1);
+  const b = tf.randomUniform([n, n], -1, 1, 'float32', 2);
+  const { cpu } = timeIt(() => tf.tidy(() => void tf.matMul(a, b).dataSync()), reps, 1);
+  tf.dispose([a, b]);
+  return (2 * n ** 3) / (cpu / 1000) / 1e9;
+}
+
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
@@ -84,29 +112,21 @@ async function main(): Promise<void> {
       console.log(`backend ${b}: not available (${probe.reason})`);
       continue;
     }
-    console.log(`backend ${b}: plain 1024×1024 matmul ${(await measureMatmulGflops(1024, b === 'cpu' ? 1 : 3)).toFixed(1)} GFLOP/s`);
+    console.log(`backend ${b}: plain 1024×1024 matmul ${matmulGflops(1024, b === 'cpu' ? 1 : 3).toFixed(1)} GFLOP/s`);
     for (const c of CASES) {
       if (b === 'cpu' && !c.onCpu) continue;
-      const mm = await measureMatmulGflops(1024, b === 'cpu' ? 1 : 3);
+      const mm = matmulGflops(1024, b === 'cpu' ? 1 : 3);
       const model = await buildModel(c.spec);
       const params = model.init(1);
       const batch = batchFor(c, 1);
-      const n = b === 'cpu' ? 1 : reps;
-      for (let i = 0; i < (b === 'cpu' ? 1 : 2); i++) model.step(params, batch);
-      const times: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const t0 = performance.now();
-        model.step(params, batch);
-        times.push(performance.now() - t0);
-      }
-      const ms = Math.min(...times);
-      const gflops = (model.stepFlopsPerSample * c.batch) / (ms / 1000) / 1e9;
-      rows.push([b, c.name, String(model.paramCount), String(c.batch), ms.toFixed(1), ((c.batch * 1000) / ms).toFixed(0), gflops.toFixed(1), mm.toFixed(1), `${((100 * gflops) / mm).toFixed(0)} %`]);
-      console.log(`  ${c.name}: ${ms.toFixed(1)} ms/step`);
+      const { wall, cpu } = timeIt(() => model.step(params, batch), b === 'cpu' ? 1 : reps, b === 'cpu' ? 1 : 2);
+      const gflops = (model.stepFlopsPerSample * c.batch) / (cpu / 1000) / 1e9;
+      rows.push([b, c.name, String(model.paramCount), String(c.batch), wall.toFixed(1), cpu.toFixed(1), ((c.batch * 1000) / cpu).toFixed(0), gflops.toFixed(1), mm.toFixed(1), `${((100 * gflops) / mm).toFixed(0)} %`]);
+      console.log(`  ${c.name}: ${cpu.toFixed(1)} CPU ms/step (${wall.toFixed(1)} ms wall)`);
       model.dispose();
     }
   }
-  const head = ['backend', 'model', 'params', 'batch', 'ms/step', 'samples/s', 'step GFLOP/s', 'matmul GFLOP/s', 'ratio'];
+  const head = ['backend', 'model', 'params', 'batch', 'wall ms/step', 'CPU ms/step', 'samples/s', 'step GFLOP/s', 'matmul GFLOP/s', 'ratio'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => `| ${r.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`;
   console.log();
