@@ -382,6 +382,33 @@ describe('TrainingRunner on a real nats-server', () => {
     }
   });
 
+  it('a resync assignment (fresh run, same epoch) joins at the round after the keeper\'s newest update', async () => {
+    const { jobId, assignment, paramCount } = await createJob(env);
+    const keeper = await TestKeeper.start(env, jobId, paramCount);
+    const [a, b] = ['w-a', 'w-b'].map((id) => new TestContext(id, env.access));
+    const first = roster(jobId, 1, 0, ['w-a', 'w-b'], { 'w-a': [[0, 0, 60]], 'w-b': [[1, 0, 60]] });
+    for (const ctx of [a, b]) ctx.deliver(first(ctx.workerId));
+    const ctrl = new AbortController();
+    const oldB = new AbortController();
+    b.onReport = (r) => Number(r.round) === 2 && oldB.abort();
+    const runs = [runner().run(assignment, ctrl.signal, a), runner().run(assignment, oldB.signal, b)];
+    try {
+      await runs[1];
+      await keeper.applied(2);
+      // The coordinator's resync: the same assignment (checkpoint 0) and the current roster (start 0).
+      runs.push(runner().run(assignment, ctrl.signal, b));
+      for (const ctx of [a, b]) await ctx.until('round 5', () => ctx.rounds().includes(5));
+      await keeper.applied(5);
+      await keeper.stop();
+      expect(b.rounds()).toEqual([0, 1, 2, 3, 4, 5]);
+      for (const ctx of [a, b]) for (const r of ctx.rounds()) expect(ctx.hashOf(r), `${ctx.workerId} round ${r}`).toBe(keeper.hashes.get(r));
+      expect(a.faults).toEqual([]);
+    } finally {
+      ctrl.abort();
+      await Promise.all(runs);
+    }
+  });
+
   it('reports a spec that does not validate as bad-spec and returns without training', async () => {
     const ctx = new TestContext('w-x', env.access);
     const { assignment } = await createJob(env);
