@@ -319,13 +319,19 @@ export class RoundExchange {
       options.signal?.addEventListener('abort', onAbort, { once: true });
       const gatherTimeout = this.opts.gatherTimeoutMs ?? 2 * this.opts.deadlineMs + 1000;
       gatherTimer = setTimeout(() => st.waiter?.reject(this.missingOwnersError(ep, st)), gatherTimeout);
-      st.deadlineTimer = setTimeout(() => {
-        for (const o of st.owned.values()) if (!o.done) this.finalize(ep, st, o);
-      }, this.opts.deadlineMs);
+      st.deadlineTimer = setTimeout(
+        () =>
+          this.guard(() => {
+            for (const o of st.owned.values()) if (!o.done) this.finalize(ep, st, o);
+          }),
+        this.opts.deadlineMs,
+      );
       if (ep.needsResend) {
         ep.needsResend = false;
-        await this.nc.flush().catch(() => undefined);
-        this.nc.publish(subjects.exchangeControl(this.jobId), encodeResend(ep.roster.epoch, round, ep.self));
+        // Our subscriptions must be on the server before peers resend; a closed connection's
+        // flush never settles, so it races the round's own failure.
+        await Promise.race([this.nc.flush().catch(() => undefined), done]);
+        this.publish(subjects.exchangeControl(this.jobId), encodeResend(ep.roster.epoch, round, ep.self));
       }
       await this.publishRound(ep, st, grad, samples, options.signal);
       const publishMs = performance.now() - started;
@@ -354,6 +360,12 @@ export class RoundExchange {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  /** Publishes, or reports the connection lost: nats.js throws once closed or draining. */
+  private publish(subject: string, data: Uint8Array): void {
+    if (this.nc.isClosed() || this.nc.isDraining()) throw new ConnectionLostError('the NATS connection is closed');
+    this.nc.publish(subject, data);
   }
 
   /** A throw inside a subscription callback would close the connection's reader: never let one out. */
@@ -414,7 +426,7 @@ export class RoundExchange {
           const o = st.owned.get(s);
           if (o && !o.done) this.addChunk(ep, st, o, ep.self, c, samples, payload);
         } else {
-          this.nc.publish(subject, message);
+          this.publish(subject, message);
           st.bytesSent += message.byteLength;
           sinceYield += message.byteLength;
           // Let the socket drain and incoming chunks be reduced while we publish.
@@ -567,7 +579,7 @@ export class RoundExchange {
         this.identity,
       );
       o.messages = [message];
-      this.nc.publish(subject, message);
+      this.publish(subject, message);
       st.bytesSent += message.byteLength;
       this.markAborted(ep, st, s);
       return;
@@ -609,7 +621,7 @@ export class RoundExchange {
       if (codec === CodecIds.sparse32) Sparse32Codec.encode(part, nz, payload);
       else this.gatherCodec.encode(part, payload);
       o.messages.push(message);
-      this.nc.publish(subject, message);
+      this.publish(subject, message);
       st.bytesSent += message.byteLength;
       // Our own copy comes from the same bytes, through the same decoder as everyone's.
       const g = this.gatherShard(ep, st, s, chunkCount);
@@ -921,7 +933,7 @@ export class RoundExchange {
       if (owner === ep.self || (to !== null && owner !== to)) continue;
       const subject = subjects.reduce(this.jobId, ep.roster.epoch, st.round, s);
       for (const m of messages) {
-        this.nc.publish(subject, m);
+        this.publish(subject, m);
         this.stats.republished++;
       }
     }
@@ -929,7 +941,7 @@ export class RoundExchange {
       if (!o.done) continue;
       const subject = subjects.gather(this.jobId, ep.roster.epoch, st.round, o.shard);
       for (const m of o.messages) {
-        this.nc.publish(subject, m);
+        this.publish(subject, m);
         this.stats.republished++;
       }
     }
@@ -941,11 +953,13 @@ export class RoundExchange {
       if (s.type !== Events.Reconnect) continue;
       const ep = this.epoch;
       this.log.info({ epoch: ep.roster.epoch }, 'reconnected; resending the rounds in flight');
-      for (const st of ep.rounds.values()) {
-        if (!st.entered && !st.owned.size) continue;
-        this.republish(ep, st, null);
-        this.nc.publish(subjects.exchangeControl(this.jobId), encodeResend(ep.roster.epoch, st.round, ep.self));
-      }
+      this.guard(() => {
+        for (const st of ep.rounds.values()) {
+          if (!st.entered && !st.owned.size) continue;
+          this.republish(ep, st, null);
+          this.publish(subjects.exchangeControl(this.jobId), encodeResend(ep.roster.epoch, st.round, ep.self));
+        }
+      });
     }
   }
 }
