@@ -80,7 +80,7 @@ export interface ClusterJob {
 export interface ClusterDataset {
   id: string;
   name: string;
-  splits?: Record<'train' | 'validation' | 'test', { samples: number; shards: unknown[] }>;
+  splits?: Record<'train' | 'validation' | 'test', { samples: number; shards: { index: number; sampleCount: number; bytes: number; sha256: string }[] }>;
 }
 
 /** A row of the `rounds` table. */
@@ -175,16 +175,16 @@ export class Cluster implements AsyncDisposable {
     return rec.workerId as string;
   }
 
-  /** Waits until `n` workers of the group are online and connected. */
-  async waitForWorkers(n: number, timeoutMs = 90_000): Promise<{ id: string; name: string }[]> {
+  /** Waits until at least `n` workers of the group are online and connected (and idle, with `idle`). */
+  async waitForWorkers(n: number, opts: { idle?: boolean; timeoutMs?: number } = {}): Promise<{ id: string; name: string; state: string }[]> {
     return this.until(
-      `${n} workers online`,
+      `${n} workers online${opts.idle ? ' and idle' : ''}`,
       async () => {
-        const ws = await this.api.get<{ id: string; name: string; status: string; connected: boolean }[]>(`/v1/workers?group=${this.groupId}&status=online`);
-        const on = ws.filter((w) => w.connected);
+        const ws = await this.api.get<{ id: string; name: string; status: string; state: string; connected: boolean }[]>(`/v1/workers?group=${this.groupId}&status=online`);
+        const on = ws.filter((w) => w.connected && (!opts.idle || w.state === 'idle'));
         return on.length >= n ? on : undefined;
       },
-      timeoutMs,
+      opts.timeoutMs ?? 90_000,
     );
   }
 
@@ -247,7 +247,7 @@ export class Cluster implements AsyncDisposable {
   /** The committed rounds of a job, in order. */
   async rounds(jobId: string): Promise<CommittedRound[]> {
     const rows = await this.sql<Record<string, unknown>>(
-      `select round, epoch, data_epoch, loss, samples, contributors, param_hash, duration_ms, bytes_exchanged, committed_at from rounds where job_id = $1 order by round`,
+      `select round, epoch, data_epoch, loss, samples, contributors, param_hash, duration_ms, bytes_exchanged, created_at as committed_at from rounds where job_id = $1 order by round`,
       [jobId],
     );
     return rows.map((r) => ({
