@@ -86,6 +86,28 @@ describe('POST /v1/jobs', () => {
     expect(events.rows.map((e) => e.status)).toEqual(['queued', 'paused', 'queued', 'cancelled']);
   });
 
+  it('streams the job events as server-sent events: the stored ones, then live ones', async () => {
+    const job = await c.api('POST', '/v1/jobs', mlpSpec(datasetId, { name: 'sse' }));
+    const ac = new AbortController();
+    const res = await fetch(`${c.handle.httpUrl}/v1/jobs/${job.body.id}/events`, { headers: { authorization: `Bearer ${env.adminKey}` }, signal: ac.signal });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const reader = res.body!.getReader();
+    let text = '';
+    const read = async (until: RegExp) => {
+      while (!until.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended: ${text}`);
+        text += new TextDecoder().decode(value);
+      }
+    };
+    await read(/event: job\.state\n(id: \d+\n)?data: .*"status":"queued"/);
+    await c.api('POST', `/v1/jobs/${job.body.id}/pause`);
+    await read(/event: job\.state\n(id: \d+\n)?data: .*"status":"paused"/);
+    ac.abort();
+    expect((await fetch(`${c.handle.httpUrl}/v1/jobs/${job.body.id}/events`)).status).toBe(401);
+  });
+
   it('exports the model of checkpoint 0 in a form tf.loadLayersModel reads', async () => {
     const job = await c.api('POST', '/v1/jobs', mlpSpec(datasetId, { name: 'export' }));
     const m = await c.api('GET', `/v1/jobs/${job.body.id}/model`);
