@@ -1,9 +1,11 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import type { CoordinatorConfig } from '../config.js';
 import type { Logger } from '../logger.js';
+import { JobRosterService } from '../services/job-roster.service.js';
 import { KeeperService } from '../services/keeper.service.js';
 import { SchedulingService } from '../services/scheduling.service.js';
 import { SessionRegistry } from '../services/session-registry.js';
-import { LOGGER } from '../tokens.js';
+import { CONFIG, LOGGER } from '../tokens.js';
 
 export const JOB_SCHEDULER_SETTINGS = Symbol('gradpool.jobSchedulerSettings');
 
@@ -28,11 +30,13 @@ export class JobScheduler implements OnApplicationBootstrap, BeforeApplicationSh
   private readonly unsubscribe: (() => void)[] = [];
 
   constructor(
+    @Inject(CONFIG) private readonly config: CoordinatorConfig,
     @Inject(LOGGER) logger: Logger,
     @Inject(JOB_SCHEDULER_SETTINGS) private readonly settings: JobSchedulerSettings,
     private readonly scheduling: SchedulingService,
     private readonly keepers: KeeperService,
     private readonly registry: SessionRegistry,
+    private readonly roster: JobRosterService,
   ) {
     this.log = logger.child({ component: 'job-scheduler' });
   }
@@ -40,14 +44,26 @@ export class JobScheduler implements OnApplicationBootstrap, BeforeApplicationSh
   onApplicationBootstrap(): void {
     if (!this.settings.enabled) return;
     this.unsubscribe.push(
-      this.registry.on('attached', () => this.kick()),
+      this.registry.on('attached', (workerId) => {
+        void this.roster.resendRoster(workerId).catch((err) => this.log.warn({ err, workerId }, 'resending the roster failed'));
+        this.kick();
+      }),
       this.registry.on('detached', (workerId, reason) => {
         // A replaced stream is the same worker; a shutdown of this coordinator is not the worker leaving.
         if (reason === 'superseded' || reason === 'shutdown' || this.stopped) return;
-        void this.keepers
-          .workerGone(workerId, reason)
-          .catch((err) => this.log.warn({ err, workerId }, 'removing a departed worker failed'))
-          .finally(() => this.kick());
+        const gone = () => {
+          // Back already (a stream that dropped and reconnected): it keeps its place.
+          if (this.stopped || this.registry.has(workerId)) return;
+          void this.keepers
+            .workerGone(workerId, reason)
+            .catch((err) => this.log.warn({ err, workerId }, 'removing a departed worker failed'))
+            .finally(() => this.kick());
+        };
+        // A stream the worker closed may come back within the heartbeat window; silence and drain are final.
+        if (reason === 'closed-by-worker') {
+          const t = setTimeout(gone, this.config.heartbeat.intervalMs * this.config.heartbeat.misses);
+          t.unref();
+        } else gone();
       }),
     );
     this.schedule(0);

@@ -268,6 +268,16 @@ export class JobRosterService {
     this.registry.send(workerId, { roster: this.rosterUpdate(this.epochInfo(jobId, latest), workerId) });
   }
 
+  /** Sends a reconnected worker the current roster of its job (it may have missed it while away). */
+  async resendRoster(workerId: string): Promise<void> {
+    const [w] = await this.handle.db.query.workers.findMany({ where: (t, { eq }) => eq(t.id, workerId) });
+    if (!w?.currentJobId) return;
+    const job = await this.jobs.findById(w.currentJobId);
+    const latest = job?.status === 'running' ? await this.rosters.latest(job.id) : undefined;
+    if (!latest) return;
+    this.registry.send(workerId, { roster: this.rosterUpdate(this.epochInfo(latest.jobId, latest), workerId) });
+  }
+
   epochInfo(jobId: string, r: RosterWithMembers): EpochInfo {
     return {
       jobId,
