@@ -363,7 +363,10 @@ class JobRun {
         processed: contributed ? toDealtPieces(g.slices) : [],
         exchangeEpoch: res.epoch,
       });
-      log.debug({ round: r, loss: g.loss, contributors: res.contributors.length, totalSamples: res.totalSamples, paramHash }, 'round done');
+      log.debug(
+        { round: r, loss: g.loss, contributors: res.contributors.length, totalSamples: res.totalSamples, paramHash, computeMs: Math.round(g.computeMs), exchangeMs, totalMs: Math.round(res.timings.totalMs) },
+        'round done',
+      );
       this.progress(WorkerState.WORKER_STATE_TRAINING, `round ${r} done, loss ${g.loss.toFixed(4)}`);
     }
   }
