@@ -170,6 +170,15 @@ interface EpochState {
 
 const MAX_HEADER_SLACK = 1024;
 
+/** nats.js hands payloads at any byte offset; copy a misaligned one once, so that validate,
+ * accumulate and decode all get zero-copy typed views of it. */
+function aligned(payload: Uint8Array): Uint8Array {
+  if ((payload.byteOffset & 3) === 0) return payload;
+  const copy = new Uint8Array(payload.byteLength);
+  copy.set(payload);
+  return copy;
+}
+
 /**
  * One job member's side of the round protocol (shared/DESIGN.md): reduce-scatter of encoded
  * gradient chunks to shard owners and all-gather of the averaged shards, through NATS.
@@ -453,6 +462,7 @@ export class RoundExchange {
     } catch (e) {
       return this.reject('?', `malformed reduce message: ${(e as HeaderError).message}`);
     }
+    payload = aligned(payload);
     const sender = this.attribute(ep, h);
     if (h.kind !== ChunkKinds.reduce) return this.reject(sender, `kind ${h.kind} on a reduce subject`);
     if (h.jobId !== this.jobId) return this.reject(sender, `chunk for job ${JSON.stringify(h.jobId)}`);
@@ -640,6 +650,7 @@ export class RoundExchange {
     } catch (e) {
       return this.reject('?', `malformed gather message: ${(e as HeaderError).message}`);
     }
+    payload = aligned(payload);
     const sender = this.attribute(ep, h);
     if (h.kind !== ChunkKinds.gather && h.kind !== ChunkKinds.abort) return this.reject(sender, `kind ${h.kind} on a gather subject`);
     if (h.jobId !== this.jobId) return this.reject(sender, `gather for job ${JSON.stringify(h.jobId)}`);
