@@ -1,4 +1,5 @@
 export * from './faults.js';
+export * from './micro-batch.js';
 export * from './model-state.js';
 export * from './nats-connect.js';
 export * from './replay.js';

@@ -16,7 +16,7 @@ import {
   type RosterUpdate__Output,
   type RoundReport,
 } from '@gradpool/protocol';
-import { buildModel, decodeCheckpoint, encodeCheckpoint, type ModelSpecInput } from '@gradpool/training';
+import { buildModel, decodeCheckpoint, encodeCheckpoint, selectBackend, type ModelSpecInput } from '@gradpool/training';
 import * as tf from '@tensorflow/tfjs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -260,6 +260,8 @@ describe('TrainingRunner on a real nats-server', () => {
   let env: Env;
 
   beforeAll(async () => {
+    // The worker process selects its backend before it takes assignments (join.ts).
+    await selectBackend('wasm');
     server = await startJetStream();
     const nc = await connect({ servers: server.url });
     const shardBucket = `gp_shards_${randomUUID().slice(0, 8)}`;

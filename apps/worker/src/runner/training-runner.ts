@@ -31,6 +31,7 @@ import type { AssignmentRunner, RunnerContext } from '../runner.js';
 import { FaultKinds, RunnerFault } from './faults.js';
 import { CheckpointReader, ModelState } from './model-state.js';
 import { connectDataPlane } from './nats-connect.js';
+import { MicroBatcher } from './micro-batch.js';
 import { latestUpdate, replayUpdates } from './replay.js';
 import { RosterWatch } from './roster-watch.js';
 import { SampleCursor, toDealtPieces } from './sample-cursor.js';
@@ -48,6 +49,8 @@ export interface TrainingRunnerOptions {
   gatherTimeoutMs?: number;
   /** Object-store bucket of the dataset shards (default `buckets.shards`; tests use their own). */
   shardBucket?: string;
+  /** Longest synchronous compute step in ms; larger batches run as micro-batches (default 250). */
+  stepBudgetMs?: number;
 }
 
 /** The gradient of one round, kept until a mean that includes it (or a newer round) replaces it. */
@@ -108,6 +111,7 @@ class JobRun {
   private shards!: ShardSource;
   private exchange: RoundExchange | null = null;
   private readonly cursor = new SampleCursor();
+  private readonly micro: MicroBatcher;
   private codec!: CodecSpec;
   private optimizer!: OptimizerConfig;
   /** Whether this run has applied a round of its own yet (a fresh run may join an epoch late). */
@@ -125,6 +129,7 @@ class JobRun {
   ) {
     this.log = opts.logger.child({ component: 'runner', jobId: a.jobId, workerId: ctx.workerId });
     this.round = Number(a.checkpointRound) || 0;
+    this.micro = new MicroBatcher({ budgetMs: opts.stepBudgetMs });
   }
 
   async run(): Promise<void> {
@@ -381,7 +386,13 @@ class JobRun {
     const t0 = performance.now();
     const { spec } = this.job;
     const batch = gatherBatch(slices, (i) => this.shards.get(i), { seed: spec.seed, epoch: dataEpoch });
-    const step = this.model!.step(this.state!.params, { x: batch.features, y: batch.labels, n: batch.count }, { seed: hash32(spec.seed, round, this.ctx.workerId) });
+    const step = await this.micro.step(
+      this.model!,
+      this.state!.params,
+      { x: batch.features, y: batch.labels, n: batch.count },
+      (k) => hash32(spec.seed, round, this.ctx.workerId, k),
+      this.signal,
+    );
     if (!Number.isFinite(step.loss)) this.log.warn({ round, loss: step.loss }, 'non-finite loss');
     return { round, dataEpoch, grad: step.grad, samples: step.samples, loss: step.loss, slices, computeMs: performance.now() - t0 };
   }
