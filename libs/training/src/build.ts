@@ -15,7 +15,7 @@ import { buildTransformerLm, TRANSFORMER_LM_FORMAT } from './transformer-lm.mode
  */
 export async function buildModel(spec: unknown): Promise<Model> {
   installFastGradients();
-  installWasmConvKernels();
+  await installWasmConvKernels();
   const s = validateModelSpec(spec);
   switch (s.kind) {
     case 'mlp':

@@ -55,6 +55,7 @@ export function buildCnn(spec: CnnSpec): GraphModel {
     xPerSample: h0 * w0 * c0,
     yPerSample: spec.loss === 'mse' ? spec.numClasses : 1,
     loss: spec.loss,
+    numClasses: spec.numClasses,
     forward(ps, x, ctx) {
       let t = x as tf.Tensor4D;
       spec.convs.forEach((cv, i) => {

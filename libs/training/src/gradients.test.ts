@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from './backend.js';
 import { buildModel } from './build.js';
+import { ShapeError } from './model.js';
 import { gradCheck, randomBatch } from './testing/helpers.js';
 
 beforeAll(async () => {
@@ -55,6 +56,16 @@ describe('gradients match central finite differences', () => {
     const { rel, pairs } = gradCheck(model, params, randomBatch(3, 25, 3, 6), 20);
     expect(rel, JSON.stringify(pairs.slice(0, 12))).toBeLessThan(2e-2);
     model.dispose();
+  });
+});
+
+describe('input validation', () => {
+  it('rejects labels out of range and batches of the wrong size', async () => {
+    const model = await buildModel({ kind: 'mlp', inputShape: [3], hidden: [], numClasses: 2 });
+    const p = model.init(1);
+    expect(() => model.step(p, { x: new Float32Array(6), y: Int32Array.from([0, 2]), n: 2 })).toThrow(ShapeError);
+    expect(() => model.step(p, { x: new Float32Array(5), y: Int32Array.from([0, 1]), n: 2 })).toThrow(ShapeError);
+    expect(() => model.step(new Float32Array(3), { x: new Float32Array(6), y: Int32Array.from([0, 1]), n: 2 })).toThrow(ShapeError);
   });
 });
 

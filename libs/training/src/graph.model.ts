@@ -10,6 +10,7 @@ import { correctCount, meanSquaredError, softmaxCrossEntropy, type LossKind } fr
 import {
   checkBatch,
   checkParams,
+  ShapeError,
   flattenGrads,
   paramTensors,
   type Batch,
@@ -41,6 +42,8 @@ export interface GraphDef {
   xPerSample: number;
   yPerSample: number;
   loss: LossKind;
+  /** Output width (classes, or the LM's vocabulary): labels must lie in [0, numClasses). */
+  numClasses: number;
   /** Outputs [rows, k]: one row per sample, or per token for the LM. */
   forward(ps: tf.Tensor[], x: tf.Tensor, ctx: ForwardContext): tf.Tensor2D;
   exportArtifacts(model: Model, params: Float32Array): Promise<ModelArtifacts>;
@@ -59,6 +62,14 @@ function makeContext(training: boolean, seed: number): ForwardContext {
       return tf.mul(h, tf.tensor(mask, h.shape, 'float32'));
     },
   };
+}
+
+/** Integer labels in [0, classes): anything else would silently give a zero one-hot row. */
+export function checkLabels(y: Int32Array | Float32Array, classes: number): void {
+  for (let i = 0; i < y.length; i++) {
+    const v = y[i];
+    if (!(v >= 0 && v < classes && Number.isInteger(v))) throw new ShapeError(`label ${v} at ${i} is not an integer in [0, ${classes})`);
+  }
 }
 
 export class GraphModel implements Model {
@@ -86,6 +97,7 @@ export class GraphModel implements Model {
     const x = d.intInput
       ? tf.tensor(Int32Array.from(batch.x), [batch.n, ...d.sampleShape], 'int32')
       : tf.tensor(batch.x instanceof Float32Array ? batch.x : Float32Array.from(batch.x), [batch.n, ...d.sampleShape], 'float32');
+    if (d.loss !== 'mse') checkLabels(batch.y, d.numClasses);
     const y =
       d.loss === 'mse'
         ? tf.tensor2d(Float32Array.from(batch.y), [batch.y.length / d.yPerSample, d.yPerSample])

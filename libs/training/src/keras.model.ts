@@ -9,7 +9,7 @@
  * data-parallel training (the averaged gradient is computed once and shared).
  */
 import * as tf from '@tensorflow/tfjs';
-import { saveLayersModel } from './graph.model.js';
+import { checkLabels, saveLayersModel } from './graph.model.js';
 import { initParams, LayoutBuilder, type ParamEntry, type ParamInit } from './layout.js';
 import { correctCount, meanSquaredError, probabilityCrossEntropy, softmaxCrossEntropy } from './loss.js';
 import {
@@ -91,6 +91,7 @@ class KerasModel implements Model {
   private tensors(batch: Batch): { x: tf.Tensor; y: tf.Tensor } {
     const yPer = this.spec.loss === 'mse' ? this.outputs : 1;
     checkBatch(batch, this.prod(this.sampleShape), yPer);
+    if (this.spec.loss !== 'mse') checkLabels(batch.y, this.outputs);
     const x = tf.tensor(Float32Array.from(batch.x), [batch.n, ...this.sampleShape], 'float32');
     const y = this.spec.loss === 'mse' ? tf.tensor2d(Float32Array.from(batch.y), [batch.n, yPer]) : tf.tensor1d(Int32Array.from(batch.y), 'int32');
     return { x, y };

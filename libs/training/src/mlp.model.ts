@@ -30,6 +30,7 @@ export function buildMlp(spec: MlpSpec): GraphModel {
     xPerSample: inputSize,
     yPerSample: spec.loss === 'mse' ? spec.numClasses : 1,
     loss: spec.loss,
+    numClasses: spec.numClasses,
     forward(ps, x, ctx) {
       let h = x as tf.Tensor2D;
       for (let i = 0; i <= last; i++) {

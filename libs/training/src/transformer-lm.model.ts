@@ -78,6 +78,7 @@ export function buildTransformerLm(spec: TransformerLmSpec): GraphModel {
     xPerSample: T,
     yPerSample: T,
     loss: 'cross-entropy',
+    numClasses: V,
     forward(ps, x) {
       const n = x.shape[0];
       const m = n * T;

@@ -49,13 +49,18 @@ function pads(k: number, pad: 'same' | 'valid'): [number, number] {
   return [before, k - 1 - before];
 }
 
-let installed = false;
+let installed: Promise<void> | undefined;
 
-/** Registers the wasm convolution-gradient kernels (idempotent; harmless without wasm). */
-export function installWasmConvKernels(): void {
-  if (installed) return;
-  installed = true;
+/**
+ * Registers the wasm convolution-gradient kernels (idempotent). Loads the wasm package first:
+ * its import registers the stock kernels, which would otherwise overwrite ours later.
+ */
+export function installWasmConvKernels(): Promise<void> {
+  installed ??= import('@tensorflow/tfjs-backend-wasm').then(register, register);
+  return installed;
+}
 
+function register(): void {
   const filterOrig = tf.getKernel('Conv2DBackpropFilter', 'wasm');
   if (filterOrig) tf.unregisterKernel('Conv2DBackpropFilter', 'wasm');
   tf.registerKernel({
