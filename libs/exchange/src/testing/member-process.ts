@@ -190,6 +190,9 @@ async function runRound(cmd: RoundCommand, round: number): Promise<RoundReply> {
   }
 }
 
+// The parent (a test or the benchmark) went away: never outlive it.
+process.on('disconnect', () => process.exit(0));
+
 process.on('message', (m: MemberInit | RoundCommand | { type: 'go' } | { type: 'exit' }) => {
   void (async () => {
     if (m.type === 'init') {
