@@ -67,16 +67,16 @@ afterAll(async () => {
 describe('training under churn', () => {
   it('a late joiner catches up and contributes; a SIGKILLed member is dropped; every hash equals the keeper\'s', async () => {
     const [w1, w2] = [startWorker(1), startWorker(2)];
-    const rounds = 80;
+    const rounds = 120;
     const job = await api<{ id: string }>('POST', '/v1/jobs', {
       name: 'e2e churn mlp',
       groupId,
       datasetId,
       model: { kind: 'mlp', inputShape: [784], hidden: [64], numClasses: 10 },
       optimizer: { kind: 'adam', lr: 0.002 },
-      globalBatch: 96,
+      globalBatch: 256,
       rounds,
-      roundDeadlineMs: 1500,
+      roundDeadlineMs: 4000,
       minWorkers: 2,
       maxWorkers: 3,
       checkpointEvery: 5,

@@ -229,18 +229,21 @@ class JobRun {
     const state = this.state!;
     if (state.round === target) return;
     this.progress(WorkerState.WORKER_STATE_SYNCING, `catching up from round ${state.round} to ${target}`);
+    const newest = (await this.checkpoints.rounds().catch(() => [] as number[])).filter((r) => r <= target).pop();
     if (state.round < target) {
+      // A checkpoint newer than our state saves replaying the rounds before it (a late joiner
+      // must be ready before the others reach its first round).
+      if (newest !== undefined && newest > state.round) await this.loadCheckpoint(`round-${newest}`);
       try {
         await this.replay(target);
         return;
       } catch (err) {
-        if (!(err instanceof RunnerFault) || err.kind !== FaultKinds.replayGap) throw err;
+        if (!(err instanceof RunnerFault) || err.kind !== FaultKinds.replayGap || newest === undefined || newest === this.state!.round) throw err;
         this.log.warn({ err: err.message }, 'replay from our state failed; trying the newest checkpoint');
       }
     }
-    const key = (await this.checkpoints.rounds().catch(() => [] as number[])).filter((r) => r <= target).pop();
-    if (key === undefined) throw new RunnerFault(FaultKinds.badCheckpoint, `no checkpoint at or before round ${target} in ${this.checkpoints.bucket}`);
-    await this.loadCheckpoint(`round-${key}`);
+    if (newest === undefined) throw new RunnerFault(FaultKinds.badCheckpoint, `no checkpoint at or before round ${target} in ${this.checkpoints.bucket}`);
+    await this.loadCheckpoint(`round-${newest}`);
     await this.replay(target);
   }
 
