@@ -23,7 +23,8 @@ import type { RoundRepository } from '../repositories/round.repository.js';
 import type { ShardRow } from '../repositories/shard.repository.js';
 import type { JobCheckpointsService } from '../services/job-checkpoints.service.js';
 import type { JobEventsService } from '../services/job-events.service.js';
-import { ADD_LOOKAHEAD, proportionalShares, type EpochInfo, type JobRosterService } from '../services/job-roster.service.js';
+import { tfReady } from '../services/job-specs.service.js';
+import { proportionalShares, type EpochInfo, type JobRosterService } from '../services/job-roster.service.js';
 
 /** Rounds of an epoch between checks of the shares against measured speeds. */
 export const REBALANCE_EVERY = 50;
@@ -113,6 +114,7 @@ export class JobKeeper {
   /** Restores params from the latest checkpoint + replay up to jobs.round, then follows gathers. */
   async start(): Promise<void> {
     const { deps } = this;
+    await tfReady();
     this.model = await buildModel(this.spec.model);
     this.optimizer = createOptimizer(this.spec.optimizer as never, this.model.paramCount);
     this.train = await deps.shardsOf(this.job.datasetId, 'train');
@@ -160,6 +162,18 @@ export class JobKeeper {
   /** A new epoch of this job (from the roster service). */
   onEpoch(e: EpochInfo): void {
     this.epochs.set(e.epoch, e);
+  }
+
+  /**
+   * An epoch about to be made: from now on no round ≥ startRound is taken from an older epoch
+   * (members re-run it in the new one). Its members are filled in by `onEpoch`.
+   */
+  onPending(epoch: number, startRound: number): void {
+    if (!this.epochs.has(epoch)) this.epochs.set(epoch, { jobId: this.job.id, epoch, startRound, dataEpoch: -1, members: [], samplesPerRound: [], pieces: {} });
+  }
+
+  onCancelled(epoch: number): void {
+    if (this.epochs.get(epoch)?.members.length === 0) this.epochs.delete(epoch);
   }
 
   /** A member's round report (from the session layer). */
@@ -216,11 +230,10 @@ export class JobKeeper {
     if (o.round > this.committed + 1) {
       // We missed a round (restart): members are ahead of the authoritative state.
       this.log.warn({ round: o.round, committed: this.committed }, 'keeper missed rounds; members resync');
-      this.observed = Math.max(this.observed, o.round);
       const next = this.committed + 1;
       if (this.resyncFrom !== next) {
         this.resyncFrom = next;
-        void this.deps.roster.change(this.job.id, { reason: 'keeper-missed-rounds', startRound: next, resync: ep.members }).catch((err) => this.log.error({ err }, 'resync roster failed'));
+        void this.deps.roster.change(this.job.id, { reason: 'keeper-missed-rounds', startRound: next, resync: ep.members, force: true }).catch((err) => this.log.error({ err }, 'resync roster failed'));
       }
       return;
     }
@@ -371,7 +384,7 @@ export class JobKeeper {
         void this.deps.roster.change(this.job.id, { reason: 'redeal', startRound: r + 1 }).catch((err) => this.log.error({ err }, 'roster change failed'));
       } else if (this.shouldRebalance(ep, r)) {
         // Shares follow observed speed, so fast and slow members finish a round together.
-        void this.deps.roster.change(this.job.id, { reason: 'rebalance', startRound: this.observed + ADD_LOOKAHEAD }).catch((err) => this.log.error({ err }, 'roster change failed'));
+        void this.deps.roster.change(this.job.id, { reason: 'rebalance', lookahead: true }).catch((err) => this.log.error({ err }, 'roster change failed'));
       }
     }
   }

@@ -30,6 +30,10 @@ export interface RosterChange {
   startRound?: number;
   /** Start the next pass over the data. */
   nextDataEpoch?: boolean;
+  /** Start a few rounds ahead so that no member need stop (shares or membership grow only). */
+  lookahead?: boolean;
+  /** Use `startRound` even if members finished later rounds (the keeper missed rounds: they roll back). */
+  force?: boolean;
 }
 
 /** What the keeper needs of a new epoch. */
@@ -106,6 +110,16 @@ export class JobRosterService {
     return () => this.changes.off('epoch', listener);
   }
 
+  /** An epoch about to be made (`pending`, before its rows exist) or abandoned (`cancelled`). */
+  onPending(listener: (e: { jobId: string; epoch: number; startRound: number }) => void, cancelled: (e: { jobId: string; epoch: number }) => void): () => void {
+    this.changes.on('pending', listener);
+    this.changes.on('cancelled', cancelled);
+    return () => {
+      this.changes.off('pending', listener);
+      this.changes.off('cancelled', cancelled);
+    };
+  }
+
   /** Runs `fn` after every earlier change of the same job (one at a time per job). */
   serialise<T>(jobId: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.locks.get(jobId) ?? Promise.resolve();
@@ -161,12 +175,52 @@ export class JobRosterService {
     }
 
     const latest = await this.rosters.latest(jobId);
+    const epoch = (latest?.epoch ?? 0) + 1;
+    // The start round is chosen and announced to the keeper without an await in between: every
+    // round a member has finished is ≤ lastSeen, and from now on the keeper takes no round
+    // ≥ startRound from an older epoch (it would be re-run in this one).
     const lastSeen = Math.max(job.round, this.observedRound(jobId) ?? -1);
     const onlyAdds = removed.length === 0 && !c.nextDataEpoch && job.status === 'running';
-    const startRound = c.startRound ?? (lastSeen + 1 + (onlyAdds && added.length ? ADD_LOOKAHEAD - 1 : 0));
+    const lookahead = c.lookahead || (onlyAdds && added.length > 0) ? ADD_LOOKAHEAD - 1 : 0;
+    const startRound = c.force && c.startRound !== undefined ? c.startRound : Math.max(c.startRound ?? 0, lastSeen + 1 + lookahead);
+    this.changes.emit('pending', { jobId, epoch, startRound });
+    try {
+      return await this.finishChange(jobId, c, { job, spec, before, added, removed, ids, dataset, train, latest, epoch, startRound });
+    } catch (err) {
+      this.changes.emit('cancelled', { jobId, epoch });
+      throw err;
+    }
+  }
+
+  private async finishChange(
+    jobId: string,
+    c: RosterChange,
+    x: {
+      job: JobRow;
+      spec: JobSpec;
+      before: Awaited<ReturnType<RosterRepository['assigned']>>;
+      added: string[];
+      removed: string[];
+      ids: string[];
+      dataset: NonNullable<Awaited<ReturnType<DatasetRepository['findById']>>>;
+      train: Awaited<ReturnType<ShardRepository['listByDataset']>>;
+      latest: RosterWithMembers | undefined;
+      epoch: number;
+      startRound: number;
+    },
+  ): Promise<EpochInfo> {
+    const { spec, before, added, removed, ids, dataset, train, latest, epoch, startRound } = x;
+    // Committed round and progress from one snapshot (a commit updates both in one transaction).
+    const { job, committedProgress } = await this.handle.db.transaction(
+      async (tx) => {
+        const j = (await this.jobs.findById(jobId, tx))!;
+        return { job: j, committedProgress: await this.rounds.progress(jobId, j.dataEpoch + (c.nextDataEpoch ? 1 : 0), tx) };
+      },
+      { isolationLevel: 'repeatable read' },
+    );
     let dataEpoch = job.dataEpoch + (c.nextDataEpoch ? 1 : 0);
     const shardsForDeal = train.map((s) => ({ index: s.index, samples: s.sampleCount }));
-    let progress = await this.rounds.progress(jobId, dataEpoch);
+    let progress = committedProgress;
     // Rounds between the last commit and startRound run (or may run) in the old epoch on the old
     // pieces: deal from where its members will be by then, so that no sample is dealt twice.
     if (latest?.members.length && latest.members[0].dataEpoch === dataEpoch && startRound > job.round + 1) {
@@ -212,7 +266,6 @@ export class JobRosterService {
     // must bring samples to every round.
     const members = candidates.filter((id) => (dealt[id]?.length ?? 0) > 0);
     const shares = proportionalShares(members.map((id) => speeds.get(id)!), spec.globalBatch);
-    const epoch = (latest?.epoch ?? 0) + 1;
 
     await this.handle.db.transaction(async (tx) => {
       await this.rosters.insert(

@@ -12,6 +12,7 @@ import {
   checkSpecAgainstDataset,
   ModelSpecError,
   OptimizerConfigSchema,
+  selectBackend,
   validateModelSpec,
   type DatasetShape,
   type Model,
@@ -26,6 +27,17 @@ export interface ValidatedJob {
   spec: JobSpec;
   dataset: DatasetRow;
   model: Model;
+}
+
+let backend: Promise<unknown> | null = null;
+
+/**
+ * Makes sure a TensorFlow.js backend is initialised in this process before any model is built
+ * (a registered but uninitialised one, e.g. wasm, makes every op throw). Once per process.
+ */
+export function tfReady(): Promise<unknown> {
+  backend ??= selectBackend('auto').catch(() => selectBackend('cpu'));
+  return backend;
 }
 
 function issues(prefix: string, e: ModelSpecError): string {
@@ -44,6 +56,7 @@ export class JobSpecsService {
 
   /** Parses and checks a submission; returns the spec to store (model/optimizer defaults filled) and the built model (caller disposes). */
   async validate(body: unknown): Promise<ValidatedJob> {
+    await tfReady();
     let spec: JobSpec;
     try {
       spec = parseJobSpec(body);
@@ -112,6 +125,7 @@ export class JobSpecsService {
   async paramCount(jobId: string, spec: JobSpec): Promise<number> {
     let p = this.paramCounts.get(jobId);
     if (p === undefined) {
+      await tfReady();
       const m = await buildModel(spec.model);
       p = m.paramCount;
       m.dispose();

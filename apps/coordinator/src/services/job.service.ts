@@ -22,7 +22,7 @@ import { ShardRepository } from '../repositories/shard.repository.js';
 import { DATABASE, LOGGER } from '../tokens.js';
 import { JobCheckpointsService } from './job-checkpoints.service.js';
 import { JobEventsService } from './job-events.service.js';
-import { JobSpecsService } from './job-specs.service.js';
+import { JobSpecsService, tfReady } from './job-specs.service.js';
 import { KeeperService } from './keeper.service.js';
 import { SessionRegistry } from './session-registry.js';
 
@@ -246,6 +246,7 @@ export class JobService {
     const bytes = await this.blobs.get(cp.bucket, cp.objectKey);
     if (!bytes) throw new NotFoundError(`checkpoint ${cp.objectKey} of job ${job.name} is missing from the object store`);
     const state = decodeCheckpoint(bytes);
+    await tfReady();
     const model = await buildModel(parseJobSpec(job.spec).model);
     try {
       return { jobId: id, ...(await exportModelJson(model, state.params, state.round)) };

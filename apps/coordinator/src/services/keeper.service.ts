@@ -70,6 +70,10 @@ export class KeeperService {
     });
     this.unsubscribe.push(
       roster.onEpoch((e) => this.keepers.get(e.jobId)?.onEpoch(e)),
+      roster.onPending(
+        (e) => this.keepers.get(e.jobId)?.onPending(e.epoch, e.startRound),
+        (e) => this.keepers.get(e.jobId)?.onCancelled(e.epoch),
+      ),
       registry.on('roundReport', (workerId, report) => this.keepers.get(report.jobId)?.onReport(workerId, report)),
       registry.on('fault', (workerId, fault) => void this.onFault(workerId, fault).catch((err) => this.log.error({ err }, 'fault handling failed'))),
     );
