@@ -95,6 +95,7 @@ export class JobKeeper {
   /** The parameters hold an update that is not committed. */
   private dirty = false;
   private stopping: Promise<void> | null = null;
+  private watchdog: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly abort = new AbortController();
 
@@ -147,6 +148,7 @@ export class JobKeeper {
     }
     await this.loadProgress(this.job.dataEpoch);
     this.observer = new GatherObserver({ nc: deps.nc, jobId: this.job.id, maxPending: 8, maxQueued: 64 });
+    this.armWatchdog();
     this.loop = this.run().catch((err) => {
       if (!this.stopped) this.log.error({ err }, 'keeper loop failed');
     });
@@ -162,6 +164,24 @@ export class JobKeeper {
   /** A new epoch of this job (from the roster service). */
   onEpoch(e: EpochInfo): void {
     this.epochs.set(e.epoch, e);
+    this.armWatchdog();
+  }
+
+  /**
+   * No round completed for a long while (members stalled: no quorum at a deadline, a lost
+   * roster): a new epoch of the same members re-runs the next round.
+   */
+  private armWatchdog(): void {
+    clearTimeout(this.watchdog);
+    if (this.stopped) return;
+    const ms = Math.max(60_000, 3 * this.spec.roundDeadlineMs + 10_000);
+    this.watchdog = setTimeout(() => {
+      if (this.stopped) return;
+      this.log.warn({ round: this.committed + 1, waitedMs: ms }, 'no round completed; a new epoch re-runs it');
+      void this.deps.roster.change(this.job.id, { reason: 'stalled', resync: [] }).catch((err) => this.log.error({ err }, 'roster change failed'));
+      this.armWatchdog();
+    }, ms);
+    this.watchdog.unref();
   }
 
   /**
@@ -238,6 +258,7 @@ export class JobKeeper {
       return;
     }
     this.observed = Math.max(this.observed, o.round);
+    this.armWatchdog();
     const r = o.round;
     this.dirty = true;
     const info = this.optimizer.step(this.params, o.mean, r);
@@ -557,6 +578,7 @@ export class JobKeeper {
   stop(checkpoint = true): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopped = true;
+    clearTimeout(this.watchdog);
     this.abort.abort();
     this.observer?.close();
     this.stopping = (async () => {

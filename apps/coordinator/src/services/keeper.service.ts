@@ -183,6 +183,12 @@ export class KeeperService {
       return;
     }
     if (fault.kind === 'data-exhausted') return;
+    if (fault.kind === 'quorum-not-met') {
+      // Too few members were on time; re-run the round in a new epoch (once per epoch).
+      if (fault.epoch < job.epoch) return;
+      await this.roster.change(jobId, { reason: `quorum-not-met in round ${Number(fault.round)}`, startRound: Number(fault.round) });
+      return;
+    }
     this.excluded.set(`${jobId}/${workerId}`, Date.now() + FAULT_EXCLUSION_MS);
     await this.roster.change(jobId, { remove: [workerId], reason: `fault: ${fault.kind}` });
   }
