@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { buildCnn } from './cnn.model.js';
 import { installFastGradients } from './fast-gradients.js';
+import { installHeapKernels } from './heap-kernels.js';
 import { buildKeras } from './keras.model.js';
 import { buildMlp } from './mlp.model.js';
 import type { Model, ModelArtifacts } from './model.js';
@@ -16,6 +17,7 @@ import { buildTransformerLm, TRANSFORMER_LM_FORMAT } from './transformer-lm.mode
 export async function buildModel(spec: unknown): Promise<Model> {
   installFastGradients();
   await installWasmConvKernels();
+  installHeapKernels();
   const s = validateModelSpec(spec);
   switch (s.kind) {
     case 'mlp':

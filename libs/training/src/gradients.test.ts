@@ -59,6 +59,32 @@ describe('gradients match central finite differences', () => {
   });
 });
 
+describe('the pure-JS cpu backend', () => {
+  it('cnn (relu, max pool, dense relu): heap kernels on cpu match finite differences and wasm', async () => {
+    const spec = { kind: 'cnn', inputShape: [6, 6, 2], convs: [{ filters: 4, kernelSize: 3, pool: 'max' }, { filters: 3, kernelSize: 3, pool: 'none' }], dense: [4], numClasses: 3 };
+    const model = await buildModel(spec);
+    const params = model.init(11);
+    for (let i = 0; i < params.length; i++) params[i] += ((i * 7919) % 13) / 26 - 0.25;
+    const batch = randomBatch(3, 72, 3, 8);
+    const onWasm = model.step(params, batch).grad;
+    await selectBackend('cpu');
+    try {
+      const { rel, pairs } = gradCheck(model, params, batch, 40, 1e-3);
+      expect(rel, JSON.stringify(pairs.slice(0, 12))).toBeLessThan(2e-2);
+      const onCpu = model.step(params, batch).grad;
+      let num = 0;
+      let den = 0;
+      for (let i = 0; i < onCpu.length; i++) {
+        num += (onCpu[i] - onWasm[i]) ** 2;
+        den += onWasm[i] ** 2;
+      }
+      expect(Math.sqrt(num / den)).toBeLessThan(1e-4);
+    } finally {
+      await selectBackend('wasm');
+    }
+  });
+});
+
 describe('input validation', () => {
   it('rejects labels out of range and batches of the wrong size', async () => {
     const model = await buildModel({ kind: 'mlp', inputShape: [3], hidden: [], numClasses: 2 });

@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { upsample } from './fast-gradients.js';
+import { actPoolGradOp, filterGradHeap, heapKernelsActive } from './heap-kernels.js';
 
 export type FusedActivation = 'relu' | 'linear';
 
@@ -42,9 +43,17 @@ export function denseAct(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, act: Fu
       value: y,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const [xs, ws, ys] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-        const dz = reluMask(dy as tf.Tensor, ys, act) as tf.Tensor2D;
+        let dz: tf.Tensor2D;
+        let db: tf.Tensor1D;
+        if (heapKernelsActive()) {
+          // Mask and bias gradient in one pass (heap-kernels.ts).
+          [dz, db] = actPoolGradOp(dy as tf.Tensor, ys, ys, 1, act === 'relu') as [tf.Tensor2D, tf.Tensor1D];
+        } else {
+          dz = reluMask(dy as tf.Tensor, ys, act) as tf.Tensor2D;
+          db = sumRows(dz);
+        }
         const dx = inputGrad ? tf.matMul(dz, tf.transpose(ws)) : tf.zerosLike(xs);
-        return [dx, tf.matMul(tf.transpose(xs), dz), sumRows(dz)];
+        return [dx, tf.matMul(tf.transpose(xs), dz), db];
       },
     };
   });
@@ -93,6 +102,15 @@ export function conv2dBlock(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, act:
       gradFunc: (dyIn: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const [xs, ws, zs, ys] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
         const dy = dyIn as tf.Tensor4D;
+        const [kh, , ci, co] = ws.shape;
+        const heap = heapKernelsActive();
+        const dxOf = (dz: tf.Tensor4D) => (inputGrad ? tf.conv2dTranspose(dz, ws, xs.shape, 1, 'same') : tf.zerosLike(xs));
+        if (heap && pool !== 'avg') {
+          // ReLU mask, max-pool routing and bias gradient in one pass; the filter gradient as
+          // one plain matmul over a JS-built im2col matrix (heap-kernels.ts).
+          const [dz, db] = actPoolGradOp(dy, zs, ys, pool === 'max' ? 2 : 1, act === 'relu') as [tf.Tensor4D, tf.Tensor1D];
+          return [dxOf(dz), filterGradHeap(xs, dz, kh), db];
+        }
         let dz: tf.Tensor4D;
         if (pool === 'max') {
           // Gradient to the window's maximum (to each one on an exact tie); ReLU mask at the
@@ -104,10 +122,10 @@ export function conv2dBlock(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, act:
         } else {
           dz = reluMask(dy, zs, act) as tf.Tensor4D;
         }
-        const [kh, , ci, co] = ws.shape;
-        const dx = inputGrad ? tf.conv2dTranspose(dz, ws, xs.shape, 1, 'same') : tf.zerosLike(xs);
-        const dw =
-          ci <= 4
+        const dx = dxOf(dz);
+        const dw = heap
+          ? filterGradHeap(xs, dz, kh)
+          : ci <= 4
             ? filterGradIm2col(xs, dz, kh)
             : (tf.engine().runKernel('Conv2DBackpropFilter', { x: xs, dy: dz }, { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: ws.shape }) as tf.Tensor4D);
         const [n, h, wd] = dz.shape;

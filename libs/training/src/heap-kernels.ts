@@ -1,0 +1,199 @@
+/**
+ * Kernels written as plain JS loops over the backend's own memory (the wasm heap, or the cpu
+ * backend's typed arrays), for the CPU backends' cost model. On wasm each stock elementwise op
+ * over a conv activation costs a pass plus per-op overhead, a reduction over the batch axes
+ * (a bias gradient) costs several passes, and a batch⇄channel-swapped convolution for a filter
+ * gradient runs at a third of the matmul rate. A JS loop over a typed array runs at about a
+ * nanosecond per element and does several of those passes in one. Measured in
+ * docs/bench/training.md; checked against finite differences in gradients.test.ts.
+ *
+ * - `GradpoolActPoolGrad` {dy, z, y} → [dz, db]: the backward pass of act → 2×2/2 max pool
+ *   (or no pool): the gradient goes to every element of a window equal to its maximum, masked
+ *   by the ReLU at the pooled position (y > 0), and db = Σ dz over all but the channel axis.
+ * - `GradpoolIm2colT` {x} → cols [k·k·C, N·H·W]: the transposed im2col matrix of a stride-1
+ *   'same' convolution, row (i·k + j)·C + c holding x[n, y + i − pt, x + j − pl, c] (zero
+ *   outside), so that a filter gradient is one plain matmul cols · dy[N·H·W, Co].
+ *
+ * Every loop runs in a fixed order with float32 stores (db accumulates in float64, then rounds
+ * once), so results are the same bytes in every process.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type Info = tf.TensorInfo;
+
+interface WasmLike extends tf.KernelBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): Info;
+  typedArrayFromHeap(info: Info): Float32Array;
+}
+interface CpuLike extends tf.KernelBackend {
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): Info;
+}
+
+/**
+ * Runs `compute(inputs, outputs)` with Float32Array views of the inputs and fresh zeroed
+ * outputs of the given shapes, on either backend.
+ */
+function heapKernel(
+  backendName: string,
+  backend: tf.KernelBackend,
+  inputs: Info[],
+  outShapes: number[][],
+  compute: (ins: Float32Array[], outs: Float32Array[]) => void,
+): Info[] {
+  const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
+  if (backendName === 'wasm') {
+    const b = backend as WasmLike;
+    // Allocate first: growing the heap detaches earlier views.
+    const outs = outShapes.map((s) => b.makeOutput(s, 'float32'));
+    const outViews = outs.map((o) => b.typedArrayFromHeap(o));
+    for (const v of outViews) v.fill(0);
+    compute(
+      inputs.map((i) => b.typedArrayFromHeap(i)),
+      outViews,
+    );
+    return outs;
+  }
+  const b = backend as CpuLike;
+  const outViews = outShapes.map((s) => new Float32Array(size(s)));
+  compute(
+    inputs.map((i) => b.readSync(i.dataId) as Float32Array),
+    outViews,
+  );
+  return outShapes.map((s, k) => b.makeTensorInfo(s, 'float32', outViews[k]));
+}
+
+/** dz and db of act → pool (see the file comment). z, y NHWC; pool 1 (none) or 2. */
+function actPoolGrad(dy: Float32Array, z: Float32Array, y: Float32Array, dz: Float32Array, db: Float32Array, shape: number[], pool: number, relu: boolean): void {
+  const c = shape[shape.length - 1];
+  const acc = new Float64Array(c);
+  if (pool === 1) {
+    const m = z.length;
+    for (let p = 0; p < m; p += c) {
+      for (let ch = 0; ch < c; ch++) {
+        const g = relu && !(z[p + ch] > 0) ? 0 : dy[p + ch];
+        dz[p + ch] = g;
+        acc[ch] += g;
+      }
+    }
+  } else {
+    const [n, h, w] = shape;
+    const ho = h >> 1;
+    const wo = w >> 1;
+    for (let b = 0; b < n; b++) {
+      for (let oy = 0; oy < ho; oy++) {
+        for (let ox = 0; ox < wo; ox++) {
+          const o = ((b * ho + oy) * wo + ox) * c;
+          const r0 = ((b * h + 2 * oy) * w + 2 * ox) * c;
+          const r1 = r0 + w * c;
+          for (let ch = 0; ch < c; ch++) {
+            const yv = y[o + ch];
+            if (relu && !(yv > 0)) continue;
+            const g = dy[o + ch];
+            // Exact ties all get the gradient (as the stock mask does).
+            let s = 0;
+            const q0 = r0 + ch;
+            const q1 = r0 + c + ch;
+            const q2 = r1 + ch;
+            const q3 = r1 + c + ch;
+            if (z[q0] === yv) {
+              dz[q0] = g;
+              s += g;
+            }
+            if (z[q1] === yv) {
+              dz[q1] = g;
+              s += g;
+            }
+            if (z[q2] === yv) {
+              dz[q2] = g;
+              s += g;
+            }
+            if (z[q3] === yv) {
+              dz[q3] = g;
+              s += g;
+            }
+            acc[ch] += s;
+          }
+        }
+      }
+    }
+  }
+  for (let ch = 0; ch < c; ch++) db[ch] = acc[ch];
+}
+
+/** Transposed im2col of a stride-1 'same' k×k convolution (see the file comment). */
+function im2colT(x: Float32Array, out: Float32Array, shape: number[], k: number): void {
+  const [n, h, w, c] = shape;
+  const pt = (k - 1) >> 1;
+  const pl = pt;
+  const cols = n * h * w;
+  for (let i = 0; i < k; i++) {
+    for (let j = 0; j < k; j++) {
+      const dx = j - pl;
+      const x0 = Math.max(0, -dx);
+      const x1 = Math.min(w, w - dx);
+      for (let ch = 0; ch < c; ch++) {
+        const row = ((i * k + j) * c + ch) * cols;
+        for (let b = 0; b < n; b++) {
+          for (let yy = 0; yy < h; yy++) {
+            const sy = yy + i - pt;
+            if (sy < 0 || sy >= h) continue; // zeros (outputs start zeroed)
+            const dst = row + (b * h + yy) * w;
+            const src = ((b * h + sy) * w + dx) * c + ch;
+            for (let xx = x0; xx < x1; xx++) out[dst + xx] = x[src + xx * c];
+          }
+        }
+      }
+    }
+  }
+}
+
+let installed = false;
+
+/** Registers the heap kernels on the wasm and cpu backends (idempotent). */
+export function installHeapKernels(): void {
+  if (installed) return;
+  installed = true;
+  for (const backendName of ['wasm', 'cpu']) {
+    tf.registerKernel({
+      kernelName: 'GradpoolActPoolGrad',
+      backendName,
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const { dy, z, y } = inputs as Record<string, Info>;
+        const { pool, relu } = attrs as unknown as { pool: number; relu: boolean };
+        const c = z.shape[z.shape.length - 1];
+        return heapKernel(backendName, backend as tf.KernelBackend, [dy, z, y], [z.shape, [c]], ([dyv, zv, yv], [dzv, dbv]) =>
+          actPoolGrad(dyv, zv, yv, dzv, dbv, z.shape, pool, relu),
+        );
+      },
+    });
+    tf.registerKernel({
+      kernelName: 'GradpoolIm2colT',
+      backendName,
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const { x } = inputs as Record<string, Info>;
+        const { k } = attrs as unknown as { k: number };
+        const [n, h, w, c] = x.shape;
+        return heapKernel(backendName, backend as tf.KernelBackend, [x], [[k * k * c, n * h * w]], ([xv], [out]) => im2colT(xv, out, x.shape, k))[0];
+      },
+    });
+  }
+}
+
+/** True when the heap kernels can run on the active backend. */
+export function heapKernelsActive(): boolean {
+  return installed && (tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu');
+}
+
+/** [dz, db] of act → pool (2×2/2 max, or 1: none) given upstream dy, pre-pool z, output y. */
+export function actPoolGradOp(dy: tf.Tensor, z: tf.Tensor, y: tf.Tensor, pool: 1 | 2, relu: boolean): [tf.Tensor, tf.Tensor1D] {
+  const r = tf.engine().runKernel('GradpoolActPoolGrad', { dy, z, y }, { pool, relu }) as unknown as tf.Tensor[];
+  return [r[0], r[1] as tf.Tensor1D];
+}
+
+/** Filter gradient [k, k, Ci, Co] of a stride-1 'same' conv: im2colT(x) · dy. */
+export function filterGradHeap(x: tf.Tensor4D, dy: tf.Tensor4D, k: number): tf.Tensor4D {
+  const [n, h, w, ci] = x.shape;
+  const co = dy.shape[3];
+  const cols = tf.engine().runKernel('GradpoolIm2colT', { x }, { k }) as tf.Tensor2D;
+  return tf.reshape(tf.matMul(cols, tf.reshape(dy, [n * h * w, co]) as tf.Tensor2D), [k, k, ci, co]);
+}
