@@ -14,8 +14,9 @@
  *   'same' convolution, row (i·k + j)·C + c holding x[n, y + i − pt, x + j − pl, c] (zero
  *   outside), so that a filter gradient is one plain matmul cols · dy[N·H·W, Co].
  *
- * Every loop runs in a fixed order with float32 stores (db accumulates in float64, then rounds
- * once), so results are the same bytes in every process.
+ * Outputs start zeroed unless the kernel writes every element. Every loop runs in a fixed
+ * order with float32 stores (db accumulates in float64, then rounds once), so results are the
+ * same bytes in every process.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -39,6 +40,7 @@ function heapKernel(
   inputs: Info[],
   outShapes: number[][],
   compute: (ins: Float32Array[], outs: Float32Array[]) => void,
+  zeroed = true,
 ): Info[] {
   const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
   if (backendName === 'wasm') {
@@ -46,7 +48,7 @@ function heapKernel(
     // Allocate first: growing the heap detaches earlier views.
     const outs = outShapes.map((s) => b.makeOutput(s, 'float32'));
     const outViews = outs.map((o) => b.typedArrayFromHeap(o));
-    for (const v of outViews) v.fill(0);
+    if (zeroed) for (const v of outViews) v.fill(0);
     compute(
       inputs.map((i) => b.typedArrayFromHeap(i)),
       outViews,
@@ -120,26 +122,55 @@ function actPoolGrad(dy: Float32Array, z: Float32Array, y: Float32Array, dz: Flo
   for (let ch = 0; ch < c; ch++) db[ch] = acc[ch];
 }
 
-/** Transposed im2col of a stride-1 'same' k×k convolution (see the file comment). */
+/** Scratch for the channel-planar copy of im2colT's input (reused; contents never read stale). */
+let planarScratch = new Float32Array(0);
+
+/**
+ * Transposed im2col of a stride-1 'same' k×k convolution (see the file comment). Writes every
+ * element. x is first copied channel-planar ([C, N·H·W]) so that each output row reads one
+ * contiguous plane instead of striding over the whole activation once per row.
+ */
 function im2colT(x: Float32Array, out: Float32Array, shape: number[], k: number): void {
   const [n, h, w, c] = shape;
   const pt = (k - 1) >> 1;
   const pl = pt;
   const cols = n * h * w;
+  let planar = x;
+  if (c > 1) {
+    if (planarScratch.length < x.length) planarScratch = new Float32Array(x.length);
+    planar = planarScratch;
+    for (let p = 0, q = 0; p < cols; p++) for (let ch = 0; ch < c; ch++, q++) planar[ch * cols + p] = x[q];
+  }
   for (let i = 0; i < k; i++) {
+    const dy = i - pt;
+    // Rows of each image whose source row lies outside it.
+    const y0 = Math.max(0, -dy);
+    const y1 = Math.min(h, h - dy);
     for (let j = 0; j < k; j++) {
       const dx = j - pl;
       const x0 = Math.max(0, -dx);
       const x1 = Math.min(w, w - dx);
+      // The whole row is the channel plane shifted by one flat offset; then the positions
+      // whose source lies outside the image (or wrapped into a neighbouring row) are zeroed.
+      const off = dy * w + dx;
+      const lo = Math.max(0, -off);
+      const hi = Math.min(cols, cols - off);
       for (let ch = 0; ch < c; ch++) {
         const row = ((i * k + j) * c + ch) * cols;
+        const plane = ch * cols;
+        out.set(planar.subarray(plane + lo + off, plane + hi + off), row + lo);
+        out.fill(0, row, row + lo);
+        out.fill(0, row + hi, row + cols);
         for (let b = 0; b < n; b++) {
-          for (let yy = 0; yy < h; yy++) {
-            const sy = yy + i - pt;
-            if (sy < 0 || sy >= h) continue; // zeros (outputs start zeroed)
-            const dst = row + (b * h + yy) * w;
-            const src = ((b * h + sy) * w + dx) * c + ch;
-            for (let xx = x0; xx < x1; xx++) out[dst + xx] = x[src + xx * c];
+          const img = row + b * h * w;
+          if (y0 > 0) out.fill(0, img, img + y0 * w);
+          if (y1 < h) out.fill(0, img + y1 * w, img + h * w);
+          if (x0 > 0 || x1 < w) {
+            for (let yy = y0; yy < y1; yy++) {
+              const r = img + yy * w;
+              for (let xx = 0; xx < x0; xx++) out[r + xx] = 0;
+              for (let xx = x1; xx < w; xx++) out[r + xx] = 0;
+            }
           }
         }
       }
@@ -173,7 +204,7 @@ export function installHeapKernels(): void {
         const { x } = inputs as Record<string, Info>;
         const { k } = attrs as unknown as { k: number };
         const [n, h, w, c] = x.shape;
-        return heapKernel(backendName, backend as tf.KernelBackend, [x], [[k * k * c, n * h * w]], ([xv], [out]) => im2colT(xv, out, x.shape, k))[0];
+        return heapKernel(backendName, backend as tf.KernelBackend, [x], [[k * k * c, n * h * w]], ([xv], [out]) => im2colT(xv, out, x.shape, k), false)[0];
       },
     });
   }
