@@ -10,6 +10,7 @@
  * - `GradpoolActPoolGrad` {dy, z, y} → [dz, db]: the backward pass of act → 2×2/2 max pool
  *   (or no pool): the gradient goes to every element of a window equal to its maximum, masked
  *   by the ReLU at the pooled position (y > 0), and db = Σ dz over all but the channel axis.
+ * - `GradpoolIm2col` {x} → [N·H·W, k·k·C]: the same, untransposed (for small C).
  * - `GradpoolIm2colT` {x} → cols [k·k·C, N·H·W]: the transposed im2col matrix of a stride-1
  *   'same' convolution, row (i·k + j)·C + c holding x[n, y + i − pt, x + j − pl, c] (zero
  *   outside), so that a filter gradient is one plain matmul cols · dy[N·H·W, Co].
@@ -64,16 +65,22 @@ function heapKernel(
   return outShapes.map((s, k) => b.makeTensorInfo(s, 'float32', outViews[k]));
 }
 
-/** dz and db of act → pool (see the file comment). z, y NHWC; pool 1 (none) or 2. */
-function actPoolGrad(dy: Float32Array, z: Float32Array, y: Float32Array, dz: Float32Array, db: Float32Array, shape: number[], pool: number, relu: boolean): void {
+/**
+ * dz and db of act → pool (see the file comment). z, y NHWC; pool 1 (none) or 2. `planar`:
+ * dz is written channel-planar ([C, N·H·W]) instead of NHWC.
+ */
+function actPoolGrad(dy: Float32Array, z: Float32Array, y: Float32Array, dz: Float32Array, db: Float32Array, shape: number[], pool: number, relu: boolean, planar: boolean): void {
   const c = shape[shape.length - 1];
+  const pixels = z.length / c;
+  const chStride = planar ? pixels : 1;
+  const pixStride = planar ? 1 : c;
   const acc = new Float64Array(c);
   if (pool === 1) {
-    const m = z.length;
-    for (let p = 0; p < m; p += c) {
+    for (let px = 0; px < pixels; px++) {
+      const p = px * c;
       for (let ch = 0; ch < c; ch++) {
         const g = relu && !(z[p + ch] > 0) ? 0 : dy[p + ch];
-        dz[p + ch] = g;
+        dz[ch * chStride + px * pixStride] = g;
         acc[ch] += g;
       }
     }
@@ -85,7 +92,8 @@ function actPoolGrad(dy: Float32Array, z: Float32Array, y: Float32Array, dz: Flo
       for (let oy = 0; oy < ho; oy++) {
         for (let ox = 0; ox < wo; ox++) {
           const o = ((b * ho + oy) * wo + ox) * c;
-          const r0 = ((b * h + 2 * oy) * w + 2 * ox) * c;
+          const p0 = (b * h + 2 * oy) * w + 2 * ox;
+          const r0 = p0 * c;
           const r1 = r0 + w * c;
           for (let ch = 0; ch < c; ch++) {
             const yv = y[o + ch];
@@ -97,20 +105,21 @@ function actPoolGrad(dy: Float32Array, z: Float32Array, y: Float32Array, dz: Flo
             const q1 = r0 + c + ch;
             const q2 = r1 + ch;
             const q3 = r1 + c + ch;
+            const d0 = ch * chStride + p0 * pixStride;
             if (z[q0] === yv) {
-              dz[q0] = g;
+              dz[d0] = g;
               s += g;
             }
             if (z[q1] === yv) {
-              dz[q1] = g;
+              dz[d0 + pixStride] = g;
               s += g;
             }
             if (z[q2] === yv) {
-              dz[q2] = g;
+              dz[d0 + w * pixStride] = g;
               s += g;
             }
             if (z[q3] === yv) {
-              dz[q3] = g;
+              dz[d0 + (w + 1) * pixStride] = g;
               s += g;
             }
             acc[ch] += s;
@@ -178,6 +187,31 @@ function im2colT(x: Float32Array, out: Float32Array, shape: number[], k: number)
   }
 }
 
+/** im2col of a stride-1 'same' k×k convolution: [N·H·W, k·k·C], column (i·k + j)·C + c. */
+function im2col(x: Float32Array, out: Float32Array, shape: number[], k: number): void {
+  const [n, h, w, c] = shape;
+  const pt = (k - 1) >> 1;
+  let q = 0;
+  for (let b = 0; b < n; b++) {
+    for (let yy = 0; yy < h; yy++) {
+      for (let xx = 0; xx < w; xx++) {
+        for (let i = 0; i < k; i++) {
+          const sy = yy + i - pt;
+          for (let j = 0; j < k; j++) {
+            const sx = xx + j - pt;
+            if (sy < 0 || sy >= h || sx < 0 || sx >= w) {
+              for (let ch = 0; ch < c; ch++) out[q++] = 0;
+            } else {
+              const src = ((b * h + sy) * w + sx) * c;
+              for (let ch = 0; ch < c; ch++) out[q++] = x[src + ch];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 let installed = false;
 
 /** Registers the heap kernels on the wasm and cpu backends (idempotent). */
@@ -190,10 +224,11 @@ export function installHeapKernels(): void {
       backendName,
       kernelFunc: ({ inputs, backend, attrs }) => {
         const { dy, z, y } = inputs as Record<string, Info>;
-        const { pool, relu } = attrs as unknown as { pool: number; relu: boolean };
+        const { pool, relu, planar } = attrs as unknown as { pool: number; relu: boolean; planar?: boolean };
         const c = z.shape[z.shape.length - 1];
-        return heapKernel(backendName, backend as tf.KernelBackend, [dy, z, y], [z.shape, [c]], ([dyv, zv, yv], [dzv, dbv]) =>
-          actPoolGrad(dyv, zv, yv, dzv, dbv, z.shape, pool, relu),
+        const dzShape = planar ? [c, z.shape.slice(0, -1).reduce((p, d) => p * d, 1)] : z.shape;
+        return heapKernel(backendName, backend as tf.KernelBackend, [dy, z, y], [dzShape, [c]], ([dyv, zv, yv], [dzv, dbv]) =>
+          actPoolGrad(dyv, zv, yv, dzv, dbv, z.shape, pool, relu, planar === true),
         );
       },
     });
@@ -207,6 +242,16 @@ export function installHeapKernels(): void {
         return heapKernel(backendName, backend as tf.KernelBackend, [x], [[k * k * c, n * h * w]], ([xv], [out]) => im2colT(xv, out, x.shape, k), false)[0];
       },
     });
+    tf.registerKernel({
+      kernelName: 'GradpoolIm2col',
+      backendName,
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const { x } = inputs as Record<string, Info>;
+        const { k } = attrs as unknown as { k: number };
+        const [n, h, w, c] = x.shape;
+        return heapKernel(backendName, backend as tf.KernelBackend, [x], [[n * h * w, k * k * c]], ([xv], [out]) => im2col(xv, out, x.shape, k), false)[0];
+      },
+    });
   }
 }
 
@@ -215,9 +260,12 @@ export function heapKernelsActive(): boolean {
   return installed && (tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu');
 }
 
-/** [dz, db] of act → pool (2×2/2 max, or 1: none) given upstream dy, pre-pool z, output y. */
-export function actPoolGradOp(dy: tf.Tensor, z: tf.Tensor, y: tf.Tensor, pool: 1 | 2, relu: boolean): [tf.Tensor, tf.Tensor1D] {
-  const r = tf.engine().runKernel('GradpoolActPoolGrad', { dy, z, y }, { pool, relu }) as unknown as tf.Tensor[];
+/**
+ * [dz, db] of act → pool (2×2/2 max, or 1: none) given upstream dy, pre-pool z, output y.
+ * `planar`: dz as [C, N·H·W] (for filterGradPlanar) instead of z's shape.
+ */
+export function actPoolGradOp(dy: tf.Tensor, z: tf.Tensor, y: tf.Tensor, pool: 1 | 2, relu: boolean, planar = false): [tf.Tensor, tf.Tensor1D] {
+  const r = tf.engine().runKernel('GradpoolActPoolGrad', { dy, z, y }, { pool, relu, planar }) as unknown as tf.Tensor[];
   return [r[0], r[1] as tf.Tensor1D];
 }
 
@@ -227,4 +275,16 @@ export function filterGradHeap(x: tf.Tensor4D, dy: tf.Tensor4D, k: number): tf.T
   const co = dy.shape[3];
   const cols = tf.engine().runKernel('GradpoolIm2colT', { x }, { k }) as tf.Tensor2D;
   return tf.reshape(tf.matMul(cols, tf.reshape(dy, [n * h * w, co]) as tf.Tensor2D), [k, k, ci, co]);
+}
+
+/**
+ * Filter gradient [k, k, Ci, Co] from a channel-planar dy [Co, N·H·W]: (dyP · im2col(x))ᵀ.
+ * For small Ci (a first layer) this is the fast orientation: the matmul's packed operand is
+ * the thin im2col matrix rather than dy, and no dy transpose is needed.
+ */
+export function filterGradPlanar(x: tf.Tensor4D, dyPlanar: tf.Tensor2D, k: number): tf.Tensor4D {
+  const ci = x.shape[3];
+  const co = dyPlanar.shape[0];
+  const cols = tf.engine().runKernel('GradpoolIm2col', { x }, { k }) as tf.Tensor2D;
+  return tf.reshape(tf.transpose(tf.matMul(dyPlanar, cols)), [k, k, ci, co]);
 }

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { upsample } from './fast-gradients.js';
-import { actPoolGradOp, filterGradHeap, heapKernelsActive } from './heap-kernels.js';
+import { actPoolGradOp, filterGradHeap, filterGradPlanar, heapKernelsActive } from './heap-kernels.js';
 
 export type FusedActivation = 'relu' | 'linear';
 
@@ -108,7 +108,14 @@ export function conv2dBlock(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, act:
         if (heap && pool !== 'avg') {
           // ReLU mask, max-pool routing and bias gradient in one pass; the filter gradient as
           // one plain matmul over a JS-built im2col matrix (heap-kernels.ts).
-          const [dz, db] = actPoolGradOp(dy, zs, ys, pool === 'max' ? 2 : 1, act === 'relu') as [tf.Tensor4D, tf.Tensor1D];
+          const p = pool === 'max' ? 2 : 1;
+          const relu = act === 'relu';
+          if (!inputGrad && ci <= 4) {
+            // First layer: dz only feeds the filter gradient; planar dz, thin im2col operand.
+            const [dzP, db] = actPoolGradOp(dy, zs, ys, p, relu, true) as [tf.Tensor2D, tf.Tensor1D];
+            return [tf.zerosLike(xs), filterGradPlanar(xs, dzP, kh), db];
+          }
+          const [dz, db] = actPoolGradOp(dy, zs, ys, p, relu) as [tf.Tensor4D, tf.Tensor1D];
           return [dxOf(dz), filterGradHeap(xs, dz, kh), db];
         }
         let dz: tf.Tensor4D;
