@@ -23,13 +23,14 @@ afterAll(async () => {
 
 describe('training MNIST end to end', () => {
   it('3 workers train the MLP to ≥ 97 % test accuracy; rounds once each; member hashes = keeper hash', async () => {
-    const epochs = 2;
-    const globalBatch = 500;
+    // Measured single-process with the same model and data (npm run bench training-e2e): 97.5 %.
+    const epochs = 3;
+    const globalBatch = 1000;
     const job = await cluster.submitJob({
       name: 'e2e mnist mlp',
       datasetId: mnist.id,
       model: { kind: 'mlp', inputShape: [28, 28, 1], hidden: [256, 128], activation: 'relu', numClasses: 10 },
-      optimizer: { kind: 'adam', lr: 2e-3 },
+      optimizer: { kind: 'adam', lr: 5e-3 },
       globalBatch,
       epochs,
       minWorkers: 3,
@@ -39,7 +40,7 @@ describe('training MNIST end to end', () => {
       evalEvery: 0,
       seed: 7,
     });
-    const end = await cluster.waitForEnd(job.id, 240_000).catch((err: Error) => {
+    const end = await cluster.waitForEnd(job.id, 420_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${cluster.trouble()}`);
     });
     expect(end.status, `${end.statusReason}\n${cluster.trouble()}`).toBe('completed');

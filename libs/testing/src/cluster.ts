@@ -240,7 +240,11 @@ export class Cluster implements AsyncDisposable {
 
   /** A query against the coordinator's database. */
   async sql<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, params: unknown[] = []): Promise<R[]> {
-    this.pool ??= new pg.Pool({ connectionString: this.databaseUrl, max: 2 });
+    if (!this.pool) {
+      this.pool = new pg.Pool({ connectionString: this.databaseUrl, max: 2 });
+      // An idle connection closed by the server (the database dropped at the end) is not an error here.
+      this.pool.on('error', () => undefined);
+    }
     return (await this.pool.query<R>(text, params)).rows;
   }
 
