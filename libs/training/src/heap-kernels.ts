@@ -10,6 +10,8 @@
  * - `GradpoolActPoolGrad` {dy, z, y} → [dz, db]: the backward pass of act → 2×2/2 max pool
  *   (or no pool): the gradient goes to every element of a window equal to its maximum, masked
  *   by the ReLU at the pooled position (y > 0), and db = Σ dz over all but the channel axis.
+ * - `GradpoolSoftmaxXent` {logits, labels} → [mean loss, dlogits]: the loss and its gradient
+ *   in one pass per row.
  * - `GradpoolIm2col` {x} → [N·H·W, k·k·C]: the same, untransposed (for small C).
  * - `GradpoolIm2colT` {x} → cols [k·k·C, N·H·W]: the transposed im2col matrix of a stride-1
  *   'same' convolution, row (i·k + j)·C + c holding x[n, y + i − pt, x + j − pl, c] (zero
@@ -212,6 +214,29 @@ function im2col(x: Float32Array, out: Float32Array, shape: number[], k: number):
   }
 }
 
+/**
+ * Mean softmax cross-entropy of logits [m, C] against labels [m], and its gradient
+ * (softmax − one-hot) / m, in one pass per row (float64 inside).
+ */
+function softmaxXent(logits: Float32Array, labels: Int32Array, loss: Float32Array, grad: Float32Array, m: number, c: number): void {
+  let total = 0;
+  const e = new Float64Array(c);
+  for (let r = 0; r < m; r++) {
+    const o = r * c;
+    let mx = -Infinity;
+    for (let j = 0; j < c; j++) if (logits[o + j] > mx) mx = logits[o + j];
+    let s = 0;
+    for (let j = 0; j < c; j++) {
+      e[j] = Math.exp(logits[o + j] - mx);
+      s += e[j];
+    }
+    const label = labels[r];
+    total += Math.log(s) - (logits[o + label] - mx);
+    for (let j = 0; j < c; j++) grad[o + j] = (e[j] / s - (j === label ? 1 : 0)) / m;
+  }
+  loss[0] = total / m;
+}
+
 let installed = false;
 
 /** Registers the heap kernels on the wasm and cpu backends (idempotent). */
@@ -240,6 +265,17 @@ export function installHeapKernels(): void {
         const { k } = attrs as unknown as { k: number };
         const [n, h, w, c] = x.shape;
         return heapKernel(backendName, backend as tf.KernelBackend, [x], [[k * k * c, n * h * w]], ([xv], [out]) => im2colT(xv, out, x.shape, k), false)[0];
+      },
+    });
+    tf.registerKernel({
+      kernelName: 'GradpoolSoftmaxXent',
+      backendName,
+      kernelFunc: ({ inputs, backend }) => {
+        const { logits, labels } = inputs as Record<string, Info>;
+        const [m, c] = logits.shape;
+        return heapKernel(backendName, backend as tf.KernelBackend, [logits, labels], [[], [m, c]], ([lv, yv], [lossv, gv]) =>
+          softmaxXent(lv, yv as unknown as Int32Array, lossv, gv, m, c),
+        );
       },
     });
     tf.registerKernel({
@@ -287,4 +323,15 @@ export function filterGradPlanar(x: tf.Tensor4D, dyPlanar: tf.Tensor2D, k: numbe
   const co = dyPlanar.shape[0];
   const cols = tf.engine().runKernel('GradpoolIm2col', { x }, { k }) as tf.Tensor2D;
   return tf.reshape(tf.transpose(tf.matMul(dyPlanar, cols)), [k, k, ci, co]);
+}
+
+/** Mean softmax cross-entropy of logits [m, C] against int32 labels [m] (one heap kernel each way). */
+export function softmaxCrossEntropyHeap(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+  const f = tf.customGrad((...args: unknown[]) => {
+    const [lg, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const [loss, grad] = tf.engine().runKernel('GradpoolSoftmaxXent', { logits: lg, labels }, {}) as unknown as [tf.Scalar, tf.Tensor2D];
+    save([grad]);
+    return { value: loss, gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.mul(saved[0], dy as tf.Tensor) };
+  });
+  return f(logits) as tf.Scalar;
 }
