@@ -5,7 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initParams, type ParamEntry } from './layout.js';
-import { denseAct } from './ops.js';
+import { denseAct, denseActT, transposeT } from './ops.js';
+import { heapKernelsActive } from './heap-kernels.js';
 import { correctCount, meanSquaredError, softmaxCrossEntropy, type LossKind } from './loss.js';
 import {
   checkBatch,
@@ -174,6 +175,40 @@ export function dense(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, inputGrad = true
 export function denseActivated(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, act: 'relu' | 'tanh' | 'sigmoid', inputGrad = true): tf.Tensor2D {
   if (act === 'relu') return denseAct(x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D, 'relu', inputGrad);
   return activate(dense(x, w, b, inputGrad), act) as tf.Tensor2D;
+}
+
+/**
+ * A stack of dense layers on x [m, in]: act(... act(x · w0 + b0) ...) with dropout after each
+ * hidden activation and a linear last layer; returns [m, out]. On the CPU backends the stack
+ * runs feature-major (ops.ts, denseActT) between one transpose in and one out.
+ * `ps`: w0, b0, w1, b1, …; `inputGrad` false: no gradient to x.
+ */
+export function denseStack(
+  x: tf.Tensor2D,
+  ps: tf.Tensor[],
+  act: 'relu' | 'tanh' | 'sigmoid',
+  dropout: (h: tf.Tensor) => tf.Tensor,
+  inputGrad: boolean,
+): tf.Tensor2D {
+  const layers = ps.length / 2;
+  if (!heapKernelsActive()) {
+    let h = x;
+    for (let i = 0; i < layers; i++) {
+      const g = inputGrad || i > 0;
+      if (i < layers - 1) h = dropout(denseActivated(h, ps[2 * i], ps[2 * i + 1], act, g)) as tf.Tensor2D;
+      else h = dense(h, ps[2 * i], ps[2 * i + 1], g);
+    }
+    return h;
+  }
+  let hT = transposeT(x);
+  for (let i = 0; i < layers; i++) {
+    const g = inputGrad || i > 0;
+    const [w, b] = [ps[2 * i] as tf.Tensor2D, ps[2 * i + 1] as tf.Tensor1D];
+    if (i === layers - 1) hT = denseActT(hT, w, b, 'linear', g);
+    else if (act === 'relu') hT = dropout(denseActT(hT, w, b, 'relu', g)) as tf.Tensor2D;
+    else hT = dropout(activate(denseActT(hT, w, b, 'linear', g), act)) as tf.Tensor2D;
+  }
+  return transposeT(hT);
 }
 
 /** Saves a tf.layers model (with the given flat weights) as in-memory artifacts. */

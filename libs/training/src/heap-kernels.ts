@@ -12,6 +12,9 @@
  *   by the ReLU at the pooled position (y > 0), and db = Σ dz over all but the channel axis.
  * - `GradpoolSoftmaxXent` {logits, labels} → [mean loss, dlogits]: the loss and its gradient
  *   in one pass per row.
+ * - `GradpoolTranspose2d`, `GradpoolBiasAct`, `GradpoolActGradT`: the feature-major dense
+ *   layers of ops.ts (denseActT): a blocked transpose, bias + ReLU over rows, and its backward
+ *   (masked dy in both layouts + the bias gradient).
  * - `GradpoolIm2col` {x} → [N·H·W, k·k·C]: the same, untransposed (for small C).
  * - `GradpoolIm2colT` {x} → cols [k·k·C, N·H·W]: the transposed im2col matrix of a stride-1
  *   'same' convolution, row (i·k + j)·C + c holding x[n, y + i − pt, x + j − pl, c] (zero
@@ -237,6 +240,55 @@ function softmaxXent(logits: Float32Array, labels: Int32Array, loss: Float32Arra
   loss[0] = total / m;
 }
 
+/** out [c, r] = xᵀ for x [r, c] (blocked for the caches). */
+function transpose2d(x: Float32Array, out: Float32Array, r: number, c: number): void {
+  const B = 32;
+  for (let i0 = 0; i0 < r; i0 += B) {
+    const i1 = Math.min(r, i0 + B);
+    for (let j0 = 0; j0 < c; j0 += B) {
+      const j1 = Math.min(c, j0 + B);
+      for (let i = i0; i < i1; i++) {
+        const src = i * c;
+        for (let j = j0; j < j1; j++) out[j * r + i] = x[src + j];
+      }
+    }
+  }
+}
+
+/** y[i, j] = act(z[i, j] + b[i]) for z [r, m] (feature-major activations). */
+function biasAct(z: Float32Array, b: Float32Array, y: Float32Array, r: number, m: number, relu: boolean): void {
+  for (let i = 0; i < r; i++) {
+    const bi = b[i];
+    const o = i * m;
+    if (relu) {
+      for (let j = 0; j < m; j++) {
+        const v = z[o + j] + bi;
+        y[o + j] = v > 0 ? v : 0;
+      }
+    } else {
+      for (let j = 0; j < m; j++) y[o + j] = z[o + j] + bi;
+    }
+  }
+}
+
+/**
+ * Backward of biasAct for feature-major dy, y [r, m]: dzT [r, m] (ReLU-masked dy), its
+ * transpose dz [m, r], and db [r] = row sums of dzT.
+ */
+function actGradT(dy: Float32Array, y: Float32Array, dzT: Float32Array, dz: Float32Array, db: Float32Array, r: number, m: number, relu: boolean): void {
+  for (let i = 0; i < r; i++) {
+    const o = i * m;
+    let s = 0;
+    for (let j = 0; j < m; j++) {
+      const g = relu && !(y[o + j] > 0) ? 0 : dy[o + j];
+      dzT[o + j] = g;
+      s += g;
+    }
+    db[i] = s;
+  }
+  transpose2d(dzT, dz, r, m);
+}
+
 let installed = false;
 
 /** Registers the heap kernels on the wasm and cpu backends (idempotent). */
@@ -276,6 +328,35 @@ export function installHeapKernels(): void {
         return heapKernel(backendName, backend as tf.KernelBackend, [logits, labels], [[], [m, c]], ([lv, yv], [lossv, gv]) =>
           softmaxXent(lv, yv as unknown as Int32Array, lossv, gv, m, c),
         );
+      },
+    });
+    tf.registerKernel({
+      kernelName: 'GradpoolTranspose2d',
+      backendName,
+      kernelFunc: ({ inputs, backend }) => {
+        const { x } = inputs as Record<string, Info>;
+        const [r, c] = x.shape;
+        return heapKernel(backendName, backend as tf.KernelBackend, [x], [[c, r]], ([xv], [out]) => transpose2d(xv, out, r, c), false)[0];
+      },
+    });
+    tf.registerKernel({
+      kernelName: 'GradpoolBiasAct',
+      backendName,
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const { z, b } = inputs as Record<string, Info>;
+        const { relu } = attrs as unknown as { relu: boolean };
+        const [r, m] = z.shape;
+        return heapKernel(backendName, backend as tf.KernelBackend, [z, b], [[r, m]], ([zv, bv], [yv]) => biasAct(zv, bv, yv, r, m, relu), false)[0];
+      },
+    });
+    tf.registerKernel({
+      kernelName: 'GradpoolActGradT',
+      backendName,
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const { dy, y } = inputs as Record<string, Info>;
+        const { relu } = attrs as unknown as { relu: boolean };
+        const [r, m] = y.shape;
+        return heapKernel(backendName, backend as tf.KernelBackend, [dy, y], [[r, m], [m, r], [r]], ([dyv, yv], [dzT, dz, db]) => actGradT(dyv, yv, dzT, dz, db, r, m, relu), false);
       },
     });
     tf.registerKernel({

@@ -4,7 +4,7 @@
  * Glorot-uniform kernels, zero biases). Dropout follows every hidden activation.
  */
 import * as tf from '@tensorflow/tfjs';
-import { dense, denseActivated, GraphModel, saveLayersModel } from './graph.model.js';
+import { denseStack, GraphModel, saveLayersModel } from './graph.model.js';
 import { LayoutBuilder } from './layout.js';
 import { paramTensors } from './model.js';
 import type { MlpSpec } from './spec.js';
@@ -32,13 +32,8 @@ export function buildMlp(spec: MlpSpec): GraphModel {
     loss: spec.loss,
     numClasses: spec.numClasses,
     forward(ps, x, ctx) {
-      let h = x as tf.Tensor2D;
-      for (let i = 0; i <= last; i++) {
-        // The input needs no gradient: skip the first layer's dx.
-        if (i < last) h = ctx.dropout(denseActivated(h, ps[2 * i], ps[2 * i + 1], spec.activation, i > 0), spec.dropout) as tf.Tensor2D;
-        else h = dense(h, ps[2 * i], ps[2 * i + 1], i > 0);
-      }
-      return h;
+      // The input needs no gradient: skip the first layer's dx.
+      return denseStack(x as tf.Tensor2D, ps, spec.activation, (h) => ctx.dropout(h, spec.dropout), false);
     },
     async exportArtifacts(model, params) {
       const m = tf.sequential();

@@ -60,6 +60,48 @@ export function denseAct(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, act: Fu
   return f(x, w, b) as tf.Tensor2D;
 }
 
+/** xᵀ of a [r, c] matrix (a JS kernel on the CPU backends; differentiable). */
+export function transposeT(x: tf.Tensor2D): tf.Tensor2D {
+  if (!heapKernelsActive()) return tf.transpose(x);
+  const f = tf.customGrad((...args: unknown[]) => {
+    const [xi] = args as [tf.Tensor2D];
+    const value = tf.engine().runKernel('GradpoolTranspose2d', { x: xi }, {}) as tf.Tensor2D;
+    return { value, gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.engine().runKernel('GradpoolTranspose2d', { x: dy as tf.Tensor }, {}) as tf.Tensor };
+  });
+  return f(x) as tf.Tensor2D;
+}
+
+/**
+ * Feature-major dense layer: act(wᵀ · hT + b) for hT [in, m] (one column per sample), w
+ * [in, out] (Keras layout), giving [out, m]. XNNPACK packs a matmul's right operand on every
+ * call (the parameters are fresh tensors each step), which for a weight matrix costs about as
+ * much as the multiplication; in this layout every right operand is an activation or a
+ * gradient (in × m or out × m) and the weights are only ever the streamed left operand:
+ *   forward z = wᵀ · hT (wᵀ by a JS transpose), dhT = w · dzT, dw = hT · dz.
+ * Use where heapKernelsActive(); `inputGrad` false skips dhT (zeros). `w` and `b` must be
+ * created outside the differentiated function (parameters): w is captured, not saved.
+ */
+export function denseActT(hT: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, act: FusedActivation, inputGrad = true): tf.Tensor2D {
+  const relu = act === 'relu';
+  const f = tf.customGrad((...args: unknown[]) => {
+    const [hi, wi, bi, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
+    const wT = tf.engine().runKernel('GradpoolTranspose2d', { x: wi }, {}) as tf.Tensor2D;
+    const y = tf.engine().runKernel('GradpoolBiasAct', { z: tf.matMul(wT, hi), b: bi }, { relu }) as tf.Tensor2D;
+    save([hi, y]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [hs, ys] = saved as [tf.Tensor2D, tf.Tensor2D];
+        // w is a parameter tensor (created outside the recorded forward pass): not saved.
+        const [dzT, dz, db] = tf.engine().runKernel('GradpoolActGradT', { dy: dy as tf.Tensor, y: ys }, { relu }) as unknown as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+        const dh = inputGrad ? tf.matMul(wi, dzT) : tf.zerosLike(hs);
+        return [dh, tf.matMul(hs, dz), db];
+      },
+    };
+  });
+  return f(hT, w, b) as tf.Tensor2D;
+}
+
 /**
  * Filter gradient of a stride-1 'same' conv by im2col: the k·k shifted views of the padded
  * input, channels first, stacked into [k·k·Ci, N·H·W], times dy [N·H·W, Co]. One big matmul;
