@@ -7,7 +7,7 @@
  * zero biases).
  */
 import * as tf from '@tensorflow/tfjs';
-import { activate, dense, denseActivated, GraphModel, saveLayersModel } from './graph.model.js';
+import { activate, denseStack, GraphModel, saveLayersModel } from './graph.model.js';
 import { LayoutBuilder } from './layout.js';
 import { conv2dBlock } from './ops.js';
 import { paramTensors } from './model.js';
@@ -68,12 +68,8 @@ export function buildCnn(spec: CnnSpec): GraphModel {
           else if (cv.pool === 'avg') t = avgPool2(t);
         }
       });
-      let z = tf.reshape(t, [t.shape[0], -1]) as tf.Tensor2D;
-      for (let j = 0; j <= last; j++) {
-        if (j < last) z = ctx.dropout(denseActivated(z, ps[2 * (nc + j)], ps[2 * (nc + j) + 1], spec.activation), spec.dropout) as tf.Tensor2D;
-        else z = dense(z, ps[2 * (nc + j)], ps[2 * (nc + j) + 1]);
-      }
-      return z;
+      const z = tf.reshape(t, [t.shape[0], -1]) as tf.Tensor2D;
+      return denseStack(z, ps.slice(2 * nc), spec.activation, (h) => ctx.dropout(h, spec.dropout), true);
     },
     async exportArtifacts(model, params) {
       const m = tf.sequential();
