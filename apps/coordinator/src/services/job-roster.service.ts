@@ -48,6 +48,11 @@ export interface EpochInfo {
   pieces: Record<string, Piece[]>;
 }
 
+/** The job left queued/running while a roster change was being made. */
+export class JobNotRunnableError extends Error {
+  override name = 'JobNotRunnableError';
+}
+
 /** Rounds ahead of the newest observed one at which an epoch that only adds members starts. */
 export const ADD_LOOKAHEAD = 3;
 
@@ -134,7 +139,12 @@ export class JobRosterService {
 
   /** Applies a membership change (or a re-deal); returns the new epoch, or null when none was made. */
   change(jobId: string, c: RosterChange): Promise<EpochInfo | null> {
-    return this.serialise(jobId, () => this.changeNow(jobId, c));
+    return this.serialise(jobId, () =>
+      this.changeNow(jobId, c).catch((err: unknown) => {
+        if (err instanceof JobNotRunnableError) return null;
+        throw err;
+      }),
+    );
   }
 
   private async changeNow(jobId: string, c: RosterChange): Promise<EpochInfo | null> {
@@ -161,7 +171,8 @@ export class JobRosterService {
         if (job.status === 'running' || ids.length === 0) {
           await this.rosters.clearJob(jobId, tx);
         }
-        await this.jobs.update(jobId, { status: 'queued', statusReason: `waiting for workers: ${ids.length} of minWorkers ${spec.minWorkers}` }, tx);
+        const row = await this.jobs.transition(jobId, ['queued', 'running'], { status: 'queued', statusReason: `waiting for workers: ${ids.length} of minWorkers ${spec.minWorkers}` }, tx);
+        if (!row) throw new JobNotRunnableError(`job ${jobId} is no longer queued or running`);
       });
       if (job.status === 'running') {
         for (const id of [...ids, ...removed]) this.registry.send(id, { unassignment: { jobId, reason: 'not enough workers; the job waits' } });
@@ -275,11 +286,10 @@ export class JobRosterService {
       );
       await this.rosters.setAssignment(added, jobId, tx);
       if (removed.length) await this.rosters.setAssignment(removed, null, tx);
-      await this.jobs.update(
-        jobId,
-        { epoch, dataEpoch, status: 'running', statusReason: '', startedAt: job.startedAt ?? new Date() },
-        tx,
-      );
+      // Only a queued or running job gets an epoch: one that completed, paused or was cancelled
+      // meanwhile stays so (the transaction rolls back).
+      const row = await this.jobs.transition(jobId, ['queued', 'running'], { epoch, dataEpoch, status: 'running', statusReason: '', startedAt: job.startedAt ?? new Date() }, tx);
+      if (!row) throw new JobNotRunnableError(`job ${jobId} is no longer queued or running`);
     });
     const info: EpochInfo = { jobId, epoch, startRound, dataEpoch, members, samplesPerRound: shares, pieces: dealt };
     this.log.info({ jobId, epoch, startRound, dataEpoch, members: members.length, added: added.length, removed: removed.length, reason: c.reason }, 'new roster');
