@@ -196,21 +196,31 @@ function im2colT(x: Float32Array, out: Float32Array, shape: number[], k: number)
 function im2col(x: Float32Array, out: Float32Array, shape: number[], k: number): void {
   const [n, h, w, c] = shape;
   const pt = (k - 1) >> 1;
-  let q = 0;
-  for (let b = 0; b < n; b++) {
-    for (let yy = 0; yy < h; yy++) {
-      for (let xx = 0; xx < w; xx++) {
-        for (let i = 0; i < k; i++) {
+  const kkc = k * k * c;
+  // One tap at a time: for each image row the valid columns are one contiguous run of the
+  // source row, written with stride k·k·C; zeros around it.
+  for (let i = 0; i < k; i++) {
+    for (let j = 0; j < k; j++) {
+      const dx = j - pt;
+      const x0 = Math.max(0, -dx);
+      const x1 = Math.min(w, w - dx);
+      const tap = (i * k + j) * c;
+      for (let b = 0; b < n; b++) {
+        for (let yy = 0; yy < h; yy++) {
           const sy = yy + i - pt;
-          for (let j = 0; j < k; j++) {
-            const sx = xx + j - pt;
-            if (sy < 0 || sy >= h || sx < 0 || sx >= w) {
-              for (let ch = 0; ch < c; ch++) out[q++] = 0;
-            } else {
-              const src = ((b * h + sy) * w + sx) * c;
-              for (let ch = 0; ch < c; ch++) out[q++] = x[src + ch];
-            }
+          const row = (b * h + yy) * w;
+          if (sy < 0 || sy >= h) {
+            for (let xx = 0; xx < w; xx++) for (let ch = 0; ch < c; ch++) out[(row + xx) * kkc + tap + ch] = 0;
+            continue;
           }
+          const src = ((b * h + sy) * w + dx) * c;
+          for (let xx = 0; xx < x0; xx++) for (let ch = 0; ch < c; ch++) out[(row + xx) * kkc + tap + ch] = 0;
+          if (c === 1) {
+            for (let xx = x0; xx < x1; xx++) out[(row + xx) * kkc + tap] = x[src + xx];
+          } else {
+            for (let xx = x0; xx < x1; xx++) for (let ch = 0; ch < c; ch++) out[(row + xx) * kkc + tap + ch] = x[src + xx * c + ch];
+          }
+          for (let xx = x1; xx < w; xx++) for (let ch = 0; ch < c; ch++) out[(row + xx) * kkc + tap + ch] = 0;
         }
       }
     }

@@ -98,6 +98,9 @@ export function paramTensors(params: Float32Array, layout: readonly ParamEntry[]
 /** Writes per-tensor gradients into one flat vector. */
 export function flattenGrads(grads: readonly tf.Tensor[], layout: readonly ParamEntry[], size: number): Float32Array {
   const out = new Float32Array(size);
-  grads.forEach((g, i) => out.set(g.dataSync() as Float32Array, layout[i].offset));
+  // On wasm, copy straight from the heap (dataSync would copy into a fresh array first).
+  const wasm = tf.getBackend() === 'wasm' ? (tf.backend() as { typedArrayFromHeap?: (t: tf.TensorInfo) => Float32Array }) : undefined;
+  const fromHeap = typeof wasm?.typedArrayFromHeap === 'function' ? wasm.typedArrayFromHeap.bind(wasm) : undefined;
+  grads.forEach((g, i) => out.set(fromHeap && g.dtype === 'float32' ? fromHeap(g) : (g.dataSync() as Float32Array), layout[i].offset));
   return out;
 }
