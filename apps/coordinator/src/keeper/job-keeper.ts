@@ -78,7 +78,8 @@ export class JobKeeper {
   private observer: GatherObserver | null = null;
   private readonly epochs = new Map<number, EpochInfo>();
   private readonly reports = new Map<number, PendingReport[]>();
-  private readonly hashes = new Map<number, string>();
+  /** Committed rounds' parameter hash and the exchange epoch the round came from (-1: unknown, after a restore). */
+  private readonly hashes = new Map<number, { hash: string; epoch: number }>();
   private readonly reportWaiters = new Map<number, () => void>();
   /** Processed samples per shard of the current data epoch. */
   private progress = new Map<number, number>();
@@ -139,7 +140,8 @@ export class JobKeeper {
       this.params = this.model.init(this.spec.seed);
       if (this.committed >= 0) throw new ReplayError(`job ${this.job.id} has committed rounds but no checkpoint`);
     }
-    this.hashes.set(this.committed, paramHash(this.params));
+    const [last] = this.committed >= 0 ? await deps.rounds.recent(this.job.id, 1) : [];
+    this.hashes.set(this.committed, { hash: paramHash(this.params), epoch: last?.round === this.committed ? last.epoch : -1 });
     // An update published just before a crash, whose round never committed, must not be replayed.
     await purgeUpdateRound(await deps.nc.jetstreamManager(), this.job.id, this.committed + 1).catch(() => undefined);
     for (const r of await deps.rosters.list(this.job.id)) {
@@ -202,7 +204,7 @@ export class JobKeeper {
     // A member finished this round: later epochs must start after it (see JobRosterService).
     this.observed = Math.max(this.observed, round);
     if (round <= this.committed) {
-      this.checkHash(workerId, round, report.paramHash);
+      this.checkHash(workerId, round, report.paramHash, report.exchangeEpoch || report.epoch);
       return;
     }
     const list = this.reports.get(round) ?? [];
@@ -271,7 +273,8 @@ export class JobKeeper {
     await this.waitReports(r, contributors, o.epoch);
     const reps = (this.reports.get(r) ?? []).filter((p) => contributors.includes(p.workerId));
     const byWorker = new Map<string, RoundReport__Output>();
-    for (const p of reps) if ((p.report.exchangeEpoch || p.report.epoch) === o.epoch || !byWorker.has(p.workerId)) byWorker.set(p.workerId, p.report);
+    // Only reports of this attempt of the round (a superseded epoch's attempt has other slices).
+    for (const p of reps) if ((p.report.exchangeEpoch || p.report.epoch) === o.epoch) byWorker.set(p.workerId, p.report);
 
     let lossSum = 0;
     let lossN = 0;
@@ -377,10 +380,10 @@ export class JobKeeper {
     }
     this.committed = r;
     this.dirty = false;
-    this.hashes.set(r, hash);
+    this.hashes.set(r, { hash, epoch: o.epoch });
     for (const k of this.hashes.keys()) if (k < r - 64) this.hashes.delete(k);
     for (const k of this.reports.keys()) if (k <= r) this.reports.delete(k);
-    for (const p of reps) this.checkHash(p.workerId, r, p.report.paramHash);
+    for (const p of reps) this.checkHash(p.workerId, r, p.report.paramHash, p.report.exchangeEpoch || p.report.epoch);
 
     this.deps.events.publish({
       type: 'job.round',
@@ -448,9 +451,15 @@ export class JobKeeper {
     });
   }
 
-  private checkHash(workerId: string, round: number, reported: string): void {
-    const mine = this.hashes.get(round);
-    if (!mine || !reported || reported === mine) return;
+  /**
+   * Compares a member's hash after `round` with ours. Only a report of the exchange epoch the
+   * round was committed from counts: a member may also report an attempt of the round in an
+   * epoch that was superseded (e.g. reports queued while the coordinator was away).
+   */
+  private checkHash(workerId: string, round: number, reported: string, epoch: number): void {
+    const c = this.hashes.get(round);
+    if (!c || !reported || c.epoch < 0 || epoch !== c.epoch || reported === c.hash) return;
+    const mine = c.hash;
     this.log.warn({ workerId, round, reported, keeper: mine }, 'member parameter hash differs; resyncing it');
     void this.deps.events.record(this.job.id, 'job.hash-mismatch', { round, reported, keeper: mine }, { workerId }).catch(() => undefined);
     void this.deps.roster.resync(this.job.id, workerId).catch((err) => this.log.error({ err }, 'resync failed'));
