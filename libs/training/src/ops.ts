@@ -146,7 +146,16 @@ export function conv2dBlock(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, act:
         const dy = dyIn as tf.Tensor4D;
         const [kh, , ci, co] = ws.shape;
         const heap = heapKernelsActive();
-        const dxOf = (dz: tf.Tensor4D) => (inputGrad ? tf.conv2dTranspose(dz, ws, xs.shape, 1, 'same') : tf.zerosLike(xs));
+        const dxOf = (dz: tf.Tensor4D): tf.Tensor4D => {
+          if (!inputGrad) return tf.zerosLike(xs);
+          // Odd k, 'same': the input gradient is a 'same' conv of dz with the kernel flipped in
+          // space and its channels swapped (no padded copy of dz, as Conv2DBackpropInput makes).
+          if (heap && kh % 2 === 1 && ws.shape[1] === kh) {
+            const wf = tf.transpose(tf.reverse(ws, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+            return tf.conv2d(dz, wf, 1, 'same');
+          }
+          return tf.conv2dTranspose(dz, ws, xs.shape, 1, 'same');
+        };
         if (heap && pool !== 'avg') {
           // ReLU mask, max-pool routing and bias gradient in one pass; the filter gradient as
           // one plain matmul over a JS-built im2col matrix (heap-kernels.ts).
