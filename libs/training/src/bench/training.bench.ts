@@ -2,12 +2,12 @@
  * Training-step throughput of each zoo model on each backend that loads here, next to the
  * backend's plain 1024×1024 matmul rate measured in the same run.
  *
- *   npx tsc -b libs/training && node libs/training/dist/bench/training.bench.js [--backends wasm,cpu] [--reps 5]
+ *   npx tsc -b libs/training && node libs/training/dist/bench/training.bench.js [--backends wasm,cpu] [--reps 10]
  *   npm run bench training
  *
  * GFLOP/s of a step = Model.stepFlopsPerSample (forward + input and weight gradients of every
  * dense/conv/attention matmul, less the first layer's input gradient) × batch / step time.
- * Step time is the best of `reps` timed steps after two warm-ups and includes copying
+ * Step time is the best of `reps` (10) timed steps after three warm-ups and includes copying
  * parameters in and the gradient out. Rates are computed from this process's CPU time
  * (process.cpuUsage: user + system), not wall time: wasm in Node runs on one thread, and CPU
  * time does not count the time spent waiting for a core on a loaded machine. Wall time is shown
@@ -103,7 +103,7 @@ function arg(name: string): string | undefined {
 }
 
 async function main(): Promise<void> {
-  const reps = Number(arg('reps') ?? 5);
+  const reps = Number(arg('reps') ?? 10);
   const wanted = (arg('backends')?.split(',') as BackendName[] | undefined) ?? [...BACKEND_ORDER];
   const rows: string[][] = [];
   for (const b of wanted) {
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
       const model = await buildModel(c.spec);
       const params = model.init(1);
       const batch = batchFor(c, 1);
-      const { wall, cpu } = timeIt(() => model.step(params, batch), b === 'cpu' ? 1 : reps, b === 'cpu' ? 1 : 2);
+      const { wall, cpu } = timeIt(() => model.step(params, batch), b === 'cpu' ? 1 : reps, b === 'cpu' ? 1 : 3);
       const gflops = (model.stepFlopsPerSample * c.batch) / (cpu / 1000) / 1e9;
       rows.push([b, c.name, String(model.paramCount), String(c.batch), wall.toFixed(1), cpu.toFixed(1), ((c.batch * 1000) / cpu).toFixed(0), gflops.toFixed(1), mm.toFixed(1), `${((100 * gflops) / mm).toFixed(0)} %`]);
       console.log(`  ${c.name}: ${cpu.toFixed(1)} CPU ms/step (${wall.toFixed(1)} ms wall)`);
