@@ -8,9 +8,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoordinatorProcess, WorkerProcess } from '@gradpool/testing';
+import { AdminApi, CoordinatorProcess, WorkerProcess } from '@gradpool/testing';
 import { ensureServices } from './services.js';
-import { Api } from './api.js';
 import { runTraining, type TrainingOptions } from './training.js';
 import { bold, dim, table } from './print.js';
 
@@ -25,14 +24,37 @@ function positiveInt(v: string): number {
   return n;
 }
 
+function positiveFloat(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || n > 10) throw new InvalidArgumentError('expected a number in (0, 10]');
+  return n;
+}
+
+/** Calls `probe` every 250 ms until it returns a value, `timeoutMs` passes or `signal` aborts. */
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, signal: AbortSignal, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    signal.throwIfAborted();
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise<void>((resolve) => {
+      const onAbort = () => (clearTimeout(t), resolve());
+      const t = setTimeout(() => (signal.removeEventListener('abort', onAbort), resolve()), 250);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
 function parseArgs(argv: string[]): DemoOptions {
   const cmd = new Command('npm run demo --')
     .description('Start a coordinator and local workers, train a model on MNIST, print a summary.')
     .option('-w, --workers <n>', 'number of worker processes', positiveInt, 3)
     .addOption(new Option('-m, --model <kind>', 'zoo model to train').choices(['mlp', 'cnn']).default('mlp'))
     .addOption(new Option('-c, --codec <codec>', 'gradient codec').choices(['fp32', 'fp16', 'bf16', 'int8', 'topk']).default('fp32'))
-    .option('--epochs <n>', 'passes over the training data', positiveInt, 2)
-    .option('--batch <n>', 'global batch size in samples (independent of --workers)', positiveInt, 256)
+    .option('--epochs <n>', 'passes over the training data', positiveInt, 3)
+    .option('--batch <n>', 'global batch size in samples (independent of --workers)', positiveInt, 1000)
+    .option('--lr <rate>', "Adam's learning rate", positiveFloat, 5e-3)
     .option('--out <dir>', 'where the trained model is written', 'gradpool-demo-model')
     .option('--only-online', 'stop after the workers are online (no training)', false)
     .showHelpAfterError()
@@ -40,7 +62,7 @@ function parseArgs(argv: string[]): DemoOptions {
   cmd.parse(argv, { from: 'user' });
   const o = cmd.opts();
   if (o.batch < o.workers) throw new InvalidArgumentError(`--batch ${o.batch} is smaller than --workers ${o.workers}`);
-  return { workers: o.workers, model: o.model, codec: o.codec, epochs: o.epochs, batch: o.batch, outDir: o.out, onlyOnline: o.onlyOnline };
+  return { workers: o.workers, model: o.model, codec: o.codec, epochs: o.epochs, batch: o.batch, lr: o.lr, outDir: o.out, onlyOnline: o.onlyOnline };
 }
 
 async function main(): Promise<number> {
@@ -82,7 +104,8 @@ async function main(): Promise<number> {
       readyTimeoutMs: 60_000,
     });
     console.log(dim(`  REST ${coordinator.httpUrl} (OpenAPI at ${coordinator.httpUrl}/docs), gRPC ${coordinator.grpcAddress}`));
-    const api = new Api(coordinator.httpUrl, coordinator.adminKey);
+    const coord = coordinator;
+    const api = new AdminApi(() => coord.httpUrl, coord.adminKey);
 
     console.log(`${bold('2.')} creating a community group and a join token`);
     const group = await api.post<{ id: string; name: string }>('/v1/groups', {
@@ -105,7 +128,7 @@ async function main(): Promise<number> {
         }),
       );
     }
-    const online = await api.waitFor(
+    const online = await waitFor(
       async () => {
         const list = await api.get<WorkerRow[]>(`/v1/workers?group=${group.id}&status=online`);
         return list.length >= opts.workers ? list : undefined;
@@ -121,7 +144,7 @@ async function main(): Promise<number> {
       ),
     );
     if (opts.onlyOnline) return 0;
-    await runTraining(api, group.id, { ...opts }, stop.signal);
+    await runTraining(api, coordinator.httpUrl, group.id, { ...opts }, stop.signal);
     return 0;
   } catch (err) {
     if (stop.signal.aborted) return 130;

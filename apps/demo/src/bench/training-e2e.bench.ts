@@ -18,8 +18,8 @@
  *   rounds and does not count its evaluation time;
  * - samples/s: samples of rounds 1..N-1 over the time between the commits of round 0 and N-1;
  * - a round's time: compute (the members' RoundReport.computeMs, summed in credits), the round as
- *   the slowest member saw it (rounds.duration_ms = max of compute + exchange + wait), and the
- *   interval between commits (median); exchange + wait = duration − compute. The coordinator keeps
+ *   the slowest member saw it (rounds.duration_ms = max of compute + exchange + wait; mean), and the
+ *   interval between commits (median; stalls > 2 s counted apart); exchange + wait = duration − compute. The coordinator keeps
  *   no separate exchange/wait split: the keeper folds RoundReport's exchangeMs and waitMs into
  *   rounds.duration_ms.
  */
@@ -63,6 +63,12 @@ interface Row {
   computeMs: number | null;
   roundMs: number | null;
   intervalMs: number | null;
+  /** Time in commit gaps longer than 2 s (roster changes, resyncs, re-deals), and how many. */
+  stallS: number;
+  stalls: number;
+  /** Roster epochs and job.hash-mismatch events of the job. */
+  epochs: number;
+  mismatches: number;
   load: string;
 }
 
@@ -71,6 +77,7 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 const load = () =>
   loadavg()
     .map((l) => l.toFixed(1))
@@ -197,6 +204,10 @@ async function baseline(data: Splits): Promise<Row> {
     computeMs: trainMs / round,
     roundMs: trainMs / round,
     intervalMs: trainMs / round,
+    stallS: 0,
+    stalls: 0,
+    epochs: 0,
+    mismatches: 0,
     load: load(),
   };
 }
@@ -251,8 +262,12 @@ async function gradpool(cluster: Cluster, ds: ClusterDataset, data: Splits, n: n
     testAccuracy: metrics.find((m) => Number.isFinite(m.test_accuracy))?.test_accuracy ?? null,
     bytesPerRound: rounds.reduce((s, r) => s + r.bytesExchanged, 0) / rounds.length,
     computeMs: credits.reduce((s, c) => s + Number(c.compute_ms), 0) / Math.max(1, credits.reduce((s, c) => s + c.rounds, 0)),
-    roundMs: median(rounds.flatMap((r) => (r.durationMs === null ? [] : [r.durationMs]))),
+    roundMs: mean(rounds.flatMap((r) => (r.durationMs === null ? [] : [r.durationMs]))),
     intervalMs: median(intervals),
+    stallS: intervals.filter((g) => g > 2000).reduce((a, g) => a + g, 0) / 1000,
+    stalls: intervals.filter((g) => g > 2000).length,
+    epochs: Number((await cluster.sql<{ n: string }>('select count(*) as n from rosters where job_id = $1', [job.id]))[0].n),
+    mismatches: (await cluster.events(job.id, ['job.hash-mismatch'])).length,
     load: `${loadBefore} → ${load()}`,
   };
 }
@@ -262,7 +277,7 @@ function fmt(v: number | null, digits = 0, unit = ''): string {
 }
 
 function printTable(rows: Row[]): void {
-  const head = ['setup', 'rounds', 'samples/s', `time to ${(TARGET * 100).toFixed(0)} % test`, 'test acc', 'wall', 'bytes/round', 'compute ms', 'round ms', 'commit interval ms', 'exch+wait ms', 'load (1/5/15 min)'];
+  const head = ['setup', 'rounds', 'samples/s', `time to ${(TARGET * 100).toFixed(0)} % test`, 'test acc', 'wall', 'bytes/round', 'compute ms', 'round ms', 'commit interval ms', 'exch+wait ms', 'stalls > 2 s', 'rosters', 'hash mismatches', 'load (1/5/15 min)'];
   const body = rows.map((r) => [
     r.setup,
     String(r.rounds),
@@ -275,6 +290,9 @@ function printTable(rows: Row[]): void {
     fmt(r.roundMs),
     fmt(r.intervalMs),
     r.roundMs !== null && r.computeMs !== null && r.workers > 0 && r.setup.startsWith('Gradpool') ? fmt(r.roundMs - r.computeMs) : '0',
+    r.stalls ? `${r.stalls} (${r.stallS.toFixed(1)} s)` : '0',
+    String(r.epochs),
+    String(r.mismatches),
     r.load,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
@@ -292,6 +310,9 @@ async function main(): Promise<void> {
       coordinator: { natsUrl: NATS_URL, heartbeatIntervalMs: 2000, heartbeatMisses: 5, leaseMs: 600_000 },
       groupName: 'bench',
     });
+    // Ctrl-C: stop the coordinator and workers and drop the database instead of leaving them behind.
+    const onSignal = () => void cluster[Symbol.asyncDispose]().finally(() => process.exit(130));
+    process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
     try {
       const t0 = performance.now();
       const ds = await cluster.importMnist({ name: 'mnist-bench' });
