@@ -6,7 +6,7 @@
  * where a round's time goes.
  *
  *   npx tsc -b apps/demo apps/coordinator apps/worker && node apps/demo/dist/bench/training-e2e.bench.js \
- *     [--workers 1,2,4] [--epochs 3] [--batch 1000] [--lr 0.005] [--eval-every 10] [--target 0.97] [--timeout-s 900] [--json out.json]
+ *     [--workers 1,2,4] [--epochs 3] [--batch 1000] [--lr 0.005] [--eval-every 10] [--target 0.97] [--timeout-s 900] [--json out.json] [--dump DIR]
  *   npm run bench training-e2e
  *
  * Needs Postgres and NATS on localhost (or DATABASE_URL / NATS_URL); each run uses a fresh
@@ -45,6 +45,8 @@ const EVAL_EVERY = Number(arg('eval-every', '10'));
 const TARGET = Number(arg('target', '0.97'));
 const JSON_OUT = arg('json', '');
 const TIMEOUT_S = Number(arg('timeout-s', '900'));
+/** Where to write the coordinator's and workers' logs at the end (for diagnosing stalls). */
+const DUMP = arg('dump', '');
 const DATABASE_URL = process.env.DATABASE_URL || TEST_DATABASE_URL;
 const NATS_URL = process.env.NATS_URL || TEST_NATS_URL;
 const MODEL = { kind: 'mlp', inputShape: [28, 28, 1], hidden: [256, 128], activation: 'relu', numClasses: 10 } as const;
@@ -335,6 +337,7 @@ async function main(): Promise<void> {
       }
       return out;
     } finally {
+      if (DUMP) cluster.dumpLogs(DUMP);
       await cluster[Symbol.asyncDispose]();
     }
   });
