@@ -140,18 +140,14 @@ async function summarise(api: AdminApi, jobId: string, d: JobDetail, elapsedMs: 
   for (const w of workers) if (!names.has(w.id)) names.set(w.id, w.name);
 
   console.log(`\n${bold('Summary')}`);
-  console.log(
-    table(
-      ['', ''],
-      [
-        ['test accuracy', testAcc === undefined ? 'n/a' : (testAcc >= 0.97 ? green : (s: string) => s)(`${(testAcc * 100).toFixed(2)} %`)],
-        ['rounds', String(d.round + 1)],
-        ['samples', d.samplesProcessed.toLocaleString('en')],
-        ['time', formatDuration(elapsedMs)],
-        ['bytes exchanged', formatBytes(bytes)],
-      ],
-    ),
-  );
+  const facts: [string, string][] = [
+    ['test accuracy', testAcc === undefined ? 'n/a' : (testAcc >= 0.97 ? green : (x: string) => x)(`${(testAcc * 100).toFixed(2)} %`)],
+    ['rounds', String(d.round + 1)],
+    ['samples', `${d.samplesProcessed.toLocaleString('en')} (${opts.epochs} epochs)`],
+    ['time', formatDuration(elapsedMs)],
+    ['bytes exchanged', formatBytes(bytes)],
+  ];
+  for (const [k, v] of facts) console.log(`  ${k.padEnd(16)} ${v}`);
   const total = d.credits.reduce((s, c) => s + c.samples, 0) || 1;
   console.log(`\n${bold('Per-worker contribution (credit)')}`);
   console.log(
@@ -169,7 +165,10 @@ async function summarise(api: AdminApi, jobId: string, d: JobDetail, elapsedMs: 
     join(dir, 'model.json'),
     JSON.stringify({ format: 'layers-model', modelTopology: model.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: model.weightSpecs }] }, null, 1),
   );
-  console.log(`\n${bold('Model')}: ${join(dir, 'model.json')} (TensorFlow.js layers format; tf.loadLayersModel('file://${join(dir, 'model.json')}'))`);
+  console.log(
+    `\n${bold('Model')}: ${join(dir, 'model.json')} + weights.bin, round ${String(model.round)} — TensorFlow.js layers format: ` +
+      `tf.loadLayersModel('file://${join(dir, 'model.json')}') with @tensorflow/tfjs-node, or serve the folder over HTTP.`,
+  );
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
