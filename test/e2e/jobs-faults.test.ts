@@ -62,6 +62,9 @@ async function expectSound(end: ClusterJob, opts: { wholePasses: boolean }): Pro
   for (const cp of (await cluster.checkpoints(end.id)).filter((c) => c.round > 0 && c.round <= end.round + 1)) {
     expect({ checkpoint: cp.round, hash: cp.paramHash }).toEqual({ checkpoint: cp.round, hash: byRound.get(cp.round - 1) });
   }
+  // A checkpoint round written twice (e.g. by a stopping keeper) holds the same parameters.
+  const cpEvents = await cluster.events(end.id, ['job.checkpoint']);
+  for (const e of cpEvents) expect({ checkpoint: e.data.round, hash: e.data.paramHash }).toEqual({ checkpoint: e.data.round, hash: cpEvents.find((x) => x.data.round === e.data.round)!.data.paramHash });
   const samples = rounds.reduce((s, r) => s + r.samples, 0);
   expect(end.samplesProcessed).toBe(samples);
   expect(end.credits.reduce((s, c) => s + c.samples, 0)).toBe(samples);

@@ -11,7 +11,8 @@ let cluster: Cluster;
 let mnist: ClusterDataset;
 
 beforeAll(async () => {
-  cluster = await Cluster.start({ workers: 3, coordinator: { heartbeatIntervalMs: 2000, heartbeatMisses: 5 } });
+  // Workers log each round's parameter hash at debug ('round done'): compared with the keeper's below.
+  cluster = await Cluster.start({ workers: 3, coordinator: { heartbeatIntervalMs: 2000, heartbeatMisses: 5 }, worker: { logLevel: 'debug' } });
   mnist = await cluster.importMnist();
   await cluster.waitForWorkers(3);
 });
@@ -56,6 +57,15 @@ describe('training MNIST end to end', () => {
     // compared their hashes with its own.
     expect(rounds.filter((r) => r.loss === null).map((r) => r.round)).toEqual([]);
     expect(await cluster.events(job.id, ['job.hash-mismatch'])).toEqual([]);
+    // Independently of the keeper's own check: every member's hash after every round it ran (its
+    // debug log) equals the committed round's hash.
+    const byRoundHash = new Map(rounds.map((r) => [r.round, r.paramHash]));
+    for (const [i, w] of cluster.workers.entries()) {
+      const done = w.logs().filter((l) => l.msg === 'round done' && l.jobId === job.id);
+      expect(done.length, `worker ${i + 1} logged no rounds`).toBeGreaterThan(0);
+      const differing = done.filter((l) => l.paramHash !== byRoundHash.get(Number(l.round))).map((l) => ({ round: l.round, member: l.paramHash, keeper: byRoundHash.get(Number(l.round)) }));
+      expect(differing, `worker ${i + 1}`).toEqual([]);
+    }
     // The three workers all took part.
     expect(new Set(rounds.flatMap((r) => r.contributors)).size).toBe(3);
 
@@ -63,6 +73,10 @@ describe('training MNIST end to end', () => {
     const cps = await cluster.checkpoints(job.id);
     expect(cps.length).toBeGreaterThan(1);
     for (const cp of cps.filter((c) => c.round > 0)) expect({ round: cp.round, hash: cp.paramHash }).toEqual({ round: cp.round, hash: byRound.get(cp.round - 1) });
+
+    // A checkpoint round written twice holds the same parameters.
+    const cpEvents = await cluster.events(job.id, ['job.checkpoint']);
+    for (const e of cpEvents) expect({ checkpoint: e.data.round, hash: e.data.paramHash }).toEqual({ checkpoint: e.data.round, hash: byRound.get(Number(e.data.round) - 1) ?? e.data.paramHash });
 
     const metrics = await cluster.metrics(job.id);
     const testAcc = metrics.find((m) => Number.isFinite(m.test_accuracy))?.test_accuracy;

@@ -19,9 +19,10 @@
  * - samples/s: samples of rounds 1..N-1 over the time between the commits of round 0 and N-1;
  * - a round's time: compute (the members' RoundReport.computeMs, summed in credits), the round as
  *   the slowest member saw it (rounds.duration_ms = max of compute + exchange + wait; mean), and the
- *   interval between commits (median; stalls > 2 s counted apart); exchange + wait = duration − compute. The coordinator keeps
- *   no separate exchange/wait split: the keeper folds RoundReport's exchangeMs and waitMs into
- *   rounds.duration_ms.
+ *   interval between commits (median; stalls > 2 s counted apart); publish (encode + hand own chunks
+ *   to NATS) and wait (until the last averaged shard arrived), means over members and rounds from the
+ *   workers' debug 'round done' logs. The coordinator keeps no separate exchange/wait split: the
+ *   keeper folds RoundReport's exchangeMs and waitMs into rounds.duration_ms.
  */
 import { createRng, decodeShard, permutation, ShardStore } from '@gradpool/datasets';
 import { Cluster, TEST_DATABASE_URL, TEST_NATS_URL, withDatabase, type ClusterDataset } from '@gradpool/testing';
@@ -65,6 +66,9 @@ interface Row {
   computeMs: number | null;
   roundMs: number | null;
   intervalMs: number | null;
+  /** From the workers' per-round debug logs: encode + publish own chunks, then waiting for the averaged shards. */
+  publishMs: number | null;
+  waitMs: number | null;
   /** Time in commit gaps longer than 2 s (roster changes, resyncs, re-deals), and how many. */
   stallS: number;
   stalls: number;
@@ -206,6 +210,8 @@ async function baseline(data: Splits): Promise<Row> {
     computeMs: trainMs / round,
     roundMs: trainMs / round,
     intervalMs: trainMs / round,
+    publishMs: 0,
+    waitMs: 0,
     stallS: 0,
     stalls: 0,
     epochs: 0,
@@ -215,7 +221,8 @@ async function baseline(data: Splits): Promise<Row> {
 }
 
 async function gradpool(cluster: Cluster, ds: ClusterDataset, data: Splits, n: number): Promise<Row> {
-  const ws = Array.from({ length: n }, () => cluster.startWorker());
+  // Debug logs carry each round's timings ('round done': computeMs, exchangeMs = publish, totalMs).
+  const ws = Array.from({ length: n }, () => cluster.startWorker({ logLevel: 'debug' }));
   await cluster.waitForWorkers(n, { idle: true, timeoutMs: 180_000 });
   const loadBefore = load();
   const job = await cluster.submitJob({
@@ -251,6 +258,9 @@ async function gradpool(cluster: Cluster, ds: ClusterDataset, data: Splits, n: n
   const hit = (await checkpointAccuracies(cluster, job.id, data)).find((c) => c.accuracy >= TARGET);
   if (rounds.length < 2) throw new Error(`the ${n}-worker job committed ${rounds.length} rounds${note}\n${cluster.trouble()}`);
   const last = rounds.at(-1)!;
+  const done = ws.flatMap((w) => w.logs().filter((l) => l.msg === 'round done' && l.jobId === job.id));
+  const publish = done.map((l) => Number(l.exchangeMs));
+  const wait = done.map((l) => Number(l.totalMs) - Number(l.exchangeMs));
   const span = (last.committedAt.getTime() - rounds[0].committedAt.getTime()) / 1000;
   const intervals = rounds.slice(1).map((r, i) => r.committedAt.getTime() - rounds[i].committedAt.getTime());
   return {
@@ -266,6 +276,8 @@ async function gradpool(cluster: Cluster, ds: ClusterDataset, data: Splits, n: n
     computeMs: credits.reduce((s, c) => s + Number(c.compute_ms), 0) / Math.max(1, credits.reduce((s, c) => s + c.rounds, 0)),
     roundMs: mean(rounds.flatMap((r) => (r.durationMs === null ? [] : [r.durationMs]))),
     intervalMs: median(intervals),
+    publishMs: done.length ? mean(publish) : null,
+    waitMs: done.length ? mean(wait) : null,
     stallS: intervals.filter((g) => g > 2000).reduce((a, g) => a + g, 0) / 1000,
     stalls: intervals.filter((g) => g > 2000).length,
     epochs: Number((await cluster.sql<{ n: string }>('select count(*) as n from rosters where job_id = $1', [job.id]))[0].n),
@@ -279,7 +291,7 @@ function fmt(v: number | null, digits = 0, unit = ''): string {
 }
 
 function printTable(rows: Row[]): void {
-  const head = ['setup', 'rounds', 'samples/s', `time to ${(TARGET * 100).toFixed(0)} % test`, 'test acc', 'wall', 'bytes/round', 'compute ms', 'round ms', 'commit interval ms', 'exch+wait ms', 'stalls > 2 s', 'rosters', 'hash mismatches', 'load (1/5/15 min)'];
+  const head = ['setup', 'rounds', 'samples/s', `time to ${(TARGET * 100).toFixed(0)} % test`, 'test acc', 'wall', 'bytes/round', 'compute ms', 'round ms', 'commit interval ms', 'publish ms', 'wait ms', 'stalls > 2 s', 'rosters', 'hash mismatches', 'load (1/5/15 min)'];
   const body = rows.map((r) => [
     r.setup,
     String(r.rounds),
@@ -291,7 +303,8 @@ function printTable(rows: Row[]): void {
     fmt(r.computeMs),
     fmt(r.roundMs),
     fmt(r.intervalMs),
-    r.roundMs !== null && r.computeMs !== null && r.workers > 0 && r.setup.startsWith('Gradpool') ? fmt(r.roundMs - r.computeMs) : '0',
+    fmt(r.publishMs),
+    fmt(r.waitMs),
     r.stalls ? `${r.stalls} (${r.stallS.toFixed(1)} s)` : '0',
     String(r.epochs),
     String(r.mismatches),
