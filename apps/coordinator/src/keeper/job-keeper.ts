@@ -403,9 +403,9 @@ export class JobKeeper {
     const cur = [...this.epochs.values()].reduce<EpochInfo | undefined>((a, e) => (!a || e.epoch > a.epoch ? e : a), undefined);
     if (cur && cur.epoch === ep.epoch) {
       if (left === 0) {
-        void this.deps.roster.change(this.job.id, { reason: 'next-data-epoch', nextDataEpoch: true, startRound: r + 1 }).catch((err) => this.log.error({ err }, 'roster change failed'));
+        void this.deps.roster.change(this.job.id, { reason: 'next-data-epoch', nextDataEpoch: true, startRound: r + 1, ifEpoch: ep.epoch }).catch((err) => this.log.error({ err }, 'roster change failed'));
       } else if (ep.members.some((id) => this.remainingOf(ep.pieces[id] ?? []) === 0)) {
-        void this.deps.roster.change(this.job.id, { reason: 'redeal', startRound: r + 1 }).catch((err) => this.log.error({ err }, 'roster change failed'));
+        void this.deps.roster.change(this.job.id, { reason: 'redeal', startRound: r + 1, ifEpoch: ep.epoch }).catch((err) => this.log.error({ err }, 'roster change failed'));
       } else if (this.shouldRebalance(ep, r)) {
         // Shares follow observed speed, so fast and slow members finish a round together.
         void this.deps.roster.change(this.job.id, { reason: 'rebalance', lookahead: true }).catch((err) => this.log.error({ err }, 'roster change failed'));

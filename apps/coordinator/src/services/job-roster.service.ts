@@ -34,6 +34,8 @@ export interface RosterChange {
   lookahead?: boolean;
   /** Use `startRound` even if members finished later rounds (the keeper missed rounds: they roll back). */
   force?: boolean;
+  /** Only if the job is still in this epoch (several triggers for the same re-deal make one epoch). */
+  ifEpoch?: number;
 }
 
 /** What the keeper needs of a new epoch. */
@@ -150,6 +152,7 @@ export class JobRosterService {
   private async changeNow(jobId: string, c: RosterChange): Promise<EpochInfo | null> {
     const job = await this.jobs.findById(jobId);
     if (!job || !['queued', 'running'].includes(job.status)) return null;
+    if (c.ifEpoch !== undefined && job.epoch !== c.ifEpoch) return null;
     const spec = parseJobSpec(job.spec);
     const before = await this.rosters.assigned(jobId);
     const remove = new Set(c.remove ?? []);
