@@ -60,6 +60,45 @@ describe('codecs: documented error bounds', () => {
       }
     });
   }
+  it('int8: subnormal and extreme blocks keep their signs and the bound; a block with NaN or ±Infinity is rejected', () => {
+    const codec = new Int8Codec(4);
+    const v = new Float32Array([1e-40, -3e-41, 7e-42, -1e-40, 3.4e38, -3.4e38, 1e38, 0, 1.4e-45, -1.4e-45, 0, 0]);
+    const out = roundTrip(codec, v);
+    for (let b = 0; b < v.length; b += 4) {
+      let am = 0;
+      for (let i = b; i < b + 4; i++) am = Math.max(am, Math.abs(v[i]));
+      for (let i = b; i < b + 4; i++) {
+        expect(Math.sign(out[i]) * Math.sign(v[i])).not.toBe(-1);
+        // Subnormal scales are coarse: allow a whole step of the float32 scale's own rounding.
+        expect(Math.abs(out[i] - v[i])).toBeLessThanOrEqual(am / 254 + (am < 2 ** -100 ? 2 ** -149 * 128 : am * 2 ** -20));
+      }
+    }
+    expect(out[4]).toBe(Math.fround(127 * Math.fround(3.4e38 / 127)));
+    for (const bad of [NaN, -NaN, Infinity, -Infinity]) {
+      const w = new Float32Array([1, bad, 2, 3, 4, 5, 6, 7]);
+      const buf = new Uint8Array(codec.payloadBytes(w.length));
+      codec.encode(w, buf);
+      expect(codec.validate(buf, w.length)).toMatch(/scale .* in block 0/);
+    }
+  });
+  it('int8 quotients match round-to-nearest except at exact ties', () => {
+    const block = 64;
+    const codec = new Int8Codec(block);
+    const v = sample(4096, 77);
+    for (let i = 128; i < 192; i++) v[i] = (i - 160) * 2; // block 2: absmax 64, near-ties x/s ≈ k·127/32
+    const buf = new Uint8Array(codec.payloadBytes(v.length));
+    codec.encode(v, buf);
+    const nb = Math.ceil(v.length / block);
+    const scales = new Float32Array(buf.buffer, 0, nb);
+    const q = new Int8Array(buf.buffer, nb * 4, v.length);
+    for (let i = 0; i < v.length; i++) {
+      const s = scales[Math.floor(i / block)];
+      const y = v[i] * (1 / s);
+      const r = Math.round(y);
+      if (Math.abs(y - Math.trunc(y)) === 0.5) expect(Math.abs(q[i] - y)).toBe(0.5);
+      else expect(q[i] - r).toBe(0);
+    }
+  });
   it('topk sends exactly the m largest magnitudes, exact, ties to the lower index', () => {
     const codec = new TopkCodec(0.1);
     const v = sample(1000, 9);

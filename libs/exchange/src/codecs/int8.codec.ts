@@ -4,7 +4,9 @@ import { type Codec, CodecError, CodecIds, f32View, i8View } from './codec.js';
  * Blockwise absmax int8: each block of `blockSize` elements sends one float32 scale
  * s = absmax/127 and one int8 q = round(x/s) per element. Payload: ⌈length/blockSize⌉ scales,
  * then `length` int8 values. Error bound: |decode(encode(x)) − x| ≤ absmax(block)/254 plus
- * float32 rounding of the scale and product (relative 2⁻²³ of absmax), i.e. half a step.
+ * float32 rounding of the scale and product (relative 2⁻²³ of absmax), i.e. half a step
+ * (quotients round to nearest, ties to even). A block holding NaN or ±Infinity sends a
+ * non-finite scale, which `validate` rejects.
  */
 export class Int8Codec implements Codec {
   readonly name = 'int8';
@@ -31,27 +33,54 @@ export class Int8Codec implements Codec {
     const nb = this.blocks(n);
     const scales = new Float32Array(dst.buffer, dst.byteOffset, nb);
     const q = new Int8Array(dst.buffer, dst.byteOffset + nb * 4, n);
+    // |x| as integer bits: for non-negative floats the bit patterns order like the values, and
+    // every NaN sorts above +Infinity, so a block holding NaN gets a NaN scale (rejected).
+    const bits = new Int32Array(src.buffer, src.byteOffset, n);
     const B = this.blockSize;
-    for (let b = 0; b < nb; b++) {
-      const lo = b * B;
-      const hi = Math.min(n, lo + B);
-      let absmax = 0;
-      for (let i = lo; i < hi; i++) {
-        const a = Math.abs(src[i]);
-        if (a > absmax) absmax = a;
+    for (let b = 0, lo = 0; b < nb; b++, lo += B) {
+      const hi = lo + B < n ? lo + B : n;
+      let m0 = 0;
+      let m1 = 0;
+      let m2 = 0;
+      let m3 = 0;
+      let i = lo;
+      for (; i + 3 < hi; i += 4) {
+        const a0 = bits[i] & 0x7fffffff;
+        const a1 = bits[i + 1] & 0x7fffffff;
+        const a2 = bits[i + 2] & 0x7fffffff;
+        const a3 = bits[i + 3] & 0x7fffffff;
+        m0 = a0 > m0 ? a0 : m0;
+        m1 = a1 > m1 ? a1 : m1;
+        m2 = a2 > m2 ? a2 : m2;
+        m3 = a3 > m3 ? a3 : m3;
       }
-      const scale = Math.fround(absmax / 127);
+      for (; i < hi; i++) {
+        const a = bits[i] & 0x7fffffff;
+        m0 = a > m0 ? a : m0;
+      }
+      m0 = m1 > m0 ? m1 : m0;
+      m2 = m3 > m2 ? m3 : m2;
+      scratchBits[0] = m2 > m0 ? m2 : m0;
+      const scale = Math.fround(scratch[0] / 127);
       scales[b] = scale;
-      if (scale === 0 || !Number.isFinite(scale)) {
-        // A zero block sends zeros; a non-finite one sends a non-finite scale, rejected by receivers.
-        for (let i = lo; i < hi; i++) q[i] = 0;
+      if (!(scale >= MIN_NORMAL && scale < Infinity)) {
+        // A zero block sends zeros; a non-finite one sends a non-finite scale, rejected by
+        // receivers; a subnormal scale is imprecise, so its quotients are clamped.
+        if (scale > 0 && scale < Infinity) quantiseClamped(src, q, lo, hi, 1 / scale);
+        else for (let k = lo; k < hi; k++) q[k] = 0;
         continue;
       }
+      // A normal scale is absmax/127 within 2⁻²⁴, so |x/scale| < 127.5 and rounds into ±127.
+      // (y + 1.5·2⁵²) − 1.5·2⁵² rounds y to the nearest integer (ties to even), branch-free.
       const inv = 1 / scale;
-      for (let i = lo; i < hi; i++) {
-        const r = Math.round(src[i] * inv);
-        q[i] = r > 127 ? 127 : r < -127 ? -127 : r;
+      i = lo;
+      for (; i + 3 < hi; i += 4) {
+        q[i] = src[i] * inv + ROUND - ROUND;
+        q[i + 1] = src[i + 1] * inv + ROUND - ROUND;
+        q[i + 2] = src[i + 2] * inv + ROUND - ROUND;
+        q[i + 3] = src[i + 3] * inv + ROUND - ROUND;
       }
+      for (; i < hi; i++) q[i] = src[i] * inv + ROUND - ROUND;
     }
   }
   validate(payload: Uint8Array, length: number): string | null {
@@ -68,23 +97,54 @@ export class Int8Codec implements Codec {
     const nb = this.blocks(length);
     const scales = f32View(payload, 0, nb);
     const q = i8View(payload, nb * 4, length);
+    const o = out.subarray(outOffset, outOffset + length);
     const B = this.blockSize;
-    for (let b = 0; b < nb; b++) {
+    for (let b = 0, lo = 0; b < nb; b++, lo += B) {
       const s = scales[b];
-      const hi = Math.min(length, (b + 1) * B);
-      for (let i = b * B; i < hi; i++) out[outOffset + i] = q[i] * s;
+      const hi = lo + B < length ? lo + B : length;
+      let i = lo;
+      for (; i + 3 < hi; i += 4) {
+        o[i] = q[i] * s;
+        o[i + 1] = q[i + 1] * s;
+        o[i + 2] = q[i + 2] * s;
+        o[i + 3] = q[i + 3] * s;
+      }
+      for (; i < hi; i++) o[i] = q[i] * s;
     }
   }
   accumulate(payload: Uint8Array, length: number, acc: Float64Array, accOffset: number, weight: number): void {
     const nb = this.blocks(length);
     const scales = f32View(payload, 0, nb);
     const q = i8View(payload, nb * 4, length);
+    const a = acc.subarray(accOffset, accOffset + length);
     const B = this.blockSize;
-    for (let b = 0; b < nb; b++) {
-      // The decoded value is fround(q·s); weight it exactly as decode would produce it.
+    for (let b = 0, lo = 0; b < nb; b++, lo += B) {
+      // The decoded value is fround(q·s) (q·s itself is exact in float64); weight it exactly as
+      // decode would produce it.
       const s = scales[b];
-      const hi = Math.min(length, (b + 1) * B);
-      for (let i = b * B; i < hi; i++) acc[accOffset + i] += weight * Math.fround(q[i] * s);
+      const hi = lo + B < length ? lo + B : length;
+      let i = lo;
+      for (; i + 3 < hi; i += 4) {
+        a[i] += weight * Math.fround(q[i] * s);
+        a[i + 1] += weight * Math.fround(q[i + 1] * s);
+        a[i + 2] += weight * Math.fround(q[i + 2] * s);
+        a[i + 3] += weight * Math.fround(q[i + 3] * s);
+      }
+      for (; i < hi; i++) a[i] += weight * Math.fround(q[i] * s);
     }
+  }
+}
+
+/** 1.5·2⁵²: adding and subtracting it rounds a float64 of magnitude < 2⁵¹ to an integer. */
+const ROUND = 6755399441055744;
+/** Smallest normal float32. */
+const MIN_NORMAL = 2 ** -126;
+const scratch = new Float32Array(1);
+const scratchBits = new Int32Array(scratch.buffer);
+
+function quantiseClamped(src: Float32Array, q: Int8Array, lo: number, hi: number, inv: number): void {
+  for (let i = lo; i < hi; i++) {
+    const r = src[i] * inv + ROUND - ROUND;
+    q[i] = r > 127 ? 127 : r < -127 ? -127 : r;
   }
 }
