@@ -169,6 +169,21 @@ interface EpochState {
 }
 
 const MAX_HEADER_SLACK = 1024;
+/** Accumulators kept for reuse (a member owns `shards` shards per round). */
+const ACC_POOL_MAX = 8;
+
+/** mean[i] = float32(acc[i] / total), in one pass (a small function, so that it is optimised
+ * on its own); false when any value is non-finite. */
+function meanOf(acc: Float64Array, total: number, mean: Float32Array): boolean {
+  let bad = 0;
+  for (let i = 0; i < mean.length; i++) {
+    const m = Math.fround(acc[i] / total);
+    mean[i] = m;
+    // m - m is NaN for ±Infinity and NaN, 0 otherwise; NaN !== 0.
+    bad |= m - m !== 0 ? 1 : 0;
+  }
+  return bad === 0;
+}
 
 /** nats.js hands payloads at any byte offset; copy a misaligned one once, so that validate,
  * accumulate and decode all get zero-copy typed views of it. */
@@ -203,6 +218,10 @@ export class RoundExchange {
   private readonly controlSub: Subscription;
   private busy = false;
   private closed = false;
+  /** Finished shards' float64 accumulators, reused (zeroed) so that a round does not page in
+   * fresh memory for every sum; and one float32 scratch for the mean being encoded. */
+  private readonly accPool: Float64Array[] = [];
+  private meanScratch = new Float32Array(0);
   private readonly log;
 
   constructor(opts: RoundExchangeOptions) {
@@ -524,6 +543,19 @@ export class RoundExchange {
     if (o.complete.every((c, i) => c || o.excluded[i])) this.finalize(ep, st, o);
   }
 
+  private takeAcc(len: number): Float64Array {
+    const i = this.accPool.findIndex((a) => a.length === len);
+    if (i < 0) return new Float64Array(len);
+    const acc = this.accPool.splice(i, 1)[0]!;
+    acc.fill(0);
+    return acc;
+  }
+
+  private giveAcc(acc: Float64Array): void {
+    if (this.accPool.length >= ACC_POOL_MAX) this.accPool.shift();
+    this.accPool.push(acc);
+  }
+
   /** Adds complete senders to the sum in roster order; at the deadline (`final`) skips the rest. */
   private advance(ep: EpochState, o: OwnerShard, final: boolean): void {
     const len = ep.layout.length(o.shard);
@@ -531,7 +563,7 @@ export class RoundExchange {
     while (o.next < ep.members) {
       const j = o.next;
       if (o.complete[j]) {
-        o.acc ??= new Float64Array(len);
+        o.acc ??= this.takeAcc(len);
         const row = o.payloads[j];
         for (let c = 0; c < row.length; c++) {
           const offset = c * ce;
@@ -594,17 +626,17 @@ export class RoundExchange {
       this.markAborted(ep, st, s);
       return;
     }
-    const mean = new Float32Array(len);
-    const acc = o.acc!;
-    for (let i = 0; i < len; i++) mean[i] = acc[i] / total;
+    if (this.meanScratch.length < len) this.meanScratch = new Float32Array(len);
+    // finalize is synchronous and encode copies out of it, so one scratch serves every shard.
+    const mean = this.meanScratch.subarray(0, len);
+    const finite = meanOf(o.acc!, total, mean);
+    this.giveAcc(o.acc!);
     o.acc = null;
-    for (let i = 0; i < len; i++) {
-      if (mean[i] - mean[i] !== 0) {
-        // Unreachable for validated finite inputs (a weighted mean is within their range).
-        this.log.error({ round: st.round, shard: s }, 'non-finite mean');
-        st.waiter?.reject(new InvalidMeanError(`shard ${s} of round ${st.round}: non-finite mean`));
-        return;
-      }
+    if (!finite) {
+      // Unreachable for validated finite inputs (a weighted mean is within their range).
+      this.log.error({ round: st.round, shard: s }, 'non-finite mean');
+      st.waiter?.reject(new InvalidMeanError(`shard ${s} of round ${st.round}: non-finite mean`));
+      return;
     }
     const gce = ep.gatherChunkElems;
     const chunkCount = Math.ceil(len / gce);

@@ -18,7 +18,9 @@ export class MemberProcess {
   geometry: RoundReply['geometry'];
 
   constructor(readonly id: string) {
-    this.child = fork(MEMBER_SCRIPT, [], { execArgv: [], stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, GRADPOOL_LOG_LEVEL: process.env.GRADPOOL_LOG_LEVEL ?? 'silent' } });
+    // GRADPOOL_MEMBER_NODE_ARGS: extra node flags for member processes, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'.
+    const execArgv = (process.env.GRADPOOL_MEMBER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    this.child = fork(MEMBER_SCRIPT, [], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, GRADPOOL_LOG_LEVEL: process.env.GRADPOOL_LOG_LEVEL ?? 'silent' } });
     this.child.on('message', (m: { type: string; round?: number; geometry?: RoundReply['geometry'] } & RoundReply) => {
       if (m.type === 'result') this.results.push(m);
       else if (m.type === 'phase') this.phases.push(m.round!);
