@@ -186,7 +186,8 @@ function meanOf(acc: Float64Array, total: number, mean: Float32Array): boolean {
 }
 
 /** nats.js hands payloads at any byte offset; copy a misaligned one once, so that validate,
- * accumulate and decode all get zero-copy typed views of it. */
+ * accumulate and decode all get zero-copy typed views of it. (int8 skips this: its values are
+ * bytes, and f32View copies only its scales, 1/(blockSize/4 + 1) of the payload, when misaligned.) */
 function aligned(payload: Uint8Array): Uint8Array {
   if ((payload.byteOffset & 3) === 0) return payload;
   const copy = new Uint8Array(payload.byteLength);
@@ -481,7 +482,7 @@ export class RoundExchange {
     } catch (e) {
       return this.reject('?', `malformed reduce message: ${(e as HeaderError).message}`);
     }
-    payload = aligned(payload);
+    if (this.codec.id !== CodecIds.int8) payload = aligned(payload);
     const sender = this.attribute(ep, h);
     if (h.kind !== ChunkKinds.reduce) return this.reject(sender, `kind ${h.kind} on a reduce subject`);
     if (h.jobId !== this.jobId) return this.reject(sender, `chunk for job ${JSON.stringify(h.jobId)}`);
@@ -682,7 +683,7 @@ export class RoundExchange {
     } catch (e) {
       return this.reject('?', `malformed gather message: ${(e as HeaderError).message}`);
     }
-    payload = aligned(payload);
+    if (this.codec.id !== CodecIds.int8) payload = aligned(payload);
     const sender = this.attribute(ep, h);
     if (h.kind !== ChunkKinds.gather && h.kind !== ChunkKinds.abort) return this.reject(sender, `kind ${h.kind} on a gather subject`);
     if (h.jobId !== this.jobId) return this.reject(sender, `gather for job ${JSON.stringify(h.jobId)}`);

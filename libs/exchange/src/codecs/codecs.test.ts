@@ -81,6 +81,24 @@ describe('codecs: documented error bounds', () => {
       expect(codec.validate(buf, w.length)).toMatch(/scale .* in block 0/);
     }
   });
+  it('int8 decodes, accumulates and validates a payload at a misaligned byte offset (as nats.js hands them) like an aligned one', () => {
+    const codec = new Int8Codec(64);
+    const v = sample(1000, 31);
+    const buf = new Uint8Array(codec.payloadBytes(v.length));
+    codec.encode(v, buf);
+    const big = new Uint8Array(buf.length + 3);
+    big.set(buf, 1);
+    const odd = big.subarray(1, 1 + buf.length);
+    expect(codec.validate(odd, v.length)).toBeNull();
+    const a = new Float32Array(v.length);
+    const b = new Float32Array(v.length);
+    codec.decode(buf, v.length, a, 0);
+    codec.decode(odd, v.length, b, 0);
+    expect(Array.from(b)).toEqual(Array.from(a));
+    const acc = new Float64Array(v.length + 5);
+    codec.accumulate(odd, v.length, acc, 5, 2);
+    for (let i = 0; i < v.length; i++) expect(acc[5 + i]).toBe(2 * a[i]);
+  });
   it('int8 quotients match round-to-nearest except at exact ties', () => {
     const block = 64;
     const codec = new Int8Codec(block);
