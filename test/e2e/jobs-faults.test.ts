@@ -65,6 +65,13 @@ async function expectSound(end: ClusterJob, opts: { wholePasses: boolean }): Pro
   // A checkpoint round written twice (e.g. by a stopping keeper) holds the same parameters.
   const cpEvents = await cluster.events(end.id, ['job.checkpoint']);
   for (const e of cpEvents) expect({ checkpoint: e.data.round, hash: e.data.paramHash }).toEqual({ checkpoint: e.data.round, hash: cpEvents.find((x) => x.data.round === e.data.round)!.data.paramHash });
+  // Each member's own hash after a round (its last attempt of that round) = the committed hash.
+  for (const [i, w] of cluster.workers.entries()) {
+    const last = new Map<number, unknown>();
+    for (const l of w.logs()) if (l.msg === 'round done' && l.jobId === end.id) last.set(Number(l.round), l.paramHash);
+    const differing = [...last].filter(([r, h]) => byRound.has(r) && h !== byRound.get(r)).map(([r, h]) => ({ round: r, member: h, keeper: byRound.get(r) }));
+    expect(differing, `worker ${i + 1}`).toEqual([]);
+  }
   const samples = rounds.reduce((s, r) => s + r.samples, 0);
   expect(end.samplesProcessed).toBe(samples);
   expect(end.credits.reduce((s, c) => s + c.samples, 0)).toBe(samples);
@@ -74,7 +81,8 @@ async function expectSound(end: ClusterJob, opts: { wholePasses: boolean }): Pro
 }
 
 beforeAll(async () => {
-  cluster = await Cluster.start({ coordinator: { heartbeatIntervalMs: 2000, heartbeatMisses: 5, leaseMs: 300_000 } });
+  // Workers log each round's parameter hash at debug ('round done'): compared with the keeper's.
+  cluster = await Cluster.start({ coordinator: { heartbeatIntervalMs: 2000, heartbeatMisses: 5, leaseMs: 300_000 }, worker: { logLevel: 'debug' } });
   mnist = await cluster.importMnist({ validationFraction: 0.5 });
   train = mnist.splits!.train.samples;
   for (let i = 0; i < 3; i++) await startWorker();
@@ -129,8 +137,9 @@ describe('faults a job survives', () => {
 
   it('lets a worker join mid-job: it catches up from checkpoint + replay and its hashes match the keeper from its first round', async () => {
     await cluster.waitForWorkers(2, { idle: true });
-    const job = await cluster.submitJob(spec('e2e late joiner', { epochs: undefined, rounds: 30, minWorkers: 2, maxWorkers: 3 }));
-    await cluster.waitForRound(job.id, 7);
+    // Long enough (150 rounds) that the joiner, which needs a few seconds to start, joins well before the end.
+    const job = await cluster.submitJob(spec('e2e late joiner', { epochs: undefined, rounds: 150, minWorkers: 2, maxWorkers: 3, checkpointEvery: 20 }));
+    await cluster.waitForRound(job.id, 5);
     const joiner = await startWorker();
     const joinerId = live.get(joiner)!;
 
@@ -139,11 +148,16 @@ describe('faults a job survives', () => {
     const rounds = await cluster.rounds(job.id);
     const first = rounds.find((r) => r.contributors.includes(joinerId));
     expect(first, 'the joiner never contributed').toBeDefined();
-    expect(first!.round).toBeGreaterThan(7);
+    expect(first!.round).toBeGreaterThan(5);
     // From its first round on it was in every round (it never diverged and was never resynced).
     expect(rounds.filter((r) => r.round >= first!.round && !r.contributors.includes(joinerId)).map((r) => r.round)).toEqual([]);
     expect(await cluster.events(job.id, ['job.hash-mismatch'])).toEqual([]);
     expect(joiner.logs().some((l) => l.msg === 'checkpoint loaded' && l.jobId === job.id)).toBe(true);
+    // Its own hashes, from the first round it ran: every one equal to the committed round's.
+    const byRound = new Map(rounds.map((r) => [r.round, r.paramHash]));
+    const ran = joiner.logs().filter((l) => l.msg === 'round done' && l.jobId === job.id);
+    expect(ran.length).toBeGreaterThan(0);
+    expect(ran.filter((l) => l.paramHash !== byRound.get(Number(l.round))).map((l) => l.round)).toEqual([]);
   });
 
   it('resumes after the coordinator is SIGKILLed and restarted: no committed round lost or committed twice', async () => {
