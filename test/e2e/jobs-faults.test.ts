@@ -179,7 +179,8 @@ describe('faults a job survives', () => {
     expect(ran.filter((l) => l.paramHash !== byRound.get(Number(l.round))).map((l) => l.round)).toEqual([]);
   });
 
-  // Skipped: the job can stay queued after the restart (docs/known-issues.md, "Coordinator killed and restarted").
+  // Skipped: since the stall watchdog restarts from the keeper's next round the job resumes and completes,
+  // but it counts about two data epochs of samples for one (docs/known-issues.md, "Coordinator killed and restarted").
   it.skip('resumes after the coordinator is SIGKILLed and restarted: no committed round lost or committed twice', async () => {
     await cluster.waitForWorkers(3, { idle: true });
     const job = await cluster.submitJob(spec('e2e coordinator killed'));

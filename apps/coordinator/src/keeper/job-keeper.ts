@@ -179,8 +179,15 @@ export class JobKeeper {
     const ms = Math.max(60_000, 3 * this.spec.roundDeadlineMs + 10_000);
     this.watchdog = setTimeout(() => {
       if (this.stopped) return;
-      this.log.warn({ round: this.committed + 1, waitedMs: ms }, 'no round completed; a new epoch re-runs it');
-      void this.deps.roster.change(this.job.id, { reason: 'stalled', resync: [] }).catch((err) => this.log.error({ err }, 'roster change failed'));
+      const next = this.committed + 1;
+      this.log.warn({ round: next, waitedMs: ms }, 'no round completed; a new epoch re-runs it');
+      // The keeper's committed state is the truth: the new epoch starts at its next round, not at
+      // the newest round members reported (after a coordinator restart they ran rounds nobody
+      // committed), and members ahead of it resync (checkpoint + replay) before re-running it.
+      const cur = [...this.epochs.values()].reduce<EpochInfo | undefined>((a, e) => (!a || e.epoch > a.epoch ? e : a), undefined);
+      void this.deps.roster
+        .change(this.job.id, { reason: 'stalled', startRound: next, resync: cur?.members ?? [], force: true })
+        .catch((err) => this.log.error({ err }, 'roster change failed'));
       this.armWatchdog();
     }, ms);
     this.watchdog.unref();
