@@ -370,8 +370,10 @@ describe('TrainingRunner on a real nats-server', () => {
       await keeper.applied(4);
       await keeper.stop();
       for (const ctx of [a, b]) {
-        expect(ctx.rounds()).toEqual([0, 1, 2, 3, 4]);
-        for (const r of ctx.rounds()) expect(ctx.hashOf(r)).toBe(keeper.hashes.get(r));
+        // The members keep going until aborted, so a round 5 may have been reported too; the
+        // keeper stopped after round 4, so the hashes are compared up to it.
+        expect(ctx.rounds().slice(0, 5)).toEqual([0, 1, 2, 3, 4]);
+        for (const r of ctx.rounds().filter((x) => x <= 4)) expect(ctx.hashOf(r)).toBe(keeper.hashes.get(r));
         const r2 = ctx.reports.find((r) => Number(r.round) === 2)!;
         expect(r2.exchangeEpoch).toBe(2);
         expect(r2.contributors).toEqual(['w-a', 'w-b']);
