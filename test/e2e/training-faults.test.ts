@@ -3,7 +3,7 @@
 // updates stream and trains on), then a worker is killed with SIGKILL mid-round (the round is
 // re-run or completed without it, and the job goes on with the rest). Every round is committed
 // once, in order, and every member's parameter hash equals the keeper's at every round it ran.
-import { CoordinatorProcess, createTestDatabase, WorkerProcess, type TestDatabase } from '@gradpool/testing';
+import { AdminApi, CoordinatorProcess, createTestDatabase, WorkerProcess, type TestDatabase } from '@gradpool/testing';
 import { writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,15 +15,9 @@ let token: string;
 let datasetId: string;
 const workers: WorkerProcess[] = [];
 
-async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${coordinator.httpUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${coordinator.adminKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path} → ${res.status}: ${text}`);
-  return (text ? JSON.parse(text) : undefined) as T;
+/** The coordinator's REST API with its admin key (libs/testing's client). */
+function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return new AdminApi(() => coordinator.httpUrl, coordinator.adminKey).request<T>(method, path, body);
 }
 
 interface JobDetail {

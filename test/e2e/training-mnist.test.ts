@@ -5,7 +5,7 @@
 // instead of the epoch), GP_E2E_BATCH, GP_E2E_DUMP=/tmp/x (every process's output to /tmp/x-*.log).
 // Asserts what the issue promises of a healthy run: every round committed once and in order,
 // every member's parameter hash equal to the keeper's, the loss going down.
-import { CoordinatorProcess, createTestDatabase, WorkerProcess, type TestDatabase } from '@gradpool/testing';
+import { AdminApi, CoordinatorProcess, createTestDatabase, WorkerProcess, type TestDatabase } from '@gradpool/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -16,15 +16,9 @@ let token: string;
 let datasetId: string;
 const workers: WorkerProcess[] = [];
 
-async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${coordinator.httpUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${coordinator.adminKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path} → ${res.status}: ${text}`);
-  return (text ? JSON.parse(text) : undefined) as T;
+/** The coordinator's REST API with its admin key (libs/testing's client). */
+function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return new AdminApi(() => coordinator.httpUrl, coordinator.adminKey).request<T>(method, path, body);
 }
 
 interface JobDetail {

@@ -1,7 +1,7 @@
 // The worker agent process against the real coordinator process (real Postgres): a donor
 // joins and an admin sees the worker online; Ctrl-C and the API drain it; it rides out a
 // coordinator crash by itself; a refused token is exit 3 with a clear message.
-import { CoordinatorProcess, createTestDatabase, WorkerProcess, type TestDatabase } from '@gradpool/testing';
+import { AdminApi, CoordinatorProcess, createTestDatabase, WorkerProcess, type TestDatabase } from '@gradpool/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 interface WorkerRow {
@@ -19,15 +19,9 @@ let groupId: string;
 let token: string;
 const workers: WorkerProcess[] = [];
 
-async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${coordinator.httpUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${coordinator.adminKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path} → ${res.status}: ${text}`);
-  return (text ? JSON.parse(text) : undefined) as T;
+/** The coordinator's REST API with its admin key (libs/testing's client). */
+function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return new AdminApi(() => coordinator.httpUrl, coordinator.adminKey).request<T>(method, path, body);
 }
 
 const listWorkers = () => api<WorkerRow[]>('GET', `/v1/workers?group=${groupId}`);
