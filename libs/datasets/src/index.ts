@@ -11,7 +11,7 @@ export * from './shard.codec.js';
 export * from './import.js';
 export * from './sources.js';
 export * from './mnist.js';
-export * from './deal.js';
+export * from './sample-plan.js';
 export * from './shard-store.js';
 export * from './shard-cache.js';
 export * from './shard-reader.js';
