@@ -27,6 +27,14 @@ const cases: [string, unknown, () => ReturnType<typeof randomBatch>, number?][] 
     () => randomBatch(3, 72, 3, 8),
     1e-3,
   ],
+  [
+    // The mnist cnn's shape: max pooling after both convs (the second, Ci > 4, through the NHWC
+    // mask/routing kernel and the flipped-kernel input gradient).
+    'cnn (relu, max pool on two layers)',
+    { kind: 'cnn', inputShape: [8, 8, 1], convs: [{ filters: 6, kernelSize: 3, pool: 'max' }, { filters: 3, kernelSize: 3, pool: 'max' }], dense: [4], numClasses: 3 },
+    () => randomBatch(3, 64, 3, 10),
+    1e-3,
+  ],
   ['cnn (relu, avg pool, even kernel)', { kind: 'cnn', inputShape: [4, 4, 6], convs: [{ filters: 2, kernelSize: 2, pool: 'avg' }], numClasses: 2 }, () => randomBatch(3, 96, 2, 9), 1e-3],
   ['transformer-lm', { kind: 'transformer-lm', vocabSize: 7, contextLength: 5, dModel: 8, heads: 2, layers: 2, mlpRatio: 2 }, () => randomBatch(2, 5, 7, 5, true)],
 ];

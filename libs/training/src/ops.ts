@@ -151,7 +151,7 @@ export function conv2dBlock(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, act:
           // Odd k, 'same': the input gradient is a 'same' conv of dz with the kernel flipped in
           // space and its channels swapped (no padded copy of dz, as Conv2DBackpropInput makes).
           if (heap && kh % 2 === 1 && ws.shape[1] === kh) {
-            const wf = tf.transpose(tf.reverse(ws, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+            const wf = tf.engine().runKernel('GradpoolFlipFilter', { w: ws }, {}) as tf.Tensor4D;
             return tf.conv2d(dz, wf, 1, 'same');
           }
           return tf.conv2dTranspose(dz, ws, xs.shape, 1, 'same');
