@@ -110,6 +110,7 @@ describe('training under churn', () => {
     }
     expect(last.status, last.statusReason).toBe('completed');
     const sql = new pg.Client({ connectionString: db.url });
+    sql.on('error', () => undefined);
     await sql.connect();
     try {
       const committed = (await sql.query('select round, param_hash, contributors from rounds where job_id = $1 order by round', [job.id])).rows;
@@ -185,6 +186,7 @@ describe('training under churn', () => {
     }
     expect(last.status, last.statusReason).toBe('completed');
     const sql = new pg.Client({ connectionString: db.url });
+    sql.on('error', () => undefined);
     await sql.connect();
     try {
       const committed = (await sql.query('select round, param_hash from rounds where job_id = $1 order by round', [job.id])).rows;

@@ -107,6 +107,7 @@ describe('training a job end to end', () => {
     if (byRounds) expect(last.round).toBe(rounds - 1);
     const total = last.round + 1;
     const sql = new pg.Client({ connectionString: db.url });
+    sql.on('error', () => undefined);
     await sql.connect();
     try {
       // Each round committed once, in order, with both workers' gradients.

@@ -72,6 +72,9 @@ beforeAll(async () => {
   });
   handle = await startCoordinator({ ...config, datasets: { shardBucket: bucket, maxFileBytes: MAX_FILE_BYTES } } as typeof config);
   sql = new pg.Pool({ connectionString: database.url, max: 2 });
+  // Dropping the database ends its sessions: that must not crash the test process.
+  sql.on('error', () => undefined);
+  sql.on('connect', (client) => client.on('error', () => undefined));
   nc = await connect({ servers: TEST_NATS_URL });
   os = await nc.jetstream().views.os(bucket);
   dir = await mkdtemp(join(tmpdir(), 'gp-ds-it-'));

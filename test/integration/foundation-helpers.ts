@@ -56,6 +56,9 @@ export async function startTestCoordinator(env: Env = {}): Promise<TestCoordinat
   });
   const handle = await startCoordinator(config);
   const sql = new pg.Pool({ connectionString: database.url, max: 2 });
+  // Dropping the database ends its sessions: that must not crash the test process.
+  sql.on('error', () => undefined);
+  sql.on('connect', (client) => client.on('error', () => undefined));
   const clients: grpc.Client[] = [];
   const api: TestCoordinator['api'] = async (method, path, opts = {}) => {
     const key = opts.key === undefined ? adminKey : opts.key;

@@ -1,11 +1,12 @@
 /**
  * Data epochs end to end with three fake members that follow rosters as the contract says
- * (docs/jobs-protocol.md): uneven deals empty some members first, the keeper re-deals the rest
- * (benching those dealt nothing), starts the next data epoch, and completes the job after its
- * epochs; every sample of each data epoch is processed exactly once, every round committed once.
+ * (docs/jobs-protocol.md, "Data"): each round's samples are planned from the data state by every
+ * member and the keeper alike; a data epoch ends with a short round and the next one starts
+ * without a roster change; the job completes after its epochs; every sample of each data epoch is
+ * processed exactly once, every round committed once.
  */
 import { RoundAbortedError, RoundExchange, readUpdates } from '@gradpool/exchange';
-import { advance, nextSlices, type Piece } from '@gradpool/datasets';
+import { advanceDataState, decodeDataState, encodeDataState, freshDataState, planRound } from '@gradpool/datasets';
 import { parseAssignedJob, type CoordinatorMessage__Output, type RosterUpdate__Output } from '@gradpool/protocol';
 import { createOptimizer, decodeCheckpoint, paramHash } from '@gradpool/training';
 import { TEST_NATS_URL } from '@gradpool/testing';
@@ -65,7 +66,7 @@ class Inbox {
   }
 }
 
-/** A member that follows rosters: benched → waits; new epoch → replays what it missed, aborts a superseded round. */
+/** A member that follows rosters: new epoch → replays what it missed, aborts a superseded round; done → waits. */
 async function member(w: FakeWorker, inbox: Inbox, hashes: Map<number, string>): Promise<void> {
   const a = await inbox.until(() => inbox.assignment);
   const job = parseAssignedJob(a.specJson);
@@ -75,6 +76,8 @@ async function member(w: FakeWorker, inbox: Inbox, hashes: Map<number, string>):
   const opt = createOptimizer(job.spec.optimizer as never, job.paramCount);
   opt.load(cp.optimizerState);
   let next = cp.round; // the round the state is at
+  const total = job.dataset.train.reduce((a, s) => a + s.samples, 0);
+  let data = typeof cp.meta.dataState === 'string' ? decodeDataState(cp.meta.dataState, total) : freshDataState(total);
   let seen = 0;
   let ex: RoundExchange | null = null;
   try {
@@ -83,22 +86,22 @@ async function member(w: FakeWorker, inbox: Inbox, hashes: Map<number, string>):
       if (roster === true) return;
       seen = inbox.rosters.length;
       const me = roster.members.find((m) => m.workerId === w.id);
-      if (!me) continue; // benched: wait for the next roster
+      if (!me) continue;
       const start = Number(roster.startRound);
       for await (const u of readUpdates(nc, job.jobId, next, start, { idleTimeoutMs: 5000 })) {
         opt.step(params, u.update, u.round);
+        data = decodeDataState(u.dataState, total);
         next = u.round + 1;
       }
       expect(next).toBe(start);
       const rosterObj = { epoch: roster.epoch, members: roster.members.map((m) => m.workerId), selfId: w.id };
       if (!ex) ex = new RoundExchange({ nc, jobId: job.jobId, size: job.paramCount, roster: rosterObj, codec: { name: 'fp32' }, deadlineMs: 10_000 });
       else ex.setRoster(rosterObj);
-      const pieces: Piece[] = roster.pieces.map((p) => ({ shard: p.shardIndex, start: p.start, end: p.end }));
-      let progress = new Map(pieces.map((p) => [p.shard, p.start]));
+      const shares = roster.members.map((m) => m.samplesPerRound);
       for (let r = start; ; r++) {
-        const slices = nextSlices(pieces, progress, me.samplesPerRound);
-        const n = slices.reduce((s, p) => s + p.end - p.start, 0);
-        if (n === 0) break; // dry: wait for a roster
+        if (data.epoch >= job.spec.epochs!) break; // done: wait for the unassignment
+        const plan = planRound(data, shares);
+        const n = plan.counts[me.index];
         const ac = new AbortController();
         const superseded = inbox.until(() => inbox.unassigned || inbox.rosters.length > seen).then(() => ac.abort());
         void superseded;
@@ -113,7 +116,7 @@ async function member(w: FakeWorker, inbox: Inbox, hashes: Map<number, string>):
         }
         opt.step(params, res.mean, r);
         next = r + 1;
-        if (res.contributors.includes(w.id)) progress = advance(progress, slices);
+        data = advanceDataState(data, plan, roster.members.map((m) => res.contributors.includes(m.workerId)), total);
         hashes.set(r, paramHash(params));
         w.session.call.write({
           roundReport: {
@@ -125,8 +128,8 @@ async function member(w: FakeWorker, inbox: Inbox, hashes: Map<number, string>):
             contributors: res.contributors,
             paramHash: hashes.get(r)!,
             computeMs: 5,
-            processed: slices.map((s) => ({ shardIndex: s.shard, start: s.start, end: s.end })),
             exchangeEpoch: roster.epoch,
+            dataState: encodeDataState(data),
           },
         });
         if (inbox.rosters.length > seen) break;
@@ -138,7 +141,7 @@ async function member(w: FakeWorker, inbox: Inbox, hashes: Map<number, string>):
 }
 
 describe('data epochs', () => {
-  it('re-deals when members run dry, benches the ones dealt nothing, runs two passes, completes', async () => {
+  it('plans every round from the data state, ends each pass with a short round, runs two passes, completes', async () => {
     const datasetId = await insertDataset(env.sql);
     const { groupId, token } = await groupWithToken(c, 'epochs');
     const ws = [await fakeWorker(c, token, 'e1'), await fakeWorker(c, token, 'e2'), await fakeWorker(c, token, 'e3')];
@@ -154,7 +157,8 @@ describe('data epochs', () => {
     const rounds = (await env.sql.query('select round::int, data_epoch, samples, param_hash from rounds where job_id = $1 order by round', [jobId])).rows;
     expect(rounds.map((r) => r.round)).toEqual(rounds.map((_, i) => i));
     for (const de of [0, 1]) {
-      expect(rounds.filter((r) => r.data_epoch === de).reduce((a, r) => a + r.samples, 0)).toBe(200);
+      // 200 samples in rounds of 30: six full rounds and a short one of 20, per pass.
+      expect(rounds.filter((r) => r.data_epoch === de).map((r) => r.samples)).toEqual([30, 30, 30, 30, 30, 30, 20]);
       const prog = await env.sql.query('select sum(processed_samples)::int as n from shard_progress where job_id = $1 and data_epoch = $2', [jobId, de]);
       expect(prog.rows[0].n).toBe(200);
     }
@@ -163,9 +167,9 @@ describe('data epochs', () => {
       expect(members.length).toBeGreaterThan(0);
       for (const h of members) expect(h.get(r.round)).toBe(r.param_hash);
     }
+    // No roster change was needed for the data: one epoch from start to end.
     const reasons = (await env.sql.query('select reason from rosters where job_id = $1 order by epoch', [jobId])).rows.map((r) => r.reason);
-    expect(reasons[0]).toBe('start');
-    expect(reasons).toContain('next-data-epoch');
+    expect(reasons).toEqual(['start']);
     const job = (await c.api('GET', `/v1/jobs/${jobId}`)).body;
     expect(job).toMatchObject({ status: 'completed', samplesProcessed: 400 });
     for (const w of ws) w.close();

@@ -10,7 +10,7 @@ import pg from 'pg';
 import { CAPABILITIES, register, TestSession, workerClient, type ApiResponse } from './foundation-helpers.js';
 import { parseAssignedJob, type Capabilities, type CoordinatorMessage__Output, type RoundReport, type WorkerServiceClient } from '@gradpool/protocol';
 import { RoundExchange, type AllReduceResult } from '@gradpool/exchange';
-import { advance, nextSlices, type Piece } from '@gradpool/datasets';
+import { advanceDataState, decodeDataState, encodeDataState, freshDataState, planRound } from '@gradpool/datasets';
 import { createOptimizer, decodeCheckpoint, paramHash } from '@gradpool/training';
 import type { NatsConnection } from 'nats';
 
@@ -31,6 +31,9 @@ export interface JobsEnv {
 export async function jobsEnv(): Promise<JobsEnv> {
   const database = await createTestDatabase('gp_jobs');
   const sql = new pg.Pool({ connectionString: database.url, max: 2 });
+  // Dropping the database ends its sessions: that must not crash the test process.
+  sql.on('error', () => undefined);
+  sql.on('connect', (client) => client.on('error', () => undefined));
   return {
     database,
     sql,
@@ -198,17 +201,18 @@ export function runMember(nc: NatsConnection, w: FakeWorker, a: CoordinatorMessa
     opt.load(cp.optimizerState);
     const members = roster.members.map((m) => m.workerId);
     const me = roster.members.find((m) => m.workerId === w.id)!;
-    const pieces: Piece[] = roster.pieces.map((p) => ({ shard: p.shardIndex, start: p.start, end: p.end }));
-    let progress = new Map(pieces.map((p) => [p.shard, p.start]));
+    const shares = roster.members.map((m) => m.samplesPerRound);
+    const total = job.dataset.train.reduce((a, s) => a + s.samples, 0);
+    let data = typeof cp.meta.dataState === 'string' ? decodeDataState(cp.meta.dataState, total) : freshDataState(total);
     const ex = new RoundExchange({ nc, jobId: job.jobId, size: job.paramCount, roster: { epoch: roster.epoch, members, selfId: w.id }, codec: { name: 'fp32' }, deadlineMs: 5000 });
     try {
       for (let r = Number(roster.startRound); r < until; r++) {
         await gate(r);
-        const slices = nextSlices(pieces, progress, me.samplesPerRound);
-        const n = slices.reduce((s, p) => s + p.end - p.start, 0);
+        const plan = planRound(data, shares);
+        const n = plan.counts[me.index];
         const res: AllReduceResult = await ex.allReduce(r, gradient(job.paramCount, r * 7919 + me.index + 1), n);
         opt.step(params, res.mean, r);
-        if (res.contributors.includes(w.id)) progress = advance(progress, slices);
+        data = advanceDataState(data, plan, members.map((id) => res.contributors.includes(id)), total);
         const hash = paramHash(params);
         hashes.set(r, hash);
         const report: RoundReport = {
@@ -224,8 +228,8 @@ export function runMember(nc: NatsConnection, w: FakeWorker, a: CoordinatorMessa
           waitMs: 0,
           bytesSent: res.bytesSent,
           bytesReceived: res.bytesReceived,
-          processed: slices.map((s) => ({ shardIndex: s.shard, start: s.start, end: s.end })),
           exchangeEpoch: roster.epoch,
+          dataState: encodeDataState(data),
         };
         w.session.call.write({ roundReport: report });
       }

@@ -21,8 +21,11 @@ export function connect(url: string, opts: { max?: number; applicationName?: str
     application_name: opts.applicationName ?? 'gradpool',
     connectionTimeoutMillis: 10_000,
   });
-  // An idle client's error (server restart) must not crash the process; the pool replaces it.
+  // A client's error (server restart, a terminated session) must not crash the process: idle
+  // clients report to the pool, which replaces them; a checked-out client between queries has
+  // no listener of the pool's, so it gets its own (its next query fails and it is discarded).
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = drizzle(pool, { schema });
   return { db, pool, close: () => pool.end() };
 }

@@ -186,6 +186,11 @@ export const jobs = pgTable(
     /** Last committed round (-1 before the first). */
     round: bigint('round', { mode: 'number' }).notNull().default(-1),
     samplesProcessed: bigint('samples_processed', { mode: 'number' }).notNull().default(0),
+    /**
+     * The data state after the last committed round: the data epoch and its positions not yet
+     * processed (encodeDataState of libs/datasets). Null before the first round.
+     */
+    dataState: text('data_state'),
     createdByKeyId: uuid('created_by_key_id').references(() => apiKeys.id, { onDelete: 'set null' }),
     createdAt: createdAt(),
     startedAt: timestamp('started_at', { withTimezone: true }),
@@ -221,10 +226,6 @@ export const rosterMembers = pgTable(
     samplesPerRound: integer('samples_per_round').notNull(),
     /** Measured samples/s used for the share; refreshed from observed round times. */
     speed: doublePrecision('speed').notNull().default(0),
-    /** The sample ranges dealt to this member for the roster's data epoch ({shard, start, end}[]). */
-    pieces: jsonb('pieces').notNull().$type<{ shard: number; start: number; end: number }[]>().default(sql`'[]'::jsonb`),
-    /** The data epoch the pieces belong to. */
-    dataEpoch: integer('data_epoch').notNull().default(0),
   },
   (t) => [primaryKey({ columns: [t.jobId, t.epoch, t.workerId] })],
 );
@@ -262,7 +263,7 @@ export const shardProgress = pgTable(
     status: shardProgressStatus('status').notNull(),
     workerId: uuid('worker_id'),
     round: bigint('round', { mode: 'number' }),
-    /** Samples of the shard processed in committed rounds (a prefix of the shard's epoch order). */
+    /** Samples of the shard processed in committed rounds of the data epoch. */
     processedSamples: integer('processed_samples').notNull().default(0),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },

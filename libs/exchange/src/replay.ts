@@ -20,6 +20,8 @@ export interface ReplayedUpdate {
   update: Float32Array;
   /** The keeper's paramHash after applying it. */
   paramHash: string;
+  /** The job's data state after the round ('' when the stream did not say). */
+  dataState: string;
 }
 
 /** Creates the updates stream if it does not exist (idempotent). */
@@ -44,7 +46,7 @@ export async function ensureUpdatesStream(jsm: JetStreamManager, opts: { maxAgeM
 }
 
 /** Publishes one round's update in chunks; returns the stream sequence of its first chunk. */
-export async function publishUpdate(js: JetStreamClient, jobId: string, round: number, update: Float32Array, paramHash: string): Promise<number> {
+export async function publishUpdate(js: JetStreamClient, jobId: string, round: number, update: Float32Array, paramHash: string, dataState = ''): Promise<number> {
   const chunks = Math.max(1, Math.ceil(update.length / UPDATE_CHUNK_ELEMS));
   const subject = updateSubjects.round(jobId, round);
   let first = 0;
@@ -58,6 +60,7 @@ export async function publishUpdate(js: JetStreamClient, jobId: string, round: n
     h.set(UPDATE_HEADERS.offset, String(off));
     h.set(UPDATE_HEADERS.size, String(update.length));
     h.set(UPDATE_HEADERS.paramHash, paramHash);
+    if (dataState) h.set(UPDATE_HEADERS.dataState, dataState);
     const ack = await js.publish(subject, new Uint8Array(part.buffer, part.byteOffset, part.byteLength), { headers: h });
     if (c === 0) first = ack.seq;
   }
@@ -97,7 +100,7 @@ export async function* readUpdates(nc: NatsConnection, jobId: string, from: numb
   const consumer = await js.consumers.get(UPDATES_STREAM, { filterSubjects: updateSubjects.job(jobId) });
   const idle = opts.idleTimeoutMs ?? 30_000;
   let want = from;
-  let cur: { round: number; update: Float32Array; hash: string; got: boolean[]; left: number } | null = null;
+  let cur: { round: number; update: Float32Array; hash: string; dataState: string; got: boolean[]; left: number } | null = null;
   let lastMsgAt = Date.now();
   try {
     while (want < to) {
@@ -119,14 +122,15 @@ export async function* readUpdates(nc: NatsConnection, jobId: string, from: numb
       if (round < want) continue;
       if (round > want) throw new ReplayError(`the update of round ${want} is no longer stored (the stream starts later); load a newer checkpoint`);
       if (!cur || cur.round !== round || cur.hash !== hash) {
-        cur = { round, update: new Float32Array(size), hash, got: [], left: chunks };
+        cur = { round, update: new Float32Array(size), hash, dataState: '', got: [], left: chunks };
       }
+      cur.dataState ||= h?.get(UPDATE_HEADERS.dataState) ?? '';
       if (cur.got[chunk]) continue;
       if (offset + m.data.length / 4 > size || m.data.length % 4 !== 0) throw new ReplayError(`update chunk ${chunk} of round ${round} does not fit`);
       new Uint8Array(cur.update.buffer).set(m.data, offset * 4);
       cur.got[chunk] = true;
       if (--cur.left === 0) {
-        yield { round, update: cur.update, paramHash: hash };
+        yield { round, update: cur.update, paramHash: hash, dataState: cur.dataState };
         cur = null;
         want++;
       }

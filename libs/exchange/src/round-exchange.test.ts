@@ -88,6 +88,28 @@ describe('RoundExchange across member processes', () => {
     });
   }
 
+  it('a member with no samples this round (a short last round of a data epoch) takes part with weight 0', async () => {
+    const job = jobId();
+    const members = ids(3, 'zero');
+    const ms = await spawnMembers(members, { natsUrl: NATS_URL, jobId: job, size: SIZE, epoch: 1, codec: { name: 'fp32' }, deadlineMs: 5000, chunkBytes: CHUNK_BYTES, seed: SEED });
+    cleanup.push(...ms);
+    const samples = [16, 0, 32];
+    ms.forEach((m, i) => m.round({ round: 3, samples: samples[i], returnMean: true }));
+    const results = await Promise.all(ms.map((m) => m.result()));
+    const grads = members.map((_, i) => gradient(SEED, i, 3, SIZE));
+    const exact = Float32Array.from(trueMean(grads, samples, [0, 2], 0, SIZE));
+    for (const r of results) {
+      expect(r.ok, r.error?.message).toBe(true);
+      expect(r.contributors).toEqual(members);
+      expect(r.totalSamples).toBe(48);
+      expect(Buffer.from(decodeMean(r.mean!).buffer).equals(Buffer.from(exact.buffer))).toBe(true);
+    }
+    // Nobody with samples: no mean, the round fails on every member (nothing hangs).
+    ms.forEach((m) => m.round({ round: 4, samples: 0 }));
+    for (const r of await Promise.all(ms.map((m) => m.result()))) expect(r.ok).toBe(false);
+    await Promise.all(ms.map((m) => m.close()));
+  });
+
   const lossy: [CodecSpec, (x: number) => number][] = [
     [{ name: 'fp16' }, (x) => Math.max(Math.abs(x) * 2 ** -11, 2 ** -25)],
     [{ name: 'bf16' }, (x) => Math.abs(x) * 2 ** -8],

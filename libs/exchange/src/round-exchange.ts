@@ -323,7 +323,9 @@ export class RoundExchange {
     if (this.busy) throw new ExchangeUsageError('allReduce is already running');
     if (grad.length !== this.size) throw new ExchangeUsageError(`gradient has ${grad.length} elements, expected ${this.size}`);
     if (!Number.isSafeInteger(round) || round < 0) throw new ExchangeUsageError(`bad round ${round}`);
-    if (!(samples > 0) || !Number.isFinite(samples)) throw new ExchangeUsageError(`samples must be a positive number, got ${samples}`);
+    // 0 is allowed: a member with nothing to compute this round (its lane is empty in a data
+    // epoch's short last round) still takes part, so owners need not wait for it.
+    if (!(samples >= 0) || !Number.isSafeInteger(samples)) throw new ExchangeUsageError(`samples must be an integer ≥ 0, got ${samples}`);
     options.signal?.throwIfAborted();
     if (options.roster) this.setRoster(options.roster);
     const ep = this.epoch;
@@ -503,7 +505,7 @@ export class RoundExchange {
     }
     const reason = this.checkGeometry(ep, h, ep.reduceChunkElems) ?? this.checkCodec(h, [this.codec]);
     if (reason) return this.reject(sender, reason);
-    if (!(h.samples > 0) || !Number.isFinite(h.samples)) return this.reject(sender, `bad sample count ${h.samples}`);
+    if (!(h.samples >= 0) || !Number.isSafeInteger(h.samples)) return this.reject(sender, `bad sample count ${h.samples}`);
     const st = this.roundState(ep, h.round);
     const o = st.owned.get(h.shard)!;
     if (o.done) {
@@ -515,7 +517,7 @@ export class RoundExchange {
       this.stats.duplicates++;
       return;
     }
-    if (o.samples[j] !== 0 && o.samples[j] !== h.samples) {
+    if (o.samples[j] !== -1 && o.samples[j] !== h.samples) {
       return this.exclude(ep, st, o, j, `sample count changed from ${o.samples[j]} to ${h.samples} within a round`);
     }
     const bad = this.codec.validate(payload, h.length);
@@ -616,7 +618,8 @@ export class RoundExchange {
       shardCount: ep.layout.shards,
       totalSize: this.size,
     };
-    if (contributors.length < ep.quorum) {
+    // Without quorum, or with only members that brought no samples, there is no mean.
+    if (contributors.length < ep.quorum || total === 0) {
       const { message } = allocateChunk(
         { ...base, kind: ChunkKinds.abort, codec: 0, chunk: 0, chunkCount: 0, offset: 0, length: 0, samples: 0, codecParam: 0, payloadBytes: 0, contributors, contributorSamples },
         this.identity,
@@ -804,7 +807,7 @@ export class RoundExchange {
     for (let i = 0; i < c.length; i++) {
       if (c[i] >= ep.members || (i > 0 && c[i] <= c[i - 1])) return 'gather contributors not ascending roster indices';
       const n = h.contributorSamples[i];
-      if (!(n > 0) || !Number.isFinite(n)) return `bad contributor sample count ${n}`;
+      if (!(n >= 0) || !Number.isSafeInteger(n)) return `bad contributor sample count ${n}`;
       sum += n;
     }
     if (sum !== h.samples) return `Σn ${h.samples} is not the sum of the contributors' ${sum}`;
@@ -846,7 +849,7 @@ export class RoundExchange {
         shard: s,
         payloads: [],
         counts: new Array(K).fill(0),
-        samples: new Array(K).fill(0),
+        samples: new Array(K).fill(-1),
         complete: new Array(K).fill(false),
         excluded: new Array(K).fill(false),
         added: new Array(K).fill(false),

@@ -16,5 +16,4 @@ export type { JobFault, JobFault__Output } from './gen/gradpool/v1/JobFault.js';
 export type { Assignment, Assignment__Output } from './gen/gradpool/v1/Assignment.js';
 export type { RosterUpdate, RosterUpdate__Output } from './gen/gradpool/v1/RosterUpdate.js';
 export type { RosterMember, RosterMember__Output } from './gen/gradpool/v1/RosterMember.js';
-export type { DealtPiece, DealtPiece__Output } from './gen/gradpool/v1/DealtPiece.js';
 export { WorkerState } from './gen/gradpool/v1/WorkerState.js';

@@ -29,4 +29,6 @@ export const UPDATE_HEADERS = {
   size: 'Gp-Size',
   /** Hex sha256 of the keeper's parameters after applying this round (paramHash). */
   paramHash: 'Gp-Param-Hash',
+  /** The job's data state after this round (encodeDataState of libs/datasets; first chunk at least). */
+  dataState: 'Gp-Data-State',
 } as const;

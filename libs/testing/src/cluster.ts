@@ -244,6 +244,7 @@ export class Cluster implements AsyncDisposable {
       this.pool = new pg.Pool({ connectionString: this.databaseUrl, max: 2 });
       // An idle connection closed by the server (the database dropped at the end) is not an error here.
       this.pool.on('error', () => undefined);
+      this.pool.on('connect', (client) => client.on('error', () => undefined));
     }
     return (await this.pool.query<R>(text, params)).rows;
   }

@@ -6,7 +6,7 @@
  * and finishes the job.
  */
 import type { DbHandle } from '@gradpool/db';
-import { decodeShard, nextSlices, type Piece, type ShardStore } from '@gradpool/datasets';
+import { advanceDataState, decodeDataState, decodeShard, encodeDataState, EpochOrder, freshDataState, planRound, type DataState, type ShardStore } from '@gradpool/datasets';
 import { GatherObserver, publishUpdate, purgeUpdateRound, purgeUpdates, purgeUpdatesBefore, readUpdates, ReplayError, type ObservedRound } from '@gradpool/exchange';
 import { UPDATES_STREAM, type JobSpec, type RoundReport__Output } from '@gradpool/protocol';
 import { buildModel, createOptimizer, decodeCheckpoint, encodeCheckpoint, paramHash, type Model, type Optimizer } from '@gradpool/training';
@@ -78,12 +78,13 @@ export class JobKeeper {
   private observer: GatherObserver | null = null;
   private readonly epochs = new Map<number, EpochInfo>();
   private readonly reports = new Map<number, PendingReport[]>();
-  /** Committed rounds' parameter hash and the exchange epoch the round came from (-1: unknown, after a restore). */
-  private readonly hashes = new Map<number, { hash: string; epoch: number }>();
+  /** Committed rounds' parameter hash, data state and the exchange epoch the round came from (-1: unknown, after a restore). */
+  private readonly hashes = new Map<number, { hash: string; data: string; epoch: number }>();
   private readonly reportWaiters = new Map<number, () => void>();
-  /** Processed samples per shard of the current data epoch. */
-  private progress = new Map<number, number>();
-  private progressEpoch = -1;
+  /** The data state after the last committed round (which samples of the data epoch are still to do). */
+  private data!: DataState;
+  private trainTotal = 0;
+  private order: EpochOrder | null = null;
   private train: ShardRow[] = [];
   /** samples/s per worker (EMA of reports). */
   readonly speeds = new Map<string, number>();
@@ -120,6 +121,8 @@ export class JobKeeper {
     this.model = await buildModel(this.spec.model);
     this.optimizer = createOptimizer(this.spec.optimizer as never, this.model.paramCount);
     this.train = await deps.shardsOf(this.job.datasetId, 'train');
+    this.trainTotal = this.train.reduce((a, s) => a + s.sampleCount, 0);
+    this.data = this.job.dataState ? decodeDataState(this.job.dataState, this.trainTotal) : freshDataState(this.trainTotal);
     this.committed = this.job.round;
     this.observed = this.job.round;
     const cpRow = await deps.checkpoints.latest(this.job.id, this.committed + 1);
@@ -141,14 +144,13 @@ export class JobKeeper {
       if (this.committed >= 0) throw new ReplayError(`job ${this.job.id} has committed rounds but no checkpoint`);
     }
     const [last] = this.committed >= 0 ? await deps.rounds.recent(this.job.id, 1) : [];
-    this.hashes.set(this.committed, { hash: paramHash(this.params), epoch: last?.round === this.committed ? last.epoch : -1 });
+    this.hashes.set(this.committed, { hash: paramHash(this.params), data: encodeDataState(this.data), epoch: last?.round === this.committed ? last.epoch : -1 });
     // An update published just before a crash, whose round never committed, must not be replayed.
     await purgeUpdateRound(await deps.nc.jetstreamManager(), this.job.id, this.committed + 1).catch(() => undefined);
     for (const r of await deps.rosters.list(this.job.id)) {
       const full = await deps.rosters.get(this.job.id, r.epoch);
       if (full) this.epochs.set(r.epoch, deps.roster.epochInfo(this.job.id, full));
     }
-    await this.loadProgress(this.job.dataEpoch);
     this.observer = new GatherObserver({ nc: deps.nc, jobId: this.job.id, maxPending: 8, maxQueued: 64 });
     this.armWatchdog();
     this.loop = this.run().catch((err) => {
@@ -157,10 +159,11 @@ export class JobKeeper {
     this.log.info({ round: this.committed, params: this.model.paramCount }, 'keeper started');
   }
 
-  private async loadProgress(dataEpoch: number): Promise<void> {
-    if (this.progressEpoch === dataEpoch) return;
-    this.progress = await this.deps.rounds.progress(this.job.id, dataEpoch);
-    this.progressEpoch = dataEpoch;
+  private orderFor(dataEpoch: number): EpochOrder {
+    if (this.order?.epoch !== dataEpoch) {
+      this.order = new EpochOrder(this.train.map((s) => ({ index: s.index, samples: s.sampleCount })), this.spec.seed, dataEpoch);
+    }
+    return this.order;
   }
 
   /** A new epoch of this job (from the roster service). */
@@ -198,7 +201,7 @@ export class JobKeeper {
    * (members re-run it in the new one). Its members are filled in by `onEpoch`.
    */
   onPending(epoch: number, startRound: number): void {
-    if (!this.epochs.has(epoch)) this.epochs.set(epoch, { jobId: this.job.id, epoch, startRound, dataEpoch: -1, members: [], samplesPerRound: [], pieces: {} });
+    if (!this.epochs.has(epoch)) this.epochs.set(epoch, { jobId: this.job.id, epoch, startRound, members: [], samplesPerRound: [] });
   }
 
   onCancelled(epoch: number): void {
@@ -211,7 +214,7 @@ export class JobKeeper {
     // A member finished this round: later epochs must start after it (see JobRosterService).
     this.observed = Math.max(this.observed, round);
     if (round <= this.committed) {
-      this.checkHash(workerId, round, report.paramHash, report.exchangeEpoch || report.epoch);
+      this.checkHash(workerId, round, report, report.exchangeEpoch || report.epoch);
       return;
     }
     const list = this.reports.get(round) ?? [];
@@ -273,9 +276,17 @@ export class JobKeeper {
     const info = this.optimizer.step(this.params, o.mean, r);
     const hash = paramHash(this.params);
     const contributors = o.contributors.map((i) => ep.members[i]).filter((x): x is string => !!x);
+    // The round's samples as every member planned them; the samples a contributor claimed in the
+    // exchange must be its planned count (a volunteer cannot weigh its gradient up).
+    const plan = planRound(this.data, ep.samplesPerRound);
+    const next = advanceDataState(this.data, plan, ep.members.map((_, i) => o.contributors.includes(i)), this.trainTotal);
     const perSamples = new Map<string, number>();
-    const first = o.shards[0];
-    for (const i of o.contributors) perSamples.set(ep.members[i], first.contributorSamples[first.contributors.indexOf(i)]);
+    const misreported: string[] = [];
+    for (const i of o.contributors) {
+      perSamples.set(ep.members[i], plan.counts[i]);
+      if (o.shards.some((sh) => sh.contributors.includes(i) && sh.contributorSamples[sh.contributors.indexOf(i)] !== plan.counts[i])) misreported.push(ep.members[i]);
+    }
+    const roundSamples = o.contributors.reduce((a, i) => a + plan.counts[i], 0);
 
     await this.waitReports(r, contributors, o.epoch);
     const reps = (this.reports.get(r) ?? []).filter((p) => contributors.includes(p.workerId));
@@ -301,22 +312,11 @@ export class JobKeeper {
         this.speeds.set(id, prev === undefined ? s : 0.7 * prev + 0.3 * s);
       }
     }
-    // Shard progress: a contributor's processed slices count now the round is committed.
-    await this.loadProgress(ep.dataEpoch);
-    const changed = new Map<number, { processed: number; workerId: string }>();
-    for (const id of contributors) {
-      // The slices the member reports; without a report (lost, or an agent that does not say),
-      // the next n of its dealt samples, which is what the contract has it take.
-      const reported = byWorker.get(id)?.processed.map((p) => ({ shard: p.shardIndex, start: p.start, end: p.end }));
-      const slices = reported?.length ? reported : nextSlices(ep.pieces[id] ?? [], this.progress, perSamples.get(id) ?? 0);
-      for (const p of slices) {
-        const at = this.progress.get(p.shard) ?? 0;
-        if (p.end > at) {
-          this.progress.set(p.shard, p.end);
-          changed.set(p.shard, { processed: p.end, workerId: id });
-        }
-      }
-    }
+    // Shard progress: the contributors' samples count now the round is committed.
+    const order = this.orderFor(plan.epoch);
+    const touched = new Map<number, string>();
+    for (const i of o.contributors) for (const p of order.pieces(plan.ranges[i])) touched.set(p.shard, ep.members[i]);
+    const perShard = order.processedPerShard(next.epoch === plan.epoch ? next : { epoch: plan.epoch, todo: [] });
     const now = performance.now();
     const wallMs = now - this.lastCommitAt;
     this.lastCommitAt = now;
@@ -328,8 +328,8 @@ export class JobKeeper {
         })
       : null;
     const metrics: { name: string; value: number }[] = [
-      { name: 'samples', value: o.totalSamples },
-      { name: 'samples_per_s', value: wallMs > 0 ? o.totalSamples / (wallMs / 1000) : NaN },
+      { name: 'samples', value: roundSamples },
+      { name: 'samples_per_s', value: wallMs > 0 ? roundSamples / (wallMs / 1000) : NaN },
       { name: 'bytes_per_round', value: bytes },
       { name: 'lr', value: info.lr },
       { name: 'grad_norm', value: info.gradNorm },
@@ -345,17 +345,18 @@ export class JobKeeper {
 
     // Published before the commit: a committed round is always replayable (a crash in between
     // leaves an uncommitted update, which the next keeper purges at start).
-    await publishUpdate(this.deps.nc.jetstream(), this.job.id, r, o.mean, hash);
+    const dataText = encodeDataState(next);
+    await publishUpdate(this.deps.nc.jetstream(), this.job.id, r, o.mean, hash, dataText);
     const ok = await this.deps.handle.db.transaction(async (tx) => {
-      if (!(await this.deps.jobs.advanceRound(this.job.id, r, o.totalSamples, tx))) return false;
+      if (!(await this.deps.jobs.advanceRound(this.job.id, r, roundSamples, { epoch: next.epoch, state: dataText }, tx))) return false;
       await this.deps.rounds.insert(
         {
           jobId: this.job.id,
           round: r,
           epoch: o.epoch,
-          dataEpoch: ep.dataEpoch,
+          dataEpoch: plan.epoch,
           loss: lossN > 0 ? lossSum / lossN : null,
-          samples: o.totalSamples,
+          samples: roundSamples,
           contributors,
           paramHash: hash,
           durationMs: Math.round(maxMs || wallMs),
@@ -372,8 +373,8 @@ export class JobKeeper {
       const totals = new Map(this.train.map((s) => [s.index, s.sampleCount]));
       await this.deps.rounds.setProgress(
         this.job.id,
-        ep.dataEpoch,
-        [...changed].map(([shard, v]) => ({ shard, processed: v.processed, total: totals.get(shard) ?? v.processed, workerId: v.workerId })),
+        plan.epoch,
+        [...touched].map(([shard, workerId]) => ({ shard, processed: perShard.get(shard) ?? 0, total: totals.get(shard) ?? 0, workerId })),
         r,
         tx,
       );
@@ -386,34 +387,35 @@ export class JobKeeper {
       return;
     }
     this.committed = r;
+    this.data = next;
     this.dirty = false;
-    this.hashes.set(r, { hash, epoch: o.epoch });
+    this.hashes.set(r, { hash, data: dataText, epoch: o.epoch });
     for (const k of this.hashes.keys()) if (k < r - 64) this.hashes.delete(k);
     for (const k of this.reports.keys()) if (k <= r) this.reports.delete(k);
-    for (const p of reps) this.checkHash(p.workerId, r, p.report.paramHash, p.report.exchangeEpoch || p.report.epoch);
+    for (const p of reps) this.checkHash(p.workerId, r, p.report, p.report.exchangeEpoch || p.report.epoch);
+    for (const id of misreported) {
+      this.log.warn({ workerId: id, round: r }, 'member claimed another sample count than its plan; removing it');
+      void this.deps.events.record(this.job.id, 'job.fault', { round: r, kind: 'misreported-samples', message: 'claimed another sample count than the round plan gives it' }, { workerId: id }).catch(() => undefined);
+      void this.deps.roster.change(this.job.id, { remove: [id], reason: 'misreported-samples' }).catch((err) => this.log.error({ err }, 'roster change failed'));
+    }
 
     this.deps.events.publish({
       type: 'job.round',
       jobId: this.job.id,
-      data: { round: r, epoch: o.epoch, loss: lossN > 0 ? lossSum / lossN : null, samples: o.totalSamples, contributors: contributors.length, ...(evalResult ? { valAccuracy: evalResult.accuracy } : {}) },
+      data: { round: r, epoch: o.epoch, dataEpoch: plan.epoch, loss: lossN > 0 ? lossSum / lossN : null, samples: roundSamples, contributors: contributors.length, ...(evalResult ? { valAccuracy: evalResult.accuracy } : {}) },
       at: new Date().toISOString(),
     });
 
-    const done = (this.spec.rounds !== undefined && r + 1 >= this.spec.rounds) || false;
-    const left = this.train.reduce((a, s) => a + s.sampleCount - Math.min(s.sampleCount, this.progress.get(s.index) ?? 0), 0);
-    const lastDataEpoch = this.spec.epochs !== undefined && ep.dataEpoch + 1 >= this.spec.epochs;
-    if (done || (left === 0 && lastDataEpoch)) {
+    const roundsDone = this.spec.rounds !== undefined && r + 1 >= this.spec.rounds;
+    const epochsDone = this.spec.epochs !== undefined && next.epoch >= this.spec.epochs;
+    if (roundsDone || epochsDone) {
       await this.finish(r);
       return;
     }
     if ((r + 1) % this.spec.checkpointEvery === 0) await this.checkpoint(r + 1);
     const cur = [...this.epochs.values()].reduce<EpochInfo | undefined>((a, e) => (!a || e.epoch > a.epoch ? e : a), undefined);
     if (cur && cur.epoch === ep.epoch) {
-      if (left === 0) {
-        void this.deps.roster.change(this.job.id, { reason: 'next-data-epoch', nextDataEpoch: true, startRound: r + 1, ifEpoch: ep.epoch }).catch((err) => this.log.error({ err }, 'roster change failed'));
-      } else if (ep.members.some((id) => this.remainingOf(ep.pieces[id] ?? []) === 0)) {
-        void this.deps.roster.change(this.job.id, { reason: 'redeal', startRound: r + 1, ifEpoch: ep.epoch }).catch((err) => this.log.error({ err }, 'roster change failed'));
-      } else if (this.shouldRebalance(ep, r)) {
+      if (this.shouldRebalance(ep, r)) {
         // Shares follow observed speed, so fast and slow members finish a round together.
         void this.deps.roster.change(this.job.id, { reason: 'rebalance', lookahead: true }).catch((err) => this.log.error({ err }, 'roster change failed'));
       }
@@ -427,10 +429,6 @@ export class JobKeeper {
     if (speeds.some((x) => x === undefined || !(x > 0))) return false;
     const ideal = proportionalShares(speeds as number[], this.spec.globalBatch);
     return ideal.some((x, i) => Math.abs(x - ep.samplesPerRound[i]) >= Math.max(2, 0.25 * ep.samplesPerRound[i]));
-  }
-
-  private remainingOf(pieces: Piece[]): number {
-    return pieces.reduce((a, p) => a + Math.max(0, p.end - Math.max(p.start, this.progress.get(p.shard) ?? 0)), 0);
   }
 
   private waitReports(round: number, contributors: string[], epoch: number): Promise<void> {
@@ -463,18 +461,24 @@ export class JobKeeper {
    * round was committed from counts: a member may also report an attempt of the round in an
    * epoch that was superseded (e.g. reports queued while the coordinator was away).
    */
-  private checkHash(workerId: string, round: number, reported: string, epoch: number): void {
+  private checkHash(workerId: string, round: number, report: RoundReport__Output, epoch: number): void {
     const c = this.hashes.get(round);
-    if (!c || !reported || c.epoch < 0 || epoch !== c.epoch || reported === c.hash) return;
+    const reported = report.paramHash;
+    if (!c || !reported || c.epoch < 0 || epoch !== c.epoch) return;
+    const sameData = !report.dataState || report.dataState === c.data;
+    if (reported === c.hash && sameData) return;
     const mine = c.hash;
-    this.log.warn({ workerId, round, reported, keeper: mine }, 'member parameter hash differs; resyncing it');
-    void this.deps.events.record(this.job.id, 'job.hash-mismatch', { round, reported, keeper: mine }, { workerId }).catch(() => undefined);
+    this.log.warn({ workerId, round, reported, keeper: mine, dataState: report.dataState, keeperDataState: c.data }, 'member state differs from the keeper\'s; resyncing it');
+    void this.deps.events
+      .record(this.job.id, 'job.hash-mismatch', { round, reported, keeper: mine, ...(sameData ? {} : { dataState: report.dataState, keeperDataState: c.data }) }, { workerId })
+      .catch(() => undefined);
     void this.deps.roster.resync(this.job.id, workerId).catch((err) => this.log.error({ err }, 'resync failed'));
   }
 
   /** Writes the checkpoint whose next round is `round` (object + row), and trims the replay stream. */
   async checkpoint(round: number): Promise<void> {
-    const bytes = encodeCheckpoint({ params: this.params, optimizerState: this.optimizer.state(), round, meta: { jobId: this.job.id } });
+    // The data state after the last applied round travels with the parameters.
+    const bytes = encodeCheckpoint({ params: this.params, optimizerState: this.optimizer.state(), round, meta: { jobId: this.job.id, dataState: encodeDataState(this.data) } });
     const { bucket, key } = await this.deps.blobs.put(this.job.id, round, bytes);
     const hash = paramHash(this.params);
     await this.deps.checkpoints.upsert({

@@ -56,10 +56,11 @@ export class JobRepository {
    * jobs.round: r-1 → r and samples += n, only if the job is at r-1 (false otherwise: the round
    * was committed already, by us or by another keeper).
    */
-  async advanceRound(id: string, round: number, samples: number, tx: DbOrTx = this.handle.db): Promise<boolean> {
+  /** Commits `round` (only if `round − 1` was the last) with its samples and the data state after it. */
+  async advanceRound(id: string, round: number, samples: number, data: { epoch: number; state: string }, tx: DbOrTx = this.handle.db): Promise<boolean> {
     const rows = await tx
       .update(jobs)
-      .set({ round, samplesProcessed: sql`${jobs.samplesProcessed} + ${samples}` })
+      .set({ round, samplesProcessed: sql`${jobs.samplesProcessed} + ${samples}`, dataEpoch: data.epoch, dataState: data.state })
       .where(and(eq(jobs.id, id), eq(jobs.round, round - 1)))
       .returning({ id: jobs.id });
     return rows.length === 1;

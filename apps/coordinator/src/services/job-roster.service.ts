@@ -1,11 +1,11 @@
 /**
  * Rosters: every membership change of a job makes a new epoch (rosters + roster_members rows,
- * jobs.epoch), dealt from what is left of the data epoch, and is pushed to the members over
- * their sessions (docs/jobs-protocol.md). Changes of one job are serialised.
+ * jobs.epoch) with each member's share of the global batch, pushed to the members over their
+ * sessions (docs/jobs-protocol.md). Nothing is dealt here: each round's samples are planned by the
+ * members and the keeper from the job's data state. Changes of one job are serialised.
  */
 import { Inject, Injectable } from '@nestjs/common';
 import type { DbHandle } from '@gradpool/db';
-import { deal, nextSlices, type Deal, type Piece } from '@gradpool/datasets';
 import { parseJobSpec, type JobSpec } from '@gradpool/protocol';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger.js';
@@ -28,8 +28,6 @@ export interface RosterChange {
   reason: string;
   /** First round of the new epoch; default: the next round not yet observed (+ lookahead when only adding). */
   startRound?: number;
-  /** Start the next pass over the data. */
-  nextDataEpoch?: boolean;
   /** Start a few rounds ahead so that no member need stop (shares or membership grow only). */
   lookahead?: boolean;
   /** Use `startRound` even if members finished later rounds (the keeper missed rounds: they roll back). */
@@ -43,11 +41,9 @@ export interface EpochInfo {
   jobId: string;
   epoch: number;
   startRound: number;
-  dataEpoch: number;
   /** Worker ids in roster order. */
   members: string[];
   samplesPerRound: number[];
-  pieces: Record<string, Piece[]>;
 }
 
 /** The job left queued/running while a roster change was being made. */
@@ -161,7 +157,7 @@ export class JobRosterService {
     const removed = beforeIds.filter((id) => remove.has(id));
     const ids = [...beforeIds.filter((id) => !remove.has(id)), ...added];
     // A removal of someone already gone (several members report the same missing owner) is a no-op.
-    if (c.remove?.length && !removed.length && !added.length && !c.nextDataEpoch && !c.resync?.length) return null;
+    if (c.remove?.length && !removed.length && !added.length && !c.resync?.length) return null;
     if (c.add?.length && !added.length && !c.remove?.length) return null;
     const dataset = await this.datasets.findById(job.datasetId);
     const train = await this.shards.listByDataset(job.datasetId, 'train');
@@ -194,7 +190,7 @@ export class JobRosterService {
     // round a member has finished is ≤ lastSeen, and from now on the keeper takes no round
     // ≥ startRound from an older epoch (it would be re-run in this one).
     const lastSeen = Math.max(job.round, this.observedRound(jobId) ?? -1);
-    const onlyAdds = removed.length === 0 && !c.nextDataEpoch && job.status === 'running';
+    const onlyAdds = removed.length === 0 && job.status === 'running';
     const lookahead = c.lookahead || (onlyAdds && added.length > 0) ? ADD_LOOKAHEAD - 1 : 0;
     const startRound = c.force && c.startRound !== undefined ? c.startRound : Math.max(c.startRound ?? 0, lastSeen + 1 + lookahead);
     this.changes.emit('pending', { jobId, epoch, startRound });
@@ -223,34 +219,7 @@ export class JobRosterService {
       startRound: number;
     },
   ): Promise<EpochInfo> {
-    const { spec, before, added, removed, ids, dataset, train, latest, epoch, startRound } = x;
-    // Committed round and progress from one snapshot (a commit updates both in one transaction).
-    const { job, committedProgress } = await this.handle.db.transaction(
-      async (tx) => {
-        const j = (await this.jobs.findById(jobId, tx))!;
-        return { job: j, committedProgress: await this.rounds.progress(jobId, j.dataEpoch + (c.nextDataEpoch ? 1 : 0), tx) };
-      },
-      { isolationLevel: 'repeatable read' },
-    );
-    let dataEpoch = job.dataEpoch + (c.nextDataEpoch ? 1 : 0);
-    const shardsForDeal = train.map((s) => ({ index: s.index, samples: s.sampleCount }));
-    let progress = committedProgress;
-    // Rounds between the last commit and startRound run (or may run) in the old epoch on the old
-    // pieces: deal from where its members will be by then, so that no sample is dealt twice.
-    if (latest?.members.length && latest.members[0].dataEpoch === dataEpoch && startRound > job.round + 1) {
-      const predicted = new Map(progress);
-      for (let r = job.round + 1; r < startRound; r++) {
-        for (const m of latest.members) {
-          for (const sl of nextSlices(m.pieces, predicted, m.samplesPerRound)) predicted.set(sl.shard, Math.max(predicted.get(sl.shard) ?? 0, sl.end));
-        }
-      }
-      progress = predicted;
-    }
-    const remaining = () => shardsForDeal.reduce((a, s) => a + s.samples - Math.min(s.samples, progress.get(s.index) ?? 0), 0);
-    if (remaining() === 0) {
-      dataEpoch++;
-      progress = new Map();
-    }
+    const { job, spec, before, added, removed, ids, dataset, train, latest, epoch, startRound } = x;
     const maxMembers = Math.min(ids.length, spec.globalBatch);
     const paramCount = await this.specs.paramCount(jobId, spec);
     const speeds = new Map<string, number>();
@@ -262,40 +231,25 @@ export class JobRosterService {
       // gflops → samples/s: forward + backward ≈ 3 × the forward FLOPs (≈ 6 × P per sample for dense nets).
       speeds.set(id, measured ?? (prev && prev > 0 ? prev : (gflops * 1e9) / (6 * paramCount)));
     }
-    const candidates = ids.slice(0, maxMembers);
-    const weights0 = proportionalShares(candidates.map((id) => speeds.get(id)!), spec.globalBatch);
-    const previous: Deal | undefined =
-      latest && latest.members.length && latest.members[0].dataEpoch === dataEpoch
-        ? Object.fromEntries(latest.members.map((m) => [m.workerId, m.pieces]))
-        : undefined;
-    const dealt = deal({
-      shards: shardsForDeal,
-      seed: spec.seed,
-      epoch: dataEpoch,
-      members: candidates.map((id, i) => ({ id, weight: weights0[i] })),
-      progress,
-      previous,
-    });
-    // Members dealt nothing (the end of a data epoch) sit this epoch out: an exchange member
-    // must bring samples to every round.
-    const members = candidates.filter((id) => (dealt[id]?.length ?? 0) > 0);
+    // Every member needs a share of at least one sample; beyond globalBatch members wait.
+    const members = ids.slice(0, maxMembers);
     const shares = proportionalShares(members.map((id) => speeds.get(id)!), spec.globalBatch);
 
     await this.handle.db.transaction(async (tx) => {
       await this.rosters.insert(
         { jobId, epoch, startRound, reason: c.reason },
-        members.map((id, i) => ({ jobId, epoch, workerId: id, index: i, samplesPerRound: shares[i], speed: speeds.get(id)!, pieces: dealt[id], dataEpoch })),
+        members.map((id, i) => ({ jobId, epoch, workerId: id, index: i, samplesPerRound: shares[i], speed: speeds.get(id)! })),
         tx,
       );
       await this.rosters.setAssignment(added, jobId, tx);
       if (removed.length) await this.rosters.setAssignment(removed, null, tx);
       // Only a queued or running job gets an epoch: one that completed, paused or was cancelled
       // meanwhile stays so (the transaction rolls back).
-      const row = await this.jobs.transition(jobId, ['queued', 'running'], { epoch, dataEpoch, status: 'running', statusReason: '', startedAt: job.startedAt ?? new Date() }, tx);
+      const row = await this.jobs.transition(jobId, ['queued', 'running'], { epoch, status: 'running', statusReason: '', startedAt: job.startedAt ?? new Date() }, tx);
       if (!row) throw new JobNotRunnableError(`job ${jobId} is no longer queued or running`);
     });
-    const info: EpochInfo = { jobId, epoch, startRound, dataEpoch, members, samplesPerRound: shares, pieces: dealt };
-    this.log.info({ jobId, epoch, startRound, dataEpoch, members: members.length, added: added.length, removed: removed.length, reason: c.reason }, 'new roster');
+    const info: EpochInfo = { jobId, epoch, startRound, members, samplesPerRound: shares };
+    this.log.info({ jobId, epoch, startRound, members: members.length, added: added.length, removed: removed.length, reason: c.reason }, 'new roster');
     this.changes.emit('epoch', info);
     await this.keeperReady(jobId).catch((err) => this.log.error({ err, jobId }, 'keeper not ready'));
 
@@ -303,14 +257,13 @@ export class JobRosterService {
     const fresh = new Set([...added, ...(c.resync ?? [])]);
     if (job.status !== 'running') for (const id of ids) fresh.add(id);
     if (fresh.size) {
-      const assignment = await this.assignment({ ...job, epoch, dataEpoch }, spec, dataset, train);
+      const assignment = await this.assignment({ ...job, epoch }, spec, dataset, train);
       for (const id of fresh) if (ids.includes(id)) this.registry.send(id, { assignment });
     }
     for (const id of ids) this.registry.send(id, { roster: this.rosterUpdate(info, id) });
     await this.events.record(jobId, 'job.roster', {
       epoch,
       startRound,
-      dataEpoch,
       reason: c.reason,
       members: members.map((id, i) => ({ workerId: id, samplesPerRound: shares[i], speed: speeds.get(id) })),
       benched: ids.filter((id) => !members.includes(id)),
@@ -349,10 +302,8 @@ export class JobRosterService {
       jobId,
       epoch: r.epoch,
       startRound: r.startRound,
-      dataEpoch: r.members[0]?.dataEpoch ?? 0,
       members: r.members.map((m) => m.workerId),
       samplesPerRound: r.members.map((m) => m.samplesPerRound),
-      pieces: Object.fromEntries(r.members.map((m) => [m.workerId, m.pieces])),
     };
   }
 
@@ -383,10 +334,7 @@ export class JobRosterService {
       jobId: info.jobId,
       epoch: info.epoch,
       startRound: info.startRound,
-      dataEpoch: info.dataEpoch,
       members: info.members.map((id, i) => ({ workerId: id, index: i, samplesPerRound: info.samplesPerRound[i], ownedShards: [] })),
-      pieces: (info.pieces[workerId] ?? []).map((p) => ({ shardIndex: p.shard, start: p.start, end: p.end })),
-      dealtShards: [],
     };
   }
 }

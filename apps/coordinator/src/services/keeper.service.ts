@@ -182,13 +182,6 @@ export class KeeperService {
       await this.roster.change(jobId, { remove: [subject], reason: `owner-missing: ${subject}`, startRound: Number(fault.round) });
       return;
     }
-    if (fault.kind === 'data-exhausted') {
-      // Normally the keeper re-deals right after the commit that emptied a member; this covers
-      // a member whose view differs (e.g. after a resync): re-deal once per epoch.
-      if (fault.epoch !== job.epoch) return;
-      await this.roster.change(jobId, { reason: `data-exhausted: ${workerId}`, startRound: Number(fault.round), ifEpoch: fault.epoch });
-      return;
-    }
     if (fault.kind === 'quorum-not-met') {
       // Too few members were on time; re-run the round in a new epoch (once per epoch).
       if (fault.epoch < job.epoch) return;

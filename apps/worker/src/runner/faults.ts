@@ -14,8 +14,6 @@ export const FaultKinds = {
   replayGap: 'replay-gap',
   /** A shard owner published nothing by the gather deadline (`subjectWorkerId` names it). */
   ownerMissing: 'owner-missing',
-  /** This member has no unprocessed samples left in its dealt pieces (the keeper re-deals). */
-  dataExhausted: 'data-exhausted',
   /** No NATS address/credentials came with the registration, or NATS refused us. */
   noDataPlane: 'no-data-plane',
   /** Anything else that stopped the runner (its message says what). */

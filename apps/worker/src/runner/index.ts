@@ -4,6 +4,5 @@ export * from './model-state.js';
 export * from './nats-connect.js';
 export * from './replay.js';
 export * from './roster-watch.js';
-export * from './sample-cursor.js';
 export * from './shard-source.js';
 export * from './training-runner.js';

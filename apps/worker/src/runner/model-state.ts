@@ -1,8 +1,10 @@
 /**
- * A member's copy of the job's model state: parameters, optimizer state, and the round of the
- * next update. Updates go through the same optimizer code as the keeper's, on the same bytes,
- * so the parameter hash after every round equals the keeper's.
+ * A member's copy of the job's model state: parameters, optimizer state, the round of the next
+ * update and the data state (which samples of the data epoch are still to do). Updates go through
+ * the same optimizer code as the keeper's, on the same bytes, so the parameter hash after every
+ * round equals the keeper's; the data state changes with the same contributors as the keeper's.
  */
+import { decodeDataState, freshDataState, type DataState } from '@gradpool/datasets';
 import { createOptimizer, decodeCheckpoint, paramHash, type Checkpoint, type Optimizer, type OptimizerConfigInput, type StepInfo } from '@gradpool/training';
 import type { NatsConnection, ObjectStore } from 'nats';
 import { FaultKinds, RunnerFault } from './faults.js';
@@ -12,10 +14,11 @@ export class ModelState {
     readonly params: Float32Array,
     private readonly optimizer: Optimizer,
     private nextRound: number,
+    private dataState: DataState,
   ) {}
 
   /** The state a checkpoint holds; throws RunnerFault 'bad-checkpoint' when it does not fit. */
-  static fromCheckpoint(cp: Required<Checkpoint>, optimizer: OptimizerConfigInput, paramCount: number): ModelState {
+  static fromCheckpoint(cp: Required<Checkpoint>, optimizer: OptimizerConfigInput, paramCount: number, trainSamples: number): ModelState {
     if (cp.params.length !== paramCount) {
       throw new RunnerFault(FaultKinds.badCheckpoint, `checkpoint of round ${cp.round} has ${cp.params.length} parameters; the model has ${paramCount}`);
     }
@@ -26,7 +29,7 @@ export class ModelState {
     } catch (err) {
       throw new RunnerFault(FaultKinds.badCheckpoint, `checkpoint of round ${cp.round}: ${(err as Error).message}`);
     }
-    return new ModelState(Float32Array.from(cp.params), opt, cp.round);
+    return new ModelState(Float32Array.from(cp.params), opt, cp.round, checkpointDataState(cp, trainSamples));
   }
 
   /** The round the next update is for (= updates applied so far). */
@@ -34,16 +37,36 @@ export class ModelState {
     return this.nextRound;
   }
 
-  /** Applies round `round`'s averaged gradient; rounds must come in order. */
-  apply(round: number, mean: Float32Array): StepInfo {
+  /** Samples still to do in the current data epoch, after the last applied round. */
+  get data(): DataState {
+    return this.dataState;
+  }
+
+  /** Applies round `round`'s averaged gradient and the data state after it; rounds must come in order. */
+  apply(round: number, mean: Float32Array, data: DataState): StepInfo {
     if (round !== this.nextRound) throw new RangeError(`update for round ${round}, but the state is at round ${this.nextRound}`);
     const info = this.optimizer.step(this.params, mean, round);
     this.nextRound = round + 1;
+    this.dataState = data;
     return info;
   }
 
   hash(): string {
     return paramHash(this.params);
+  }
+}
+
+/** The data state a checkpoint holds (`meta.dataState`); round 0 may go without (nothing done yet). */
+function checkpointDataState(cp: Required<Checkpoint>, trainSamples: number): DataState {
+  const text = cp.meta.dataState;
+  if (typeof text !== 'string') {
+    if (cp.round === 0) return freshDataState(trainSamples);
+    throw new RunnerFault(FaultKinds.badCheckpoint, `checkpoint of round ${cp.round} has no data state`);
+  }
+  try {
+    return decodeDataState(text, trainSamples);
+  } catch (err) {
+    throw new RunnerFault(FaultKinds.badCheckpoint, `checkpoint of round ${cp.round}: ${(err as Error).message}`);
   }
 }
 

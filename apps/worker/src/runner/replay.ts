@@ -15,6 +15,8 @@ export interface ReplayedUpdate {
   mean: Float32Array;
   /** The keeper's parameter hash after the round ('' if the stream did not say). */
   paramHash: string;
+  /** The job's data state after the round ('' if the stream did not say). */
+  dataState: string;
 }
 
 export interface ReplayOptions {
@@ -36,6 +38,7 @@ interface Assembly {
   chunks: number;
   received: Set<number>;
   paramHash: string;
+  dataState: string;
 }
 
 function intHeader(m: JsMsg, name: string): number {
@@ -100,7 +103,7 @@ export async function* replayUpdates(o: ReplayOptions): AsyncGenerator<ReplayedU
       }
       let a = pending.get(round);
       if (!a) {
-        a = { mean: new Float32Array(o.size), chunks, received: new Set(), paramHash: '' };
+        a = { mean: new Float32Array(o.size), chunks, received: new Set(), paramHash: '', dataState: '' };
         pending.set(round, a);
       }
       if (a.received.has(chunk)) continue;
@@ -108,9 +111,10 @@ export async function* replayUpdates(o: ReplayOptions): AsyncGenerator<ReplayedU
       new Uint8Array(a.mean.buffer, offset * 4, len * 4).set(m.data);
       a.received.add(chunk);
       a.paramHash ||= m.headers?.get(UPDATE_HEADERS.paramHash) ?? '';
+      a.dataState ||= m.headers?.get(UPDATE_HEADERS.dataState) ?? '';
       for (let done = pending.get(next); done && done.received.size === done.chunks && next < o.to; done = pending.get(next)) {
         pending.delete(next);
-        yield { round: next, mean: done.mean, paramHash: done.paramHash };
+        yield { round: next, mean: done.mean, paramHash: done.paramHash, dataState: done.dataState };
         next++;
       }
     }

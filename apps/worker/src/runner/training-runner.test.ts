@@ -4,7 +4,7 @@
  * checkpoint, with a test keeper (GatherObserver + the same optimizer) that publishes the
  * committed updates to the updates stream the way the coordinator's keeper does.
  */
-import { encodeShard, sha256Hex, ShardStore } from '@gradpool/datasets';
+import { advanceDataState, decodeDataState, encodeDataState, encodeShard, planRound, samplesLeft, sha256Hex, ShardStore } from '@gradpool/datasets';
 import { ensureUpdatesStream, GatherObserver, publishUpdate } from '@gradpool/exchange';
 import {
   buckets,
@@ -135,11 +135,16 @@ async function createJob(env: Env, overrides: Partial<AssignedJobInput['spec']> 
   return { jobId, assignment, stream, paramCount };
 }
 
-/** The keeper's part: applies each observed round to its own state and publishes it as a committed update. */
+/**
+ * The keeper's part: applies each observed round (and its samples, planned from the data state
+ * with `membersIn(epoch)` shares of 10) to its own state and publishes it as a committed update.
+ */
 class TestKeeper {
   readonly hashes = new Map<number, string>();
+  readonly dataStates = new Map<number, string>();
   private readonly observer: GatherObserver;
   private readonly done: Promise<void>;
+  membersIn: (epoch: number) => number = () => 2;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -153,17 +158,22 @@ class TestKeeper {
   static async start(env: Env, jobId: string, paramCount: number): Promise<TestKeeper> {
     const os = await env.nc.jetstream().views.os(buckets.checkpoints(jobId));
     const cp = decodeCheckpoint((await os.getBlob('round-0'))!);
-    return new TestKeeper(env.nc, jobId, ModelState.fromCheckpoint(cp, OPTIMIZER, paramCount));
+    return new TestKeeper(env.nc, jobId, ModelState.fromCheckpoint(cp, OPTIMIZER, paramCount, env.shards.length * SHARD_SAMPLES));
   }
 
   private async follow(): Promise<void> {
     const js = this.nc.jetstream();
     for await (const r of this.observer) {
       if (r.round !== this.state.round) continue;
-      this.state.apply(r.round, r.mean);
+      const k = this.membersIn(r.epoch);
+      const plan = planRound(this.state.data, new Array<number>(k).fill(10));
+      const total = 4 * SHARD_SAMPLES;
+      const data = advanceDataState(this.state.data, plan, Array.from({ length: k }, (_, i) => r.contributors.includes(i)), total);
+      this.state.apply(r.round, r.mean, data);
       const hash = this.state.hash();
       this.hashes.set(r.round, hash);
-      await publishUpdate(js, this.jobId, r.round, r.mean, hash);
+      this.dataStates.set(r.round, encodeDataState(data));
+      await publishUpdate(js, this.jobId, r.round, r.mean, hash, encodeDataState(data));
     }
   }
 
@@ -243,15 +253,12 @@ class TestContext implements RunnerContext {
   }
 }
 
-function roster(jobId: string, epoch: number, startRound: number, members: string[], pieces: Record<string, [number, number, number][]>, dataEpoch = 0) {
-  return (self: string): RosterUpdate__Output => ({
+function roster(jobId: string, epoch: number, startRound: number, members: string[]) {
+  return (): RosterUpdate__Output => ({
     jobId,
     epoch,
     startRound: String(startRound),
     members: members.map((workerId, index) => ({ workerId, index, samplesPerRound: 10, ownedShards: [] })),
-    dealtShards: [],
-    dataEpoch,
-    pieces: (pieces[self] ?? []).map(([shardIndex, start, end]) => ({ shardIndex, start, end })),
   });
 }
 
@@ -290,24 +297,25 @@ describe('TrainingRunner on a real nats-server', () => {
     const { jobId, assignment, paramCount } = await createJob(env);
     const keeper = await TestKeeper.start(env, jobId, paramCount);
     const [a, b, c] = ['w-a', 'w-b', 'w-c'].map((id) => new TestContext(id, env.access));
-    const first = roster(jobId, 1, 0, ['w-a', 'w-b'], { 'w-a': [[0, 0, 60]], 'w-b': [[1, 0, 60]] });
-    // The coordinator's view after round 1 (rounds 0–1 committed: 20 samples of each shard).
-    const second = roster(jobId, 2, 3, ['w-a', 'w-b', 'w-c'], { 'w-a': [[0, 20, 60]], 'w-b': [[1, 20, 60]], 'w-c': [[2, 0, 60]] });
+    const first = roster(jobId, 1, 0, ['w-a', 'w-b']);
+    // Made after round 1, starting a round ahead so that nobody need stop.
+    const second = roster(jobId, 2, 3, ['w-a', 'w-b', 'w-c']);
+    keeper.membersIn = (e) => (e === 1 ? 2 : 3);
     let delivered = false;
     b.onReport = (r) => {
       if (Number(r.round) === 1 && !delivered && a.rounds().includes(1)) {
         delivered = true;
-        for (const ctx of [a, b, c]) ctx.deliver(second(ctx.workerId));
+        for (const ctx of [a, b, c]) ctx.deliver(second());
       }
     };
     a.onReport = (r) => {
       if (Number(r.round) === 1 && !delivered && b.rounds().includes(1)) {
         delivered = true;
-        for (const ctx of [a, b, c]) ctx.deliver(second(ctx.workerId));
+        for (const ctx of [a, b, c]) ctx.deliver(second());
       }
     };
-    a.deliver(first('w-a'));
-    b.deliver(first('w-b'));
+    a.deliver(first());
+    b.deliver(first());
     const ctrl = new AbortController();
     const tensorsBefore = tf.memory().numTensors;
     const runs = [a, b, c].map((ctx) => runner().run(assignment, ctrl.signal, ctx));
@@ -320,18 +328,12 @@ describe('TrainingRunner on a real nats-server', () => {
       expect(c.rounds()).toEqual([3, 4, 5]);
       for (const ctx of [a, b, c]) for (const r of ctx.rounds()) expect(ctx.hashOf(r), `${ctx.workerId} round ${r}`).toBe(keeper.hashes.get(r));
       for (const ctx of [a, b, c]) expect(ctx.faults).toEqual([]);
-      // Round reports: contributors, samples, processed slices walking the dealt pieces.
+      // Round reports: contributors, and the data state (what is left to do) equal to the keeper's.
       const ra = a.reports.filter((r) => r.epoch === 2);
       expect(ra[0].contributors).toEqual(['w-a', 'w-b', 'w-c']);
-      expect(a.reports.map((r) => r.processed)).toEqual([
-        [{ shardIndex: 0, start: 0, end: 10 }],
-        [{ shardIndex: 0, start: 10, end: 20 }],
-        [{ shardIndex: 0, start: 20, end: 30 }],
-        [{ shardIndex: 0, start: 30, end: 40 }],
-        [{ shardIndex: 0, start: 40, end: 50 }],
-        [{ shardIndex: 0, start: 50, end: 60 }],
-      ]);
-      expect(c.reports[0].processed).toEqual([{ shardIndex: 2, start: 0, end: 10 }]);
+      for (const ctx of [a, b, c]) for (const r of ctx.reports) expect(r.dataState, `${ctx.workerId} round ${r.round}`).toBe(keeper.dataStates.get(Number(r.round)));
+      // 3 rounds of 2 × 10 samples, then 3 of 3 × 10, each sample once.
+      expect(samplesLeft(decodeDataState(keeper.dataStates.get(5)!, 240))).toBe(240 - 60 - 90);
       expect(a.reports.every((r) => r.samples === 10 && Number.isFinite(r.loss) && Number(r.bytesSent) > 0)).toBe(true);
       // The loss goes down on this learnable problem.
       expect(a.reports[5].loss).toBeLessThan(a.reports[0].loss);
@@ -349,8 +351,9 @@ describe('TrainingRunner on a real nats-server', () => {
     const { jobId, assignment, paramCount } = await createJob(env);
     const keeper = await TestKeeper.start(env, jobId, paramCount);
     const [a, b, c] = ['w-a', 'w-b', 'w-c'].map((id) => new TestContext(id, env.access));
-    const first = roster(jobId, 1, 0, ['w-a', 'w-b', 'w-c'], { 'w-a': [[0, 0, 60]], 'w-b': [[1, 0, 60]], 'w-c': [[2, 0, 60]] });
-    for (const ctx of [a, b, c]) ctx.deliver(first(ctx.workerId));
+    const first = roster(jobId, 1, 0, ['w-a', 'w-b', 'w-c']);
+    keeper.membersIn = (e) => (e === 1 ? 3 : 2);
+    for (const ctx of [a, b, c]) ctx.deliver(first());
     const ctrl = new AbortController();
     const killC = new AbortController();
     // c vanishes after round 1: rounds 0 and 1 are committed, round 2 has no owner for c's shards.
@@ -364,8 +367,8 @@ describe('TrainingRunner on a real nats-server', () => {
         expect(Number(f.round)).toBe(2);
         expect(f.epoch).toBe(1);
       }
-      const second = roster(jobId, 2, 2, ['w-a', 'w-b'], { 'w-a': [[0, 20, 60], [2, 20, 40]], 'w-b': [[1, 20, 60], [2, 40, 60]] });
-      for (const ctx of [a, b]) ctx.deliver(second(ctx.workerId));
+      const second = roster(jobId, 2, 2, ['w-a', 'w-b']);
+      for (const ctx of [a, b]) ctx.deliver(second());
       for (const ctx of [a, b]) await ctx.until('round 4', () => ctx.rounds().includes(4));
       await keeper.applied(4);
       await keeper.stop();
@@ -378,8 +381,9 @@ describe('TrainingRunner on a real nats-server', () => {
         expect(r2.exchangeEpoch).toBe(2);
         expect(r2.contributors).toEqual(['w-a', 'w-b']);
       }
-      // The re-run used the slices held from epoch 1: a's round 2 is samples 20..30 of shard 0.
-      expect(a.reports.find((r) => Number(r.round) === 2)!.processed).toEqual([{ shardIndex: 0, start: 20, end: 30 }]);
+      // Nothing of c's lost: its unprocessed samples are planned for a and b (2 rounds of 3 × 10, then 3 of 2 × 10).
+      for (const ctx of [a, b]) for (const r of ctx.reports.filter((x) => Number(x.round) <= 4)) expect(r.dataState).toBe(keeper.dataStates.get(Number(r.round)));
+      expect(samplesLeft(decodeDataState(keeper.dataStates.get(4)!, 240))).toBe(240 - 60 - 60);
     } finally {
       ctrl.abort();
       await Promise.all(runs);
@@ -390,8 +394,8 @@ describe('TrainingRunner on a real nats-server', () => {
     const { jobId, assignment, paramCount } = await createJob(env);
     const keeper = await TestKeeper.start(env, jobId, paramCount);
     const [a, b] = ['w-a', 'w-b'].map((id) => new TestContext(id, env.access));
-    const first = roster(jobId, 1, 0, ['w-a', 'w-b'], { 'w-a': [[0, 0, 60]], 'w-b': [[1, 0, 60]] });
-    for (const ctx of [a, b]) ctx.deliver(first(ctx.workerId));
+    const first = roster(jobId, 1, 0, ['w-a', 'w-b']);
+    for (const ctx of [a, b]) ctx.deliver(first());
     const ctrl = new AbortController();
     const oldB = new AbortController();
     b.onReport = (r) => Number(r.round) === 2 && oldB.abort();
@@ -433,7 +437,7 @@ describe('TrainingRunner on a real nats-server', () => {
     await store.putUnchecked(wrong, syntheticShard(9));
     spec.dataset.train = [{ index: 0, sha256: wrong, samples: SHARD_SAMPLES, bytes: 1 }];
     const ctx = new TestContext('w-y', env.access);
-    ctx.deliver(roster(spec.jobId, 1, 0, ['w-y'], { 'w-y': [[0, 0, 60]] })('w-y'));
+    ctx.deliver(roster(spec.jobId, 1, 0, ['w-y'])());
     await runner().run({ ...assignment, specJson: JSON.stringify(spec) }, new AbortController().signal, ctx);
     expect(ctx.faults.map((f) => f.kind)).toEqual([FaultKinds.badShard]);
     expect(ctx.faults[0].message).toMatch(/verification/);

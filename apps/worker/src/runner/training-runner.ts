@@ -5,7 +5,7 @@
  * all-reduce through NATS, the optimizer step on the mean, a report — until the assignment is
  * withdrawn (`signal`).
  */
-import { gatherBatch, hash32, ShardCache, type Piece } from '@gradpool/datasets';
+import { advanceDataState, encodeDataState, decodeDataState, EpochOrder, gatherBatch, hash32, planRound, ShardCache, type Piece, type RoundPlan } from '@gradpool/datasets';
 import {
   OwnerMissingError,
   parseCodecSpec,
@@ -34,7 +34,6 @@ import { connectDataPlane } from './nats-connect.js';
 import { MicroBatcher } from './micro-batch.js';
 import { latestUpdate, replayUpdates } from './replay.js';
 import { RosterWatch } from './roster-watch.js';
-import { SampleCursor, toDealtPieces } from './sample-cursor.js';
 import { ShardSource } from './shard-source.js';
 
 export interface TrainingRunnerOptions {
@@ -110,7 +109,9 @@ class JobRun {
   private checkpoints!: CheckpointReader;
   private shards!: ShardSource;
   private exchange: RoundExchange | null = null;
-  private readonly cursor = new SampleCursor();
+  /** Epoch positions → shard pieces, for the current data epoch. */
+  private order: EpochOrder | null = null;
+  private trainSamples = 0;
   private readonly micro: MicroBatcher;
   private codec!: CodecSpec;
   private optimizer!: OptimizerConfig;
@@ -181,6 +182,8 @@ class JobRun {
       throw bad(`the model has ${this.model.paramCount} parameters here, the coordinator built ${this.job.paramCount}`);
     }
     if (!this.a.checkpointBucket || !this.a.checkpointKey) throw bad('the assignment names no checkpoint');
+    this.trainSamples = this.job.dataset.train.reduce((a, s) => a + s.samples, 0);
+    if (!(this.trainSamples > 0)) throw bad('the train split has no samples');
     this.nc = await connectDataPlane(this.ctx.nats, `gradpool-worker ${this.ctx.workerId} job ${this.a.jobId}`);
     this.checkpoints = new CheckpointReader(this.nc, this.a.checkpointBucket);
     this.shards = new ShardSource({
@@ -194,7 +197,7 @@ class JobRun {
 
   private async loadCheckpoint(key: string): Promise<void> {
     const cp = await this.checkpoints.read(key);
-    this.state = ModelState.fromCheckpoint(cp, this.optimizer, this.model!.paramCount);
+    this.state = ModelState.fromCheckpoint(cp, this.optimizer, this.model!.paramCount, this.trainSamples);
     this.round = cp.round;
     this.log.info({ key, round: cp.round }, 'checkpoint loaded');
   }
@@ -261,7 +264,14 @@ class JobRun {
       signal: this.signal,
       idleTimeoutMs: this.opts.replayIdleTimeoutMs ?? 60_000,
     })) {
-      state.apply(u.round, u.mean);
+      if (!u.dataState) throw new RunnerFault(FaultKinds.replayGap, `the update of round ${u.round} carries no data state`);
+      let data;
+      try {
+        data = decodeDataState(u.dataState, this.trainSamples);
+      } catch (err) {
+        throw new RunnerFault(FaultKinds.replayGap, `the update of round ${u.round}: ${(err as Error).message}`);
+      }
+      state.apply(u.round, u.mean, data);
       this.round = state.round;
       if (u.paramHash && u.paramHash !== state.hash()) {
         throw new RunnerFault(FaultKinds.replayGap, `after replaying round ${u.round} our parameters differ from the keeper's (${u.paramHash.slice(0, 12)}…)`);
@@ -286,13 +296,10 @@ class JobRun {
     const first = await this.entryRound(start);
     await this.syncTo(first);
     const state = this.state!;
-    this.cursor.setPieces(roster.dataEpoch, roster.pieces);
-    this.cursor.rollback(first);
-    // A kept gradient is reused only for the same round over the samples the new pieces start with.
-    let held =
-      heldIn && heldIn.round === first && heldIn.dataEpoch === roster.dataEpoch && sameSlices(this.cursor.peek(heldIn.samples), heldIn.slices) ? heldIn : null;
-    if (heldIn && !held) log.info({ round: first }, 'the kept gradient is not for this round or these samples; recomputing');
-    this.shards.retain(this.cursor.shards());
+    const selfIndex = members.indexOf(self);
+    const shares = members.map((m) => m.samplesPerRound);
+    // A kept gradient is reused only for the same round over the same samples (checked below).
+    let held = heldIn && heldIn.round === first ? heldIn : null;
     const exRoster: Roster = { epoch: roster.epoch, members: members.map((m) => m.workerId), selfId: workerId };
     this.exchange ??= new RoundExchange({
       nc: this.nc!,
@@ -305,25 +312,26 @@ class JobRun {
       quorum: (k) => quorumFor(spec, k),
       onReject: (sender, reason) => log.warn({ sender, reason }, 'rejected data-plane message'),
     });
-    log.info({ startRound: start, firstRound: first, members: exRoster.members, samplesPerRound: self.samplesPerRound, dataEpoch: roster.dataEpoch, samplesLeft: this.cursor.remaining() }, 'training in epoch');
+    log.info({ startRound: start, firstRound: first, members: exRoster.members, samplesPerRound: self.samplesPerRound, dataEpoch: state.data.epoch }, 'training in epoch');
 
     for (let r = first; ; r++) {
       this.signal.throwIfAborted();
       this.round = r;
       const newer = rosters.newerThan(roster.epoch);
       if (newer && Number(newer.startRound) <= r) return { kind: 'switch', held };
-      if (spec.rounds !== undefined && r >= spec.rounds) {
-        this.progress(WorkerState.WORKER_STATE_SYNCING, `all ${spec.rounds} rounds done; waiting for the coordinator`);
+      if ((spec.rounds !== undefined && r >= spec.rounds) || (spec.epochs !== undefined && state.data.epoch >= spec.epochs)) {
+        this.progress(WorkerState.WORKER_STATE_SYNCING, `all ${spec.rounds !== undefined && r >= spec.rounds ? `${spec.rounds} rounds` : `${spec.epochs} epochs`} done; waiting for the coordinator`);
         return { kind: 'stalled', held: null };
       }
       this.progress(WorkerState.WORKER_STATE_TRAINING, `round ${r}: computing`);
-      if (!held) {
-        held = await this.compute(r, roster.dataEpoch, self.samplesPerRound);
-        if (!held) {
-          this.fault(FaultKinds.dataExhausted, `no unprocessed samples left in the pieces dealt for data epoch ${roster.dataEpoch}`);
-          return { kind: 'stalled', held: null };
-        }
+      // Every member plans the round from the same data state and shares: no dealing needed.
+      const plan = planRound(state.data, shares);
+      const mine = this.orderFor(plan.epoch).pieces(plan.ranges[selfIndex]);
+      if (held && !(held.dataEpoch === plan.epoch && sameSlices(mine, held.slices))) {
+        log.info({ round: r }, 'the kept gradient is not for these samples; recomputing');
+        held = null;
       }
+      if (!held) held = await this.compute(r, plan, selfIndex, shares);
       this.progress(WorkerState.WORKER_STATE_TRAINING, `round ${r}: exchanging`);
       const g: Held = held;
       let res: AllReduceResult;
@@ -348,11 +356,11 @@ class JobRun {
       } finally {
         offRoster();
       }
-      state.apply(r, res.mean);
+      // The samples of the members whose gradients are in the mean (in every shard) are done.
+      const data = advanceDataState(state.data, plan, members.map((m) => res.contributors.includes(m.workerId)), this.trainSamples);
+      state.apply(r, res.mean, data);
       this.trained = true;
       held = null;
-      const contributed = res.contributors.includes(workerId);
-      if (contributed && this.cursor.epoch === g.dataEpoch) this.cursor.commit(g.slices, r);
       const exchangeMs = Math.round(res.timings.publishMs);
       const paramHash = state.hash();
       this.ctx.report({
@@ -368,8 +376,8 @@ class JobRun {
         waitMs: Math.max(0, Math.round(res.timings.totalMs) - exchangeMs),
         bytesSent: res.bytesSent,
         bytesReceived: res.bytesReceived,
-        processed: contributed ? toDealtPieces(g.slices) : [],
         exchangeEpoch: res.epoch,
+        dataState: encodeDataState(data),
       });
       log.debug(
         { round: r, loss: g.loss, contributors: res.contributors.length, totalSamples: res.totalSamples, paramHash, computeMs: Math.round(g.computeMs), exchangeMs, totalMs: Math.round(res.timings.totalMs) },
@@ -379,16 +387,34 @@ class JobRun {
     }
   }
 
-  /** The gradient over the next `n` samples of our pieces; null when none are left. */
-  private async compute(round: number, dataEpoch: number, n: number): Promise<Held | null> {
-    const slices = this.cursor.peek(n);
-    if (slices.length === 0) return null;
-    await this.shards.ensure(slices.map((s) => s.shard));
-    // Fetch the shards of the round after this one while we compute.
-    this.shards.prefetch(this.cursor.peek(2 * n).map((s) => s.shard));
+  private orderFor(dataEpoch: number): EpochOrder {
+    if (this.order?.epoch !== dataEpoch) {
+      const shards = this.job.dataset.train.map((s) => ({ index: s.index, samples: s.samples }));
+      this.order = new EpochOrder(shards, this.job.spec.seed, dataEpoch);
+    }
+    return this.order;
+  }
+
+  /**
+   * Our gradient of `round` over our samples of `plan` (none in a data epoch's short last round
+   * when our lane is empty: a zero gradient of weight 0, so the owners need not wait for us).
+   */
+  private async compute(round: number, plan: RoundPlan, selfIndex: number, shares: number[]): Promise<Held> {
+    const order = this.orderFor(plan.epoch);
+    const slices = order.pieces(plan.ranges[selfIndex]);
     const t0 = performance.now();
+    if (slices.length === 0) {
+      return { round, dataEpoch: plan.epoch, grad: new Float32Array(this.model!.paramCount), samples: 0, loss: 0, slices, computeMs: 0 };
+    }
+    // Our samples of the next round if everyone contributes to this one: fetched while we compute.
+    const after = advanceDataState(this.state!.data, plan, shares.map(() => true), this.trainSamples);
+    const nextPlan = planRound(after, shares);
+    const next = nextPlan.epoch === plan.epoch ? order.pieces(nextPlan.ranges[selfIndex]) : [];
+    this.shards.retain([...slices, ...next].map((s) => s.shard));
+    await this.shards.ensure(slices.map((s) => s.shard));
+    this.shards.prefetch(next.map((s) => s.shard));
     const { spec } = this.job;
-    const batch = gatherBatch(slices, (i) => this.shards.get(i), { seed: spec.seed, epoch: dataEpoch });
+    const batch = gatherBatch(slices, (i) => this.shards.get(i), { seed: spec.seed, epoch: plan.epoch });
     const step = await this.micro.step(
       this.model!,
       this.state!.params,
@@ -397,7 +423,7 @@ class JobRun {
       this.signal,
     );
     if (!Number.isFinite(step.loss)) this.log.warn({ round, loss: step.loss }, 'non-finite loss');
-    return { round, dataEpoch, grad: step.grad, samples: step.samples, loss: step.loss, slices, computeMs: performance.now() - t0 };
+    return { round, dataEpoch: plan.epoch, grad: step.grad, samples: step.samples, loss: step.loss, slices, computeMs: performance.now() - t0 };
   }
 
   private fault(kind: string, message: string, subjectWorkerId = ''): void {

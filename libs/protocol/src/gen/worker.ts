@@ -4,7 +4,6 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 import type { Assignment as _gradpool_v1_Assignment, Assignment__Output as _gradpool_v1_Assignment__Output } from './gradpool/v1/Assignment.js';
 import type { Capabilities as _gradpool_v1_Capabilities, Capabilities__Output as _gradpool_v1_Capabilities__Output } from './gradpool/v1/Capabilities.js';
 import type { CoordinatorMessage as _gradpool_v1_CoordinatorMessage, CoordinatorMessage__Output as _gradpool_v1_CoordinatorMessage__Output } from './gradpool/v1/CoordinatorMessage.js';
-import type { DealtPiece as _gradpool_v1_DealtPiece, DealtPiece__Output as _gradpool_v1_DealtPiece__Output } from './gradpool/v1/DealtPiece.js';
 import type { DrainAck as _gradpool_v1_DrainAck, DrainAck__Output as _gradpool_v1_DrainAck__Output } from './gradpool/v1/DrainAck.js';
 import type { DrainNotice as _gradpool_v1_DrainNotice, DrainNotice__Output as _gradpool_v1_DrainNotice__Output } from './gradpool/v1/DrainNotice.js';
 import type { DrainRequest as _gradpool_v1_DrainRequest, DrainRequest__Output as _gradpool_v1_DrainRequest__Output } from './gradpool/v1/DrainRequest.js';
@@ -31,7 +30,6 @@ export interface ProtoGrpcType {
       Assignment: MessageTypeDefinition<_gradpool_v1_Assignment, _gradpool_v1_Assignment__Output>
       Capabilities: MessageTypeDefinition<_gradpool_v1_Capabilities, _gradpool_v1_Capabilities__Output>
       CoordinatorMessage: MessageTypeDefinition<_gradpool_v1_CoordinatorMessage, _gradpool_v1_CoordinatorMessage__Output>
-      DealtPiece: MessageTypeDefinition<_gradpool_v1_DealtPiece, _gradpool_v1_DealtPiece__Output>
       DrainAck: MessageTypeDefinition<_gradpool_v1_DrainAck, _gradpool_v1_DrainAck__Output>
       DrainNotice: MessageTypeDefinition<_gradpool_v1_DrainNotice, _gradpool_v1_DrainNotice__Output>
       DrainRequest: MessageTypeDefinition<_gradpool_v1_DrainRequest, _gradpool_v1_DrainRequest__Output>

@@ -1,6 +1,5 @@
 // Original file: gradpool/v1/worker.proto
 
-import type { DealtPiece as _gradpool_v1_DealtPiece, DealtPiece__Output as _gradpool_v1_DealtPiece__Output } from '../../gradpool/v1/DealtPiece.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -23,18 +22,14 @@ export interface RoundReport {
   'bytesSent'?: (number | string | Long);
   'bytesReceived'?: (number | string | Long);
   /**
-   * Shards of the dataset fully processed in this round (for sample accounting).
-   */
-  'processedShards'?: (string)[];
-  /**
-   * The sample ranges this member's gradient of this round was computed on. They count as
-   * processed only once the round is committed with this member among its contributors.
-   */
-  'processed'?: (_gradpool_v1_DealtPiece)[];
-  /**
    * Membership epoch whose gather the update was assembled from (re-run rounds differ).
    */
   'exchangeEpoch'?: (number);
+  /**
+   * The member's data state after the round (encodeDataState of libs/datasets); the keeper
+   * compares it with its own, as it does the parameter hash.
+   */
+  'dataState'?: (string);
 }
 
 /**
@@ -57,16 +52,12 @@ export interface RoundReport__Output {
   'bytesSent': (string);
   'bytesReceived': (string);
   /**
-   * Shards of the dataset fully processed in this round (for sample accounting).
-   */
-  'processedShards': (string)[];
-  /**
-   * The sample ranges this member's gradient of this round was computed on. They count as
-   * processed only once the round is committed with this member among its contributors.
-   */
-  'processed': (_gradpool_v1_DealtPiece__Output)[];
-  /**
    * Membership epoch whose gather the update was assembled from (re-run rounds differ).
    */
   'exchangeEpoch': (number);
+  /**
+   * The member's data state after the round (encodeDataState of libs/datasets); the keeper
+   * compares it with its own, as it does the parameter hash.
+   */
+  'dataState': (string);
 }
