@@ -7,6 +7,7 @@
  * zero biases).
  */
 import * as tf from '@tensorflow/tfjs';
+import { cnnFastStep, fastStepsActive } from './fast-step.js';
 import { activate, denseStack, GraphModel, saveLayersModel } from './graph.model.js';
 import { LayoutBuilder } from './layout.js';
 import { conv2dBlock } from './ops.js';
@@ -56,6 +57,11 @@ export function buildCnn(spec: CnnSpec): GraphModel {
     yPerSample: spec.loss === 'mse' ? spec.numClasses : 1,
     loss: spec.loss,
     numClasses: spec.numClasses,
+    fastStep(ps, x, y, ctx) {
+      if (spec.activation !== 'relu' || spec.loss === 'mse' || !fastStepsActive() || spec.convs.some((cv) => cv.pool === 'avg')) return null;
+      const convs = spec.convs.map((cv) => ({ kernelSize: cv.kernelSize, pool: cv.pool as 'max' | 'none' }));
+      return cnnFastStep(ps, x as tf.Tensor4D, y, convs, spec.dropout, ctx.dropoutMask);
+    },
     forward(ps, x, ctx) {
       let t = x as tf.Tensor4D;
       spec.convs.forEach((cv, i) => {

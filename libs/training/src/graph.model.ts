@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initParams, type ParamEntry } from './layout.js';
 import { denseAct, denseActT, transposeT } from './ops.js';
 import { heapKernelsActive } from './heap-kernels.js';
+import type { DropoutMask, FastStepResult } from './fast-step.js';
 import { correctCount, meanSquaredError, softmaxCrossEntropy, type LossKind } from './loss.js';
 import {
   checkBatch,
@@ -28,6 +29,8 @@ export interface ForwardContext {
   training: boolean;
   /** Inverted dropout with a mask drawn in JS from the step's seed (deterministic everywhere). */
   dropout(h: tf.Tensor, rate: number): tf.Tensor;
+  /** The mask `dropout` would apply next to a tensor of this shape (null: no dropout). */
+  dropoutMask: DropoutMask;
 }
 
 export interface GraphDef {
@@ -47,20 +50,30 @@ export interface GraphDef {
   numClasses: number;
   /** Outputs [rows, k]: one row per sample, or per token for the LM. */
   forward(ps: tf.Tensor[], x: tf.Tensor, ctx: ForwardContext): tf.Tensor2D;
+  /**
+   * Loss and per-tensor gradients without the tape (fast-step.ts), or null where the model or
+   * backend has no hand-written step; the gradient must equal the taped one byte for byte.
+   */
+  fastStep?(ps: tf.Tensor[], x: tf.Tensor, y: tf.Tensor, ctx: ForwardContext): FastStepResult | null;
   exportArtifacts(model: Model, params: Float32Array): Promise<ModelArtifacts>;
 }
 
 function makeContext(training: boolean, seed: number): ForwardContext {
   let stream = 0;
+  const dropoutMask: DropoutMask = (shape, rate) => {
+    if (!training || rate <= 0) return null;
+    const rng = new Rng(seed, 0x10000 + stream++);
+    const keep = 1 / (1 - rate);
+    const mask = new Float32Array(shape.reduce((p, d) => p * d, 1));
+    for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= rate ? keep : 0;
+    return tf.tensor(mask, shape, 'float32');
+  };
   return {
     training,
+    dropoutMask,
     dropout(h, rate) {
-      if (!training || rate <= 0) return h;
-      const rng = new Rng(seed, 0x10000 + stream++);
-      const keep = 1 / (1 - rate);
-      const mask = new Float32Array(h.size);
-      for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() >= rate ? keep : 0;
-      return tf.mul(h, tf.tensor(mask, h.shape, 'float32'));
+      const mask = dropoutMask(h.shape, rate);
+      return mask ? tf.mul(h, mask) : h;
     },
   };
 }
@@ -119,6 +132,11 @@ export class GraphModel implements Model {
       const { x, y } = this.inputs(batch);
       const ps = paramTensors(params, this.def.layout);
       const ctx = makeContext(true, opts.seed ?? 0);
+      const fast = this.def.fastStep?.(ps, x, y, ctx);
+      if (fast) {
+        result = { grad: flattenGrads(fast.grads, this.def.layout, this.def.size), loss: fast.loss.dataSync()[0], samples: batch.n };
+        return;
+      }
       const f = (...p: tf.Tensor[]) => this.lossOf(this.def.forward(p, x, ctx), y);
       const { value, grads } = tf.valueAndGrads(f)(ps);
       result = { grad: flattenGrads(grads, this.def.layout, this.def.size), loss: value.dataSync()[0], samples: batch.n };

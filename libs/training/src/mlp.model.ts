@@ -4,6 +4,7 @@
  * Glorot-uniform kernels, zero biases). Dropout follows every hidden activation.
  */
 import * as tf from '@tensorflow/tfjs';
+import { fastStepsActive, mlpFastStep } from './fast-step.js';
 import { denseStack, GraphModel, saveLayersModel } from './graph.model.js';
 import { LayoutBuilder } from './layout.js';
 import { paramTensors } from './model.js';
@@ -31,6 +32,10 @@ export function buildMlp(spec: MlpSpec): GraphModel {
     yPerSample: spec.loss === 'mse' ? spec.numClasses : 1,
     loss: spec.loss,
     numClasses: spec.numClasses,
+    fastStep(ps, x, y, ctx) {
+      if (spec.activation !== 'relu' || spec.loss === 'mse' || !fastStepsActive()) return null;
+      return mlpFastStep(ps, x, y, spec.dropout, ctx.dropoutMask);
+    },
     forward(ps, x, ctx) {
       // The input needs no gradient: skip the first layer's dx.
       return denseStack(x as tf.Tensor2D, ps, spec.activation, (h) => ctx.dropout(h, spec.dropout), false);

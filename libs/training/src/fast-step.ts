@@ -1,0 +1,168 @@
+/**
+ * Hand-written training steps (forward + backward, no gradient tape) for the zoo's ReLU dense
+ * stacks and ReLU conv nets with max or no pooling, on the CPU backends (heapKernelsActive()).
+ *
+ * tf.valueAndGrads over the custom ops of ops.ts costs, per step: a clone of every tensor a
+ * customGrad saves (the conv activations alone are several MB), the tape's bookkeeping, a
+ * zero input gradient for the first layer, and a multiply of the loss gradient by one. Here
+ * the forward pass keeps what the backward pass needs and the backward pass calls the same
+ * kernels, with the same operands in the same order, as the custom gradients of ops.ts and
+ * heap-kernels.ts — so the gradient has the same bytes as through the tape (checked in
+ * fast-step.test.ts), only without that overhead. Everything runs inside the caller's tf.tidy.
+ *
+ * Models or settings outside that (tanh/sigmoid, average pooling, mse, Keras topologies, the
+ * transformer, other backends) go through the tape as before.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { actPoolGradOp, filterGradHeap, filterGradPlanar, heapKernelsActive } from './heap-kernels.js';
+
+/** Makes a dropout mask (the step's deterministic draw) for a tensor of the given shape, or null. */
+export type DropoutMask = (shape: number[], rate: number) => tf.Tensor | null;
+
+let enabled = true;
+
+/** Turns the hand-written steps off (tests compare them with the taped path). */
+export function setFastSteps(on: boolean): void {
+  enabled = on;
+}
+
+/** True when the hand-written steps may run on the active backend. */
+export function fastStepsActive(): boolean {
+  return enabled && heapKernelsActive();
+}
+
+function run<T extends tf.Tensor | tf.Tensor[]>(kernel: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown> = {}): T {
+  return tf.engine().runKernel(kernel, inputs, attrs as tf.NamedAttrMap) as unknown as T;
+}
+
+const transpose = (x: tf.Tensor): tf.Tensor2D => run<tf.Tensor2D>('GradpoolTranspose2d', { x });
+
+/** What the backward pass of a feature-major dense stack needs from its forward pass. */
+interface DenseTape {
+  /** Input of each layer, [in_i, m] (after the previous layer's dropout). */
+  hT: tf.Tensor2D[];
+  /** Output of each layer before dropout ([out_i, m]); the last one is the logits, transposed. */
+  y: tf.Tensor2D[];
+  /** Dropout mask applied after each hidden layer, or null. */
+  mask: (tf.Tensor | null)[];
+}
+
+/**
+ * ReLU dense stack on xT [in, m] (feature-major, as ops.ts' denseActT): for each layer
+ * wᵀ · hT, then bias (+ ReLU and dropout on hidden layers). `ps`: w0, b0, w1, b1, ….
+ */
+function denseForward(xT: tf.Tensor2D, ps: tf.Tensor[], dropoutRate: number, mask: DropoutMask): DenseTape {
+  const layers = ps.length / 2;
+  const tape: DenseTape = { hT: [], y: [], mask: [] };
+  let hT = xT;
+  for (let i = 0; i < layers; i++) {
+    tape.hT.push(hT);
+    const wT = transpose(ps[2 * i]);
+    const hidden = i < layers - 1;
+    const y = run<tf.Tensor2D>('GradpoolBiasAct', { z: tf.matMul(wT, hT), b: ps[2 * i + 1] }, { relu: hidden });
+    tape.y.push(y);
+    if (hidden) {
+      const m = mask(y.shape, dropoutRate);
+      tape.mask.push(m);
+      hT = m ? (tf.mul(y, m) as tf.Tensor2D) : y;
+    }
+  }
+  return tape;
+}
+
+/**
+ * Backward of denseForward from dOutT [C, m] (the loss gradient, transposed): writes the
+ * stack's parameter gradients into grads[offset…] and returns d(xT) when `inputGrad`.
+ */
+function denseBackward(tape: DenseTape, ps: tf.Tensor[], dOutT: tf.Tensor2D, inputGrad: boolean, grads: tf.Tensor[], offset: number): tf.Tensor2D | undefined {
+  const layers = ps.length / 2;
+  let dyT = dOutT;
+  for (let i = layers - 1; i >= 0; i--) {
+    const [dzT, dz, db] = run<tf.Tensor[]>('GradpoolActGradT', { dy: dyT, y: tape.y[i] }, { relu: i < layers - 1 }) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+    grads[offset + 2 * i] = tf.matMul(tape.hT[i], dz);
+    grads[offset + 2 * i + 1] = db;
+    if (i > 0 || inputGrad) {
+      const dh = tf.matMul(ps[2 * i] as tf.Tensor2D, dzT) as tf.Tensor2D;
+      const m = i > 0 ? tape.mask[i - 1] : null;
+      dyT = m ? (tf.mul(dh, m) as tf.Tensor2D) : dh;
+    }
+  }
+  return inputGrad ? dyT : undefined;
+}
+
+/** Mean softmax cross-entropy of logitsT [C, m] and its gradient, transposed ([C, m]). */
+function lossAndGradT(outT: tf.Tensor2D, labels: tf.Tensor): [tf.Scalar, tf.Tensor2D] {
+  const [loss, dLogits] = run<tf.Tensor[]>('GradpoolSoftmaxXent', { logits: transpose(outT), labels: tf.reshape(labels, [-1]) });
+  return [loss as tf.Scalar, transpose(dLogits)];
+}
+
+export interface FastStepResult {
+  loss: tf.Scalar;
+  /** One gradient per parameter tensor, in layout order. */
+  grads: tf.Tensor[];
+}
+
+/** MLP with ReLU and softmax cross-entropy: x [m, in], int32 labels [m]. */
+export function mlpFastStep(ps: tf.Tensor[], x: tf.Tensor, labels: tf.Tensor, dropoutRate: number, mask: DropoutMask): FastStepResult {
+  const tape = denseForward(transpose(tf.reshape(x, [x.shape[0], -1])), ps, dropoutRate, mask);
+  const [loss, dOutT] = lossAndGradT(tape.y[tape.y.length - 1], labels);
+  const grads: tf.Tensor[] = new Array(ps.length);
+  denseBackward(tape, ps, dOutT, false, grads, 0);
+  return { loss, grads };
+}
+
+export interface FastConv {
+  kernelSize: number;
+  pool: 'max' | 'none';
+}
+
+/**
+ * CNN with ReLU conv blocks ('same', stride 1, then 2×2 max or no pooling), flatten, a ReLU
+ * dense stack and softmax cross-entropy: the steps of ops.ts' conv2dBlock and its gradient.
+ */
+export function cnnFastStep(ps: tf.Tensor[], x: tf.Tensor4D, labels: tf.Tensor, convs: readonly FastConv[], dropoutRate: number, mask: DropoutMask): FastStepResult {
+  const saved: { x: tf.Tensor4D; z: tf.Tensor4D; y: tf.Tensor4D }[] = [];
+  let t = x;
+  convs.forEach((cv, i) => {
+    const z = tf.engine().runKernel(
+      'FusedConv2D',
+      { x: t, filter: ps[2 * i], bias: ps[2 * i + 1] },
+      { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', dilations: [1, 1], activation: 'relu' },
+    ) as tf.Tensor4D;
+    const y = cv.pool === 'max' ? tf.maxPool(z, 2, 2, 'valid') : z;
+    saved.push({ x: t, z, y });
+    t = y;
+  });
+  const nc = convs.length;
+  const dense = ps.slice(2 * nc);
+  const flat = tf.reshape(t, [t.shape[0], -1]) as tf.Tensor2D;
+  const tape = denseForward(transpose(flat), dense, dropoutRate, mask);
+  const [loss, dOutT] = lossAndGradT(tape.y[tape.y.length - 1], labels);
+  const grads: tf.Tensor[] = new Array(ps.length);
+  const dFlatT = denseBackward(tape, dense, dOutT, true, grads, 2 * nc)!;
+  let dy = tf.reshape(transpose(dFlatT), t.shape) as tf.Tensor4D;
+  for (let i = nc - 1; i >= 0; i--) {
+    const { x: xs, z, y } = saved[i];
+    const w = ps[2 * i] as tf.Tensor4D;
+    const [kh, kw, ci] = w.shape;
+    const p = convs[i].pool === 'max' ? 2 : 1;
+    if (i === 0 && ci <= 4) {
+      // First layer: dz only feeds the filter gradient; planar dz, thin im2col operand.
+      const [dzP, db] = actPoolGradOp(dy, z, y, p, true, true) as [tf.Tensor2D, tf.Tensor1D];
+      grads[0] = filterGradPlanar(xs, dzP, kh);
+      grads[1] = db;
+      break;
+    }
+    const [dz, db] = actPoolGradOp(dy, z, y, p, true) as [tf.Tensor4D, tf.Tensor1D];
+    grads[2 * i] = filterGradHeap(xs, dz, kh);
+    grads[2 * i + 1] = db;
+    if (i > 0) {
+      // Odd square k, 'same': a 'same' conv of dz with the kernel flipped and its channels swapped.
+      dy =
+        kh % 2 === 1 && kw === kh
+          ? tf.conv2d(dz, run<tf.Tensor4D>('GradpoolFlipFilter', { w }), 1, 'same')
+          : tf.conv2dTranspose(dz, w, xs.shape, 1, 'same');
+    }
+  }
+  return { loss, grads };
+}
