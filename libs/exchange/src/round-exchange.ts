@@ -548,7 +548,8 @@ export class RoundExchange {
 
   private takeAcc(len: number): Float64Array {
     const i = this.accPool.findIndex((a) => a.length === len);
-    if (i < 0) return new Float64Array(len);
+    // The codec's own accumulator where it has one (int8: WebAssembly memory, summed without copies).
+    if (i < 0) return this.codec.newAccumulator?.(len) ?? new Float64Array(len);
     const acc = this.accPool.splice(i, 1)[0]!;
     acc.fill(0);
     return acc;

@@ -36,6 +36,9 @@ export interface Codec {
   decode(payload: Uint8Array, length: number, out: Float32Array, outOffset: number): void;
   /** acc[accOffset + i] += weight · value i, in float64. */
   accumulate(payload: Uint8Array, length: number, acc: Float64Array, accOffset: number, weight: number): void;
+  /** A zeroed accumulator of `length` that `accumulate` is fastest on (int8: in WebAssembly
+   * memory); any Float64Array works. */
+  newAccumulator?(length: number): Float64Array;
 }
 
 export class CodecError extends Error {

@@ -137,6 +137,87 @@ describe('codecs: documented error bounds', () => {
   });
 });
 
+describe('int8: WebAssembly SIMD kernels are bit-identical to the scalar code', () => {
+  /** Random values over 8 decades with zero, subnormal, tiny and huge blocks mixed in. */
+  function mixed(n: number, block: number, seed: number): Float32Array {
+    const v = sample(n, seed);
+    const r = rng(seed + 1);
+    for (let b = 0; b < n; b += block) {
+      const kind = Math.floor(r() * 8);
+      const hi = Math.min(n, b + block);
+      for (let i = b; i < hi; i++) {
+        if (kind === 0) v[i] = 0;
+        else if (kind === 1) v[i] = (r() - 0.5) * 1e-40; // subnormal scale
+        else if (kind === 2) v[i] = (r() - 0.5) * 6e38;
+        else if (kind === 3) v[i] = ((i % 5) - 2) * 0.5; // ties of x/s
+      }
+    }
+    return v;
+  }
+  const simd = (block: number) => new Int8Codec(block);
+  const scalar = (block: number) => new Int8Codec(block, { simd: false });
+
+  it('runs accelerated on this Node', () => {
+    expect(simd(64).accelerated).toBe(true);
+    expect(scalar(64).accelerated).toBe(false);
+  });
+  for (const block of [1, 3, 16, 64, 100, 4096]) {
+    it(`block ${block}: encode, decode and accumulate agree for ragged lengths and tiles`, () => {
+      for (const n of [0, 1, 15, 17, 64, 65, 1000, 70_001]) {
+        const v = mixed(n, block, n + block);
+        const a = simd(block);
+        const b = scalar(block);
+        const bytes = a.payloadBytes(n);
+        // An 8-aligned payload inside a larger message, as allocateChunk makes them.
+        const ma = new Uint8Array(bytes + 24).subarray(8, 8 + bytes);
+        const mb = new Uint8Array(bytes);
+        a.encode(v, ma);
+        b.encode(v, mb);
+        expect(Buffer.compare(ma, mb), `encode n=${n}`).toBe(0);
+        expect(a.validate(ma, n)).toBeNull();
+        // Decode from a misaligned payload into an offset view.
+        const odd = new Uint8Array(bytes + 3);
+        odd.set(ma, 1);
+        const da = new Float32Array(n + 7);
+        const db = new Float32Array(n + 7);
+        a.decode(odd.subarray(1, 1 + bytes), n, da, 5);
+        b.decode(mb, n, db, 5);
+        expect(Buffer.compare(new Uint8Array(da.buffer), new Uint8Array(db.buffer)), `decode n=${n}`).toBe(0);
+        // Accumulate twice into a WebAssembly accumulator and a plain one.
+        const aa = a.newAccumulator(n + 5);
+        const ab = new Float64Array(n + 5);
+        expect(aa.every((x) => x === 0)).toBe(true);
+        for (const w of [3, 0.37]) {
+          a.accumulate(odd.subarray(1, 1 + bytes), n, aa, 5, w);
+          b.accumulate(mb, n, ab, 5, w);
+        }
+        expect(Buffer.compare(new Uint8Array(aa.buffer, aa.byteOffset, aa.byteLength), new Uint8Array(ab.buffer)), `accumulate n=${n}`).toBe(0);
+        // The SIMD codec also accumulates exactly into a plain array (its scalar path).
+        const ac = new Float64Array(n + 5);
+        a.accumulate(ma, n, ac, 5, 3);
+        a.accumulate(ma, n, ac, 5, 0.37);
+        expect(Array.from(ac)).toEqual(Array.from(ab));
+      }
+    });
+  }
+  it('blocks holding NaN or ±Infinity: same non-finite scales and zero values on both paths', () => {
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const v = sample(300, 8);
+      v[70] = bad;
+      v[299] = bad;
+      const ma = new Uint8Array(simd(64).payloadBytes(300));
+      const mb = new Uint8Array(ma.length);
+      simd(64).encode(v, ma);
+      scalar(64).encode(v, mb);
+      const sa = new Float32Array(ma.buffer, 0, 5);
+      const sb = new Float32Array(mb.buffer, 0, 5);
+      for (let b = 0; b < 5; b++) expect(Object.is(sa[b], sb[b]) || (Number.isNaN(sa[b]) && Number.isNaN(sb[b]))).toBe(true);
+      expect(Buffer.compare(ma.subarray(20), mb.subarray(20))).toBe(0);
+      expect(simd(64).validate(ma, 300)).toMatch(/scale .* in block 1/);
+    }
+  });
+});
+
 describe('codecs: validation', () => {
   it('rejects non-finite values, wrong sizes, bad scales and bad indices', () => {
     const fp32 = createCodec({ name: 'fp32' });

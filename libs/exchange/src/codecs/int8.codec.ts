@@ -1,4 +1,11 @@
 import { type Codec, CodecError, CodecIds, f32View, i8View } from './codec.js';
+import { Int8Simd } from './int8-simd.js';
+
+export interface Int8CodecOptions {
+  /** Run the loops in WebAssembly SIMD where available (default true); the scalar TypeScript
+   * below computes the same bytes and serves as the fallback and the reference in tests. */
+  simd?: boolean;
+}
 
 /**
  * Blockwise absmax int8: each block of `blockSize` elements sends one float32 scale
@@ -12,11 +19,24 @@ export class Int8Codec implements Codec {
   readonly name = 'int8';
   readonly id = CodecIds.int8;
   readonly param: number;
-  constructor(readonly blockSize = 64) {
+  private readonly simd: Int8Simd | null;
+  constructor(
+    readonly blockSize = 64,
+    options: Int8CodecOptions = {},
+  ) {
     if (!Number.isInteger(blockSize) || blockSize < 1 || blockSize > 1 << 20) {
       throw new CodecError(`int8 block size must be an integer in [1, 2^20], got ${blockSize}`);
     }
     this.param = blockSize;
+    this.simd = options.simd === false ? null : Int8Simd.create(blockSize);
+  }
+  /** Whether the WebAssembly SIMD kernels are in use. */
+  get accelerated(): boolean {
+    return this.simd !== null;
+  }
+  /** A zeroed accumulator that `accumulate` sums into without copies (WebAssembly memory). */
+  newAccumulator(length: number): Float64Array {
+    return this.simd?.accumulator(length) ?? new Float64Array(length);
   }
   blocks(length: number): number {
     return Math.ceil(length / this.blockSize);
@@ -29,6 +49,7 @@ export class Int8Codec implements Codec {
   }
   encode(src: Float32Array, dst: Uint8Array): void {
     if ((dst.byteOffset & 3) !== 0) throw new Error('encode target must be 4-byte aligned');
+    if (this.simd) return this.simd.encode(src, dst);
     const n = src.length;
     const nb = this.blocks(n);
     const scales = new Float32Array(dst.buffer, dst.byteOffset, nb);
@@ -94,6 +115,7 @@ export class Int8Codec implements Codec {
     return null;
   }
   decode(payload: Uint8Array, length: number, out: Float32Array, outOffset: number): void {
+    if (this.simd) return this.simd.decode(payload, length, out, outOffset);
     const nb = this.blocks(length);
     const scales = f32View(payload, 0, nb);
     const q = i8View(payload, nb * 4, length);
@@ -113,6 +135,7 @@ export class Int8Codec implements Codec {
     }
   }
   accumulate(payload: Uint8Array, length: number, acc: Float64Array, accOffset: number, weight: number): void {
+    if (this.simd?.accumulate(payload, length, acc, accOffset, weight)) return;
     const nb = this.blocks(length);
     const scales = f32View(payload, 0, nb);
     const q = i8View(payload, nb * 4, length);
