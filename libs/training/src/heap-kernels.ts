@@ -73,6 +73,16 @@ function heapKernel(
 }
 
 /**
+ * -1 (all bits) when the float32 with bits `t` is > 0, else 0: 1 ≤ t ≤ 0x7f800000 as an int32
+ * (positive denormals to +∞; ±0, negatives and NaNs give 0). `x > 0 ? v : 0` without a branch
+ * (on random activations the branch mispredicts half the time): `bits(v) & positiveMask(t)`
+ * gives the same bits.
+ */
+function positiveMask(t: number): number {
+  return ((t - 0x7f800001) >> 31) & ~((t | (t - 1)) >> 31);
+}
+
+/**
  * dz and db of act → pool (see the file comment). z, y NHWC; pool 1 (none) or 2. `planar`:
  * dz is written channel-planar ([C, N·H·W]) instead of NHWC.
  */
@@ -92,17 +102,17 @@ function actPoolGrad(dy: Float32Array, z: Float32Array, y: Float32Array, dz: Flo
       }
     }
   } else {
-    // Branch-free: which of a window's four values equals its maximum is data-dependent and
-    // unpredictable, so the matches and the ReLU mask are computed on the float bits as 0/1
-    // integers (every position of a window is written, so dz needs no zeroing when h and w are
-    // even). A match is bit equality with y (as MaxPool copies the maximum); the mask is y > 0
-    // (y's bits as a positive int32: −0 and negatives masked). A masked or unmatched position
-    // gets g · 0, which may be −0.
+    // Branch-free on the float bits (see positiveMask): which of a window's four values equals
+    // its maximum, and whether the ReLU passed it, are data-dependent and unpredictable. Every
+    // position of a window is written (dz needs no zeroing when h and w are even). A match is
+    // bit equality with y (MaxPool copies the maximum); exact ties all get the gradient.
     const [n, h, w] = shape;
     const ho = h >> 1;
     const wo = w >> 1;
     const zi = new Int32Array(z.buffer, z.byteOffset, z.length);
     const yi = new Int32Array(y.buffer, y.byteOffset, y.length);
+    const dyi = new Int32Array(dy.buffer, dy.byteOffset, dy.length);
+    const dzi = new Int32Array(dz.buffer, dz.byteOffset, dz.length);
     const rowC = w * c;
     const down = w * pixStride;
     for (let b = 0; b < n; b++) {
@@ -115,23 +125,27 @@ function actPoolGrad(dy: Float32Array, z: Float32Array, y: Float32Array, dz: Flo
           const dBase = p0 * pixStride;
           for (let ch = 0; ch < c; ch++) {
             const yb = yi[o + ch];
-            const g = relu ? dy[o + ch] * (((yb | (yb - 1)) >>> 31) ^ 1) : dy[o + ch];
+            // dy, or +0 where the ReLU output is not > 0 (bits, and the same value as a float).
+            const keep = relu ? positiveMask(yb) : -1;
+            const gb = dyi[o + ch] & keep;
             const q0 = r0 + ch;
             const q2 = r1 + ch;
+            // ~((t | -t) >> 31) is -1 where t = 0 (equal bits), else 0.
             let t = zi[q0] ^ yb;
-            const v0 = g * (((t | -t) >>> 31) ^ 1);
+            const m0 = ~((t | -t) >> 31);
             t = zi[q0 + c] ^ yb;
-            const v1 = g * (((t | -t) >>> 31) ^ 1);
+            const m1 = ~((t | -t) >> 31);
             t = zi[q2] ^ yb;
-            const v2 = g * (((t | -t) >>> 31) ^ 1);
+            const m2 = ~((t | -t) >> 31);
             t = zi[q2 + c] ^ yb;
-            const v3 = g * (((t | -t) >>> 31) ^ 1);
+            const m3 = ~((t | -t) >> 31);
             const d = dBase + ch * chStride;
-            dz[d] = v0;
-            dz[d + pixStride] = v1;
-            dz[d + down] = v2;
-            dz[d + down + pixStride] = v3;
-            acc[ch] += v0 + v1 + v2 + v3;
+            dzi[d] = gb & m0;
+            dzi[d + pixStride] = gb & m1;
+            dzi[d + down] = gb & m2;
+            dzi[d + down + pixStride] = gb & m3;
+            // The old `s += g` per match: up to four copies of g and +0s, exact in any order.
+            acc[ch] += dz[d] + dz[d + pixStride] + dz[d + down] + dz[d + down + pixStride];
           }
         }
       }
@@ -287,16 +301,18 @@ function transpose2d(x: Float32Array, out: Float32Array, r: number, c: number): 
 
 /** y[i, j] = act(z[i, j] + b[i]) for z [r, m] (feature-major activations). */
 function biasAct(z: Float32Array, b: Float32Array, y: Float32Array, r: number, m: number, relu: boolean): void {
+  const yi = new Int32Array(y.buffer, y.byteOffset, y.length);
   for (let i = 0; i < r; i++) {
     const bi = b[i];
     const o = i * m;
+    const e = o + m;
+    for (let j = o; j < e; j++) y[j] = z[j] + bi;
+    // ReLU on the bits: the same as v > 0 ? v : 0, without the unpredictable branch.
     if (relu) {
-      for (let j = 0; j < m; j++) {
-        const v = z[o + j] + bi;
-        y[o + j] = v > 0 ? v : 0;
+      for (let j = o; j < e; j++) {
+        const t = yi[j];
+        yi[j] = t & positiveMask(t);
       }
-    } else {
-      for (let j = 0; j < m; j++) y[o + j] = z[o + j] + bi;
     }
   }
 }
@@ -306,14 +322,19 @@ function biasAct(z: Float32Array, b: Float32Array, y: Float32Array, r: number, m
  * transpose dz [m, r], and db [r] = row sums of dzT.
  */
 function actGradT(dy: Float32Array, y: Float32Array, dzT: Float32Array, dz: Float32Array, db: Float32Array, r: number, m: number, relu: boolean): void {
+  if (relu) {
+    // dy where y > 0, else +0, on the bits (as relu && !(y > 0) ? 0 : dy, without the branch).
+    const yi = new Int32Array(y.buffer, y.byteOffset, y.length);
+    const dyi = new Int32Array(dy.buffer, dy.byteOffset, dy.length);
+    const dzi = new Int32Array(dzT.buffer, dzT.byteOffset, dzT.length);
+    for (let j = 0; j < r * m; j++) dzi[j] = dyi[j] & positiveMask(yi[j]);
+  } else {
+    dzT.set(dy.subarray(0, r * m));
+  }
   for (let i = 0; i < r; i++) {
     const o = i * m;
     let s = 0;
-    for (let j = 0; j < m; j++) {
-      const g = relu && !(y[o + j] > 0) ? 0 : dy[o + j];
-      dzT[o + j] = g;
-      s += g;
-    }
+    for (let j = 0; j < m; j++) s += dzT[o + j];
     db[i] = s;
   }
   transpose2d(dzT, dz, r, m);
