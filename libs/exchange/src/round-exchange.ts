@@ -106,16 +106,16 @@ export interface ExchangeStats {
 /** Owner-side state of one owned shard in one round. */
 interface OwnerShard {
   shard: number;
-  /** payloads[sender][chunk]; freed once the sender is added to the sum. */
+  /** payloads[sender][chunk]; kept until the shard is summed in `finalize`. */
   payloads: (Uint8Array | undefined)[][];
   counts: number[];
   samples: number[];
   complete: boolean[];
   excluded: boolean[];
-  /** Next roster index to add to `acc` (the fixed summation order). */
+  /** Next roster index to decide on (counted or skipped), in roster order. */
   next: number;
+  /** Senders counted in the sum. */
   added: boolean[];
-  acc: Float64Array | null;
   done: boolean;
   /** The published gather (or abort) messages, for resend requests. */
   messages: Uint8Array[];
@@ -169,8 +169,6 @@ interface EpochState {
 }
 
 const MAX_HEADER_SLACK = 1024;
-/** Accumulators kept for reuse (a member owns `shards` shards per round). */
-const ACC_POOL_MAX = 8;
 
 /** mean[i] = float32(acc[i] / total), in one pass (a small function, so that it is optimised
  * on its own); false when any value is non-finite. */
@@ -219,9 +217,9 @@ export class RoundExchange {
   private readonly controlSub: Subscription;
   private busy = false;
   private closed = false;
-  /** Finished shards' float64 accumulators, reused (zeroed) so that a round does not page in
-   * fresh memory for every sum; and one float32 scratch for the mean being encoded. */
-  private readonly accPool: Float64Array[] = [];
+  /** One reduce chunk's float64 accumulator and one float32 scratch for the mean being encoded,
+   * reused by every shard and round. */
+  private chunkAcc: Float64Array | null = null;
   private meanScratch = new Float32Array(0);
   private readonly log;
 
@@ -546,40 +544,38 @@ export class RoundExchange {
     if (o.complete.every((c, i) => c || o.excluded[i])) this.finalize(ep, st, o);
   }
 
-  private takeAcc(len: number): Float64Array {
-    const i = this.accPool.findIndex((a) => a.length === len);
-    // The codec's own accumulator where it has one (int8: WebAssembly memory, summed without copies).
-    if (i < 0) return this.codec.newAccumulator?.(len) ?? new Float64Array(len);
-    const acc = this.accPool.splice(i, 1)[0]!;
-    acc.fill(0);
-    return acc;
-  }
-
-  private giveAcc(acc: Float64Array): void {
-    if (this.accPool.length >= ACC_POOL_MAX) this.accPool.shift();
-    this.accPool.push(acc);
-  }
-
-  /** Adds complete senders to the sum in roster order; at the deadline (`final`) skips the rest. */
+  /** Counts complete senders in roster order; at the deadline (`final`) skips the rest. */
   private advance(ep: EpochState, o: OwnerShard, final: boolean): void {
-    const len = ep.layout.length(o.shard);
-    const ce = ep.reduceChunkElems;
     while (o.next < ep.members) {
       const j = o.next;
       if (o.complete[j]) {
-        o.acc ??= this.takeAcc(len);
-        const row = o.payloads[j];
-        for (let c = 0; c < row.length; c++) {
-          const offset = c * ce;
-          this.codec.accumulate(row[c]!, Math.min(ce, len - offset), o.acc, offset, o.samples[j]);
-        }
-        o.payloads[j] = [];
         o.added[j] = true;
       } else if (!final && !o.excluded[j]) {
         return;
       }
       o.next++;
     }
+  }
+
+  /**
+   * mean = float32(Σ_j n_j·x_j / total) over the counted senders, summed in float64 in roster
+   * order for every element, one reduce chunk at a time: the accumulator is one chunk long and
+   * stays in cache (a shard-long one was zeroed, summed into and read back through main memory,
+   * several passes of 8 bytes per element). False when any value is non-finite.
+   */
+  private sumMean(ep: EpochState, o: OwnerShard, len: number, total: number, mean: Float32Array): boolean {
+    const ce = ep.reduceChunkElems;
+    // The codec's own accumulator where it has one (int8: WebAssembly memory, summed without copies).
+    if (!this.chunkAcc || this.chunkAcc.length < ce) this.chunkAcc = this.codec.newAccumulator?.(ce) ?? new Float64Array(ce);
+    let finite = true;
+    for (let c = 0, offset = 0; offset < len; c++, offset += ce) {
+      const n = Math.min(ce, len - offset);
+      const acc = this.chunkAcc.subarray(0, n);
+      acc.fill(0);
+      for (let j = 0; j < ep.members; j++) if (o.added[j]) this.codec.accumulate(o.payloads[j][c]!, n, acc, 0, o.samples[j]);
+      if (!meanOf(acc, total, mean.subarray(offset, offset + n))) finite = false;
+    }
+    return finite;
   }
 
   private exclude(ep: EpochState, st: RoundState, o: OwnerShard, j: number, reason: string): void {
@@ -605,7 +601,6 @@ export class RoundExchange {
         total += o.samples[j];
       }
     }
-    o.payloads = [];
     const s = o.shard;
     const len = ep.layout.length(s);
     const subject = subjects.gather(this.jobId, ep.roster.epoch, st.round, s);
@@ -625,6 +620,7 @@ export class RoundExchange {
         { ...base, kind: ChunkKinds.abort, codec: 0, chunk: 0, chunkCount: 0, offset: 0, length: 0, samples: 0, codecParam: 0, payloadBytes: 0, contributors, contributorSamples },
         this.identity,
       );
+      o.payloads = [];
       o.messages = [message];
       this.publish(subject, message);
       st.bytesSent += message.byteLength;
@@ -634,9 +630,8 @@ export class RoundExchange {
     if (this.meanScratch.length < len) this.meanScratch = new Float32Array(len);
     // finalize is synchronous and encode copies out of it, so one scratch serves every shard.
     const mean = this.meanScratch.subarray(0, len);
-    const finite = meanOf(o.acc!, total, mean);
-    this.giveAcc(o.acc!);
-    o.acc = null;
+    const finite = this.sumMean(ep, o, len, total, mean);
+    o.payloads = [];
     if (!finite) {
       // Unreachable for validated finite inputs (a weighted mean is within their range).
       this.log.error({ round: st.round, shard: s }, 'non-finite mean');
@@ -855,7 +850,6 @@ export class RoundExchange {
         excluded: new Array(K).fill(false),
         added: new Array(K).fill(false),
         next: 0,
-        acc: null,
         done: false,
         messages: [],
       });

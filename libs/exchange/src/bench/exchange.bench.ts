@@ -5,7 +5,8 @@
  * Round time of the round protocol with K member processes on loopback through one private
  * nats-server, per codec: median over reps of (last member done − last member entered), bytes
  * each member sent/received next to the pattern's minimum, bus bandwidth, and the ceiling: one
- * plain publisher → subscriber stream of 1 MiB messages through the same server.
+ * plain publisher → subscriber stream of 1 MiB messages through the same server; and the CPU
+ * time (user + system) a member process spent in a round, mean over members, median over reps.
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -87,10 +88,10 @@ const rows: string[] = [];
 try {
   const ceil0 = await ceiling(server.url);
   console.log(`ceiling: 1 MiB pub→sub through nats-server: ${(ceil0 / 1e9).toFixed(2)} GB/s`);
-  const header = '| P | K | codec | reps | round ms (median) | sent/member | min | ratio | recv/member | min | ratio | bus bw GB/s | server egress | ceiling ms for it | round/ceiling |';
+  const header = '| P | K | codec | reps | round ms (median) | sent/member | min | ratio | recv/member | min | ratio | bus bw GB/s | server egress | ceiling ms for it | round/ceiling | member CPU ms |';
   console.log(header);
-  console.log('|' + '---|'.repeat(15));
-  rows.push(header, '|' + '---|'.repeat(15));
+  console.log('|' + '---|'.repeat(16));
+  rows.push(header, '|' + '---|'.repeat(16));
   for (const P of Ps) {
     for (const K of Ks) {
       for (const spec of codecs) {
@@ -102,6 +103,7 @@ try {
           // One warm-up round, then n measured ones (the gradient is generated once per member).
           ms.forEach((m) => m.round({ round: 0, samples: 32, gradRound: 0, noHash: true, repeat: n + 1 }));
           const times: number[] = [];
+          const cpus: number[] = [];
           let sent = 0;
           let recv = 0;
           for (let r = 0; r <= n; r++) {
@@ -109,6 +111,7 @@ try {
             for (const x of res) if (!x.ok) throw new Error(`${x.error!.name}: ${x.error!.message}`);
             if (r === 0) continue;
             times.push(Math.max(...res.map((x) => x.endedAt!)) - Math.max(...res.map((x) => x.startedAt!)));
+            cpus.push(res.reduce((a, x) => a + x.cpuMs!, 0) / res.length);
             sent = Math.max(...res.map((x) => x.bytesSent!));
             recv = Math.max(...res.map((x) => x.bytesReceived!));
           }
@@ -121,7 +124,7 @@ try {
           const busBw = ((P * 4) / (t / 1000)) * ((2 * (K - 1)) / K);
           const egress = recv * K;
           const ceilMs = (egress / ceil0) * 1000;
-          const row = `| ${P / 1e6}M | ${K} | ${spec.name} | ${n} | ${t.toFixed(0)} | ${fmtB(sent)} | ${fmtB(minSent)} | ${(sent / minSent).toFixed(3)} | ${fmtB(recv)} | ${fmtB(minRecv)} | ${(recv / minRecv).toFixed(3)} | ${(busBw / 1e9).toFixed(2)} | ${fmtB(egress)} | ${ceilMs.toFixed(0)} | ${(t / ceilMs).toFixed(2)} |`;
+          const row = `| ${P / 1e6}M | ${K} | ${spec.name} | ${n} | ${t.toFixed(0)} | ${fmtB(sent)} | ${fmtB(minSent)} | ${(sent / minSent).toFixed(3)} | ${fmtB(recv)} | ${fmtB(minRecv)} | ${(recv / minRecv).toFixed(3)} | ${(busBw / 1e9).toFixed(2)} | ${fmtB(egress)} | ${ceilMs.toFixed(0)} | ${(t / ceilMs).toFixed(2)} | ${median(cpus).toFixed(0)} |`;
           console.log(row);
           rows.push(row);
         } catch (err) {

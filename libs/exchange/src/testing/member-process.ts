@@ -63,6 +63,8 @@ export interface RoundReply {
   /** Wall-clock (ms since the epoch, sub-ms) when allReduce was called and when it resolved. */
   startedAt?: number;
   endedAt?: number;
+  /** CPU time (user + system, ms) this member process used during allReduce (benchmark). */
+  cpuMs?: number;
   geometry?: { shards: number; reduceChunkElems: number; gatherChunkElems: number; quorum: number };
   rejects?: { sender: string; reason: string }[];
   stats?: RoundExchange['stats'];
@@ -162,9 +164,11 @@ async function runRound(cmd: RoundCommand, round: number): Promise<RoundReply> {
   if (cmd.fault === 'evil') await misbehave({ ...cmd, round }, grad);
   if (cmd.fault === 'hold') await new Promise<void>((r) => (release = r));
   const startedAt = performance.timeOrigin + performance.now();
+  const cpu0 = process.cpuUsage();
   try {
     const r = await ex.allReduce(round, grad, cmd.samples, { onPhase: (phase) => send({ type: 'phase', phase, round }) });
     const endedAt = performance.timeOrigin + performance.now();
+    const cpu = process.cpuUsage(cpu0);
     const bytes = new Uint8Array(r.mean.buffer, r.mean.byteOffset, r.mean.byteLength);
     return {
       type: 'result',
@@ -174,6 +178,7 @@ async function runRound(cmd: RoundCommand, round: number): Promise<RoundReply> {
       meanHash: cmd.noHash ? undefined : await hash(bytes),
       startedAt,
       endedAt,
+      cpuMs: (cpu.user + cpu.system) / 1000,
       contributors: r.contributors,
       totalSamples: r.totalSamples,
       shards: r.shards.map(({ shard, contributors, totalSamples }) => ({ shard, contributors, totalSamples })),
