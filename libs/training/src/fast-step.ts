@@ -71,14 +71,14 @@ function denseForward(xT: tf.Tensor2D, ps: tf.Tensor[], dropoutRate: number, mas
 }
 
 /**
- * Backward of denseForward from dOutT [C, m] (the loss gradient, transposed): writes the
+ * Backward of denseForward from the output layer's [dzT, dz, db] (lossEnd): writes the
  * stack's parameter gradients into grads[offset…] and returns d(xT) when `inputGrad`.
  */
-function denseBackward(tape: DenseTape, ps: tf.Tensor[], dOutT: tf.Tensor2D, inputGrad: boolean, grads: tf.Tensor[], offset: number): tf.Tensor2D | undefined {
+function denseBackward(tape: DenseTape, ps: tf.Tensor[], last: [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D], inputGrad: boolean, grads: tf.Tensor[], offset: number): tf.Tensor2D | undefined {
   const layers = ps.length / 2;
-  let dyT = dOutT;
+  let dyT: tf.Tensor2D | undefined;
   for (let i = layers - 1; i >= 0; i--) {
-    const [dzT, dz, db] = run<tf.Tensor[]>('GradpoolActGradT', { dy: dyT, y: tape.y[i] }, { relu: i < layers - 1 }) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+    const [dzT, dz, db] = i === layers - 1 ? last : (run<tf.Tensor[]>('GradpoolActGradT', { dy: dyT!, y: tape.y[i] }, { relu: true }) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D]);
     grads[offset + 2 * i] = tf.matMul(tape.hT[i], dz);
     grads[offset + 2 * i + 1] = db;
     if (i > 0 || inputGrad) {
@@ -90,10 +90,13 @@ function denseBackward(tape: DenseTape, ps: tf.Tensor[], dOutT: tf.Tensor2D, inp
   return inputGrad ? dyT : undefined;
 }
 
-/** Mean softmax cross-entropy of logitsT [C, m] and its gradient, transposed ([C, m]). */
-function lossAndGradT(outT: tf.Tensor2D, labels: tf.Tensor): [tf.Scalar, tf.Tensor2D] {
-  const [loss, dLogits] = run<tf.Tensor[]>('GradpoolSoftmaxXent', { logits: transpose(outT), labels: tf.reshape(labels, [-1]) });
-  return [loss as tf.Scalar, transpose(dLogits)];
+/**
+ * Mean softmax cross-entropy of logitsT [C, m], and the output layer's dzT, dz and db — what
+ * transposing the logits, GradpoolSoftmaxXent, transposing its gradient and a linear
+ * GradpoolActGradT give, in one kernel.
+ */
+function lossEnd(outT: tf.Tensor2D, labels: tf.Tensor): [tf.Scalar, tf.Tensor2D, tf.Tensor2D, tf.Tensor1D] {
+  return run<tf.Tensor[]>('GradpoolSoftmaxXentT', { logitsT: outT, labels: tf.reshape(labels, [-1]) }) as [tf.Scalar, tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
 }
 
 export interface FastStepResult {
@@ -105,9 +108,9 @@ export interface FastStepResult {
 /** MLP with ReLU and softmax cross-entropy: x [m, in], int32 labels [m]. */
 export function mlpFastStep(ps: tf.Tensor[], x: tf.Tensor, labels: tf.Tensor, dropoutRate: number, mask: DropoutMask): FastStepResult {
   const tape = denseForward(transpose(tf.reshape(x, [x.shape[0], -1])), ps, dropoutRate, mask);
-  const [loss, dOutT] = lossAndGradT(tape.y[tape.y.length - 1], labels);
+  const [loss, ...last] = lossEnd(tape.y[tape.y.length - 1], labels);
   const grads: tf.Tensor[] = new Array(ps.length);
-  denseBackward(tape, ps, dOutT, false, grads, 0);
+  denseBackward(tape, ps, last, false, grads, 0);
   return { loss, grads };
 }
 
@@ -137,9 +140,9 @@ export function cnnFastStep(ps: tf.Tensor[], x: tf.Tensor4D, labels: tf.Tensor, 
   const dense = ps.slice(2 * nc);
   const flat = tf.reshape(t, [t.shape[0], -1]) as tf.Tensor2D;
   const tape = denseForward(transpose(flat), dense, dropoutRate, mask);
-  const [loss, dOutT] = lossAndGradT(tape.y[tape.y.length - 1], labels);
+  const [loss, ...last] = lossEnd(tape.y[tape.y.length - 1], labels);
   const grads: tf.Tensor[] = new Array(ps.length);
-  const dFlatT = denseBackward(tape, dense, dOutT, true, grads, 2 * nc)!;
+  const dFlatT = denseBackward(tape, dense, last, true, grads, 2 * nc)!;
   let dy = tf.reshape(transpose(dFlatT), t.shape) as tf.Tensor4D;
   for (let i = nc - 1; i >= 0; i--) {
     const { x: xs, z, y } = saved[i];

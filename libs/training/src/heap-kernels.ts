@@ -12,6 +12,8 @@
  *   by the ReLU at the pooled position (y > 0), and db = Σ dz over all but the channel axis.
  * - `GradpoolSoftmaxXent` {logits, labels} → [mean loss, dlogits]: the loss and its gradient
  *   in one pass per row.
+ * - `GradpoolSoftmaxXentT` {logitsT, labels} → [loss, dzT, dz, db]: the same from feature-major
+ *   logits [C, m], with the output layer's bias gradient (fast-step.ts).
  * - `GradpoolTranspose2d`, `GradpoolBiasAct`, `GradpoolActGradT`: the feature-major dense
  *   layers of ops.ts (denseActT): a blocked transpose, bias + ReLU over rows, and its backward
  *   (masked dy in both layouts + the bias gradient).
@@ -247,25 +249,43 @@ function im2col(x: Float32Array, out: Float32Array, shape: number[], k: number):
 
 /**
  * Mean softmax cross-entropy of logits [m, C] against labels [m], and its gradient
- * (softmax − one-hot) / m, in one pass per row (float64 inside).
+ * (softmax − one-hot) / m, in one pass per row (float64 inside). `transposed`: logits and
+ * grad are [C, m] (feature-major) instead, with the same arithmetic per sample.
  */
-function softmaxXent(logits: Float32Array, labels: Int32Array, loss: Float32Array, grad: Float32Array, m: number, c: number): void {
+function softmaxXent(logits: Float32Array, labels: Int32Array, loss: Float32Array, grad: Float32Array, m: number, c: number, transposed = false): void {
+  const rs = transposed ? 1 : c;
+  const cs = transposed ? m : 1;
   let total = 0;
   const e = new Float64Array(c);
   for (let r = 0; r < m; r++) {
-    const o = r * c;
+    const o = r * rs;
     let mx = -Infinity;
-    for (let j = 0; j < c; j++) if (logits[o + j] > mx) mx = logits[o + j];
+    for (let j = 0; j < c; j++) if (logits[o + j * cs] > mx) mx = logits[o + j * cs];
     let s = 0;
     for (let j = 0; j < c; j++) {
-      e[j] = Math.exp(logits[o + j] - mx);
+      e[j] = Math.exp(logits[o + j * cs] - mx);
       s += e[j];
     }
     const label = labels[r];
-    total += Math.log(s) - (logits[o + label] - mx);
-    for (let j = 0; j < c; j++) grad[o + j] = (e[j] / s - (j === label ? 1 : 0)) / m;
+    total += Math.log(s) - (logits[o + label * cs] - mx);
+    for (let j = 0; j < c; j++) grad[o + j * cs] = (e[j] / s - (j === label ? 1 : 0)) / m;
   }
   loss[0] = total / m;
+}
+
+/**
+ * The loss end of a feature-major stack: from logitsT [C, m], the mean loss, its gradient
+ * dzT [C, m] and dz [m, C], and db [C] = row sums of dzT (what transposing the logits,
+ * GradpoolSoftmaxXent, transposing its gradient and a linear GradpoolActGradT gave).
+ */
+function softmaxXentT(logitsT: Float32Array, labels: Int32Array, loss: Float32Array, dzT: Float32Array, dz: Float32Array, db: Float32Array, m: number, c: number): void {
+  softmaxXent(logitsT, labels, loss, dzT, m, c, true);
+  transpose2d(dzT, dz, c, m);
+  for (let j = 0; j < c; j++) {
+    let s = 0;
+    for (let r = 0; r < m; r++) s += dzT[j * m + r];
+    db[j] = s;
+  }
 }
 
 /**
@@ -397,6 +417,17 @@ export function installHeapKernels(): void {
         return heapKernel(backendName, backend as tf.KernelBackend, [logits, labels], [[], [m, c]], ([lv, yv], [lossv, gv]) =>
           softmaxXent(lv, yv as unknown as Int32Array, lossv, gv, m, c),
         );
+      },
+    });
+    tf.registerKernel({
+      kernelName: 'GradpoolSoftmaxXentT',
+      backendName,
+      kernelFunc: ({ inputs, backend }) => {
+        const { logitsT, labels } = inputs as Record<string, Info>;
+        const [c, m] = logitsT.shape;
+        return heapKernel(backendName, backend as tf.KernelBackend, [logitsT, labels], [[], [c, m], [m, c], [c]], ([lv, yv], [lossv, dzT, dz, db]) =>
+          softmaxXentT(lv, yv as unknown as Int32Array, lossv, dzT, dz, db, m, c),
+        false);
       },
     });
     tf.registerKernel({
