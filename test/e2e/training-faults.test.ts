@@ -140,12 +140,7 @@ describe('training under churn', () => {
     }
   });
 
-  // Skipped: the workers train on through the crash (the data plane does not need the
-  // coordinator) and finish all rounds, but the restarted keeper is at its last commit and the
-  // coordinator's "stalled" rosters re-run from the members' newest reported round (startRound
-  // 80) instead of the keeper's next one (25), every 60 s, forever. With startRound = the keeper's
-  // next round the runner rolls back (checkpoint + replay) and re-runs from there.
-  it.skip('the coordinator is killed (SIGKILL) and restarted mid-job: the job resumes, no round lost or committed twice, hashes equal', async () => {
+  it('the coordinator is killed (SIGKILL) and restarted mid-job: the job resumes, no round lost or committed twice, hashes equal', async () => {
     const [a, b] = [startWorker(11), startWorker(12)];
     const rounds = 80;
     const job = await api<{ id: string }>('POST', '/v1/jobs', {

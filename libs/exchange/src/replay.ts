@@ -45,8 +45,21 @@ export async function ensureUpdatesStream(jsm: JetStreamManager, opts: { maxAgeM
   }
 }
 
-/** Publishes one round's update in chunks; returns the stream sequence of its first chunk. */
-export async function publishUpdate(js: JetStreamClient, jobId: string, round: number, update: Float32Array, paramHash: string, dataState = ''): Promise<number> {
+/**
+ * Publishes one round's update in chunks; returns the stream sequence of its first chunk. A chunk
+ * whose acknowledgement does not come in time (a loaded server) is published again with the same
+ * message id, which the stream de-duplicates, so a slow ack never fails the keeper's commit.
+ */
+export async function publishUpdate(
+  js: JetStreamClient,
+  jobId: string,
+  round: number,
+  update: Float32Array,
+  paramHash: string,
+  dataState = '',
+  opts: { ackTimeoutMs?: number; attempts?: number } = {},
+): Promise<number> {
+  const attempts = opts.attempts ?? 4;
   const chunks = Math.max(1, Math.ceil(update.length / UPDATE_CHUNK_ELEMS));
   const subject = updateSubjects.round(jobId, round);
   let first = 0;
@@ -61,8 +74,17 @@ export async function publishUpdate(js: JetStreamClient, jobId: string, round: n
     h.set(UPDATE_HEADERS.size, String(update.length));
     h.set(UPDATE_HEADERS.paramHash, paramHash);
     if (dataState) h.set(UPDATE_HEADERS.dataState, dataState);
-    const ack = await js.publish(subject, new Uint8Array(part.buffer, part.byteOffset, part.byteLength), { headers: h });
-    if (c === 0) first = ack.seq;
+    const data = new Uint8Array(part.buffer, part.byteOffset, part.byteLength);
+    const msgID = `${jobId}.${round}.${c}.${paramHash.slice(0, 16)}`;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const ack = await js.publish(subject, data, { headers: h, msgID, timeout: opts.ackTimeoutMs ?? 15_000 });
+        if (c === 0) first = ack.seq;
+        break;
+      } catch (err) {
+        if (attempt >= attempts || (err as { code?: string }).code !== 'TIMEOUT') throw err;
+      }
+    }
   }
   return first;
 }

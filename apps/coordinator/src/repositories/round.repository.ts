@@ -28,15 +28,6 @@ export class RoundRepository {
     return tx.select().from(rounds).where(eq(rounds.jobId, jobId)).orderBy(desc(rounds.round)).limit(limit);
   }
 
-  /** Processed samples per shard index of a data epoch. */
-  async progress(jobId: string, dataEpoch: number, tx: DbOrTx = this.handle.db): Promise<Map<number, number>> {
-    const rows = await tx
-      .select({ shard: shardProgress.shardIndex, n: shardProgress.processedSamples })
-      .from(shardProgress)
-      .where(and(eq(shardProgress.jobId, jobId), eq(shardProgress.dataEpoch, dataEpoch)));
-    return new Map(rows.map((r) => [r.shard, r.n]));
-  }
-
   /** Sets shards' processed counts (never lowers them). */
   async setProgress(
     jobId: string,

@@ -13,7 +13,6 @@ import { CheckpointRepository } from '../repositories/checkpoint.repository.js';
 import { DatasetRepository } from '../repositories/dataset.repository.js';
 import { JobRepository, type JobRow } from '../repositories/job.repository.js';
 import { RosterRepository, type RosterWithMembers } from '../repositories/roster.repository.js';
-import { RoundRepository } from '../repositories/round.repository.js';
 import { ShardRepository } from '../repositories/shard.repository.js';
 import { DATABASE, LOGGER } from '../tokens.js';
 import { JobEventsService } from './job-events.service.js';
@@ -86,7 +85,6 @@ export class JobRosterService {
     @Inject(LOGGER) logger: Logger,
     private readonly jobs: JobRepository,
     private readonly rosters: RosterRepository,
-    private readonly rounds: RoundRepository,
     private readonly checkpoints: CheckpointRepository,
     private readonly datasets: DatasetRepository,
     private readonly shards: ShardRepository,
@@ -260,7 +258,8 @@ export class JobRosterService {
       const assignment = await this.assignment({ ...job, epoch }, spec, dataset, train);
       for (const id of fresh) if (ids.includes(id)) this.registry.send(id, { assignment });
     }
-    for (const id of ids) this.registry.send(id, { roster: this.rosterUpdate(info, id) });
+    const update = this.rosterUpdate(info);
+    for (const id of ids) this.registry.send(id, { roster: update });
     await this.events.record(jobId, 'job.roster', {
       epoch,
       startRound,
@@ -284,7 +283,7 @@ export class JobRosterService {
     const train = await this.shards.listByDataset(job.datasetId, 'train');
     if (!dataset) return;
     this.registry.send(workerId, { assignment: await this.assignment(job, spec, dataset, train) });
-    this.registry.send(workerId, { roster: this.rosterUpdate(this.epochInfo(jobId, latest), workerId) });
+    this.registry.send(workerId, { roster: this.rosterUpdate(this.epochInfo(jobId, latest)) });
   }
 
   /** Sends a reconnected worker the current roster of its job (it may have missed it while away). */
@@ -294,7 +293,7 @@ export class JobRosterService {
     const job = await this.jobs.findById(w.currentJobId);
     const latest = job?.status === 'running' ? await this.rosters.latest(job.id) : undefined;
     if (!latest) return;
-    this.registry.send(workerId, { roster: this.rosterUpdate(this.epochInfo(latest.jobId, latest), workerId) });
+    this.registry.send(workerId, { roster: this.rosterUpdate(this.epochInfo(latest.jobId, latest)) });
   }
 
   epochInfo(jobId: string, r: RosterWithMembers): EpochInfo {
@@ -329,7 +328,7 @@ export class JobRosterService {
     };
   }
 
-  private rosterUpdate(info: EpochInfo, workerId: string) {
+  private rosterUpdate(info: EpochInfo) {
     return {
       jobId: info.jobId,
       epoch: info.epoch,
