@@ -57,10 +57,10 @@ export function buildCnn(spec: CnnSpec): GraphModel {
     yPerSample: spec.loss === 'mse' ? spec.numClasses : 1,
     loss: spec.loss,
     numClasses: spec.numClasses,
-    fastStep(ps, x, y, ctx) {
+    fastStep(params, batch, ctx) {
       if (spec.activation !== 'relu' || spec.loss === 'mse' || !fastStepsActive() || spec.convs.some((cv) => cv.pool === 'avg')) return null;
       const convs = spec.convs.map((cv) => ({ kernelSize: cv.kernelSize, pool: cv.pool as 'max' | 'none' }));
-      return cnnFastStep(ps, x as tf.Tensor4D, y, convs, spec.dropout, ctx.dropoutMask);
+      return cnnFastStep(params, lb.entries, batch, [h0, w0, c0], convs, spec.dropout, ctx.dropoutMask);
     },
     forward(ps, x, ctx) {
       let t = x as tf.Tensor4D;

@@ -15,6 +15,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { actPoolGradOp, filterGradHeap, filterGradPlanar, heapKernelsActive } from './heap-kernels.js';
+import type { ParamEntry } from './layout.js';
+import type { Batch } from './model.js';
 
 /** Makes a dropout mask (the step's deterministic draw) for a tensor of the given shape, or null. */
 export type DropoutMask = (shape: number[], rate: number) => tf.Tensor | null;
@@ -47,19 +49,46 @@ interface DenseTape {
   mask: (tf.Tensor | null)[];
 }
 
+/** A dense stack's parameters: wᵀ for the forward pass, w where an input gradient needs it. */
+interface DenseParams {
+  wT: tf.Tensor2D[];
+  w: (tf.Tensor2D | undefined)[];
+  b: tf.Tensor1D[];
+}
+
+/**
+ * Tensors of the dense layers at layout[from…] (w0, b0, w1, b1, …): wᵀ transposed straight
+ * from the parameter vector (GradpoolTransposeFrom: w itself is never copied into the
+ * backend unless `needW(i)`), biases copied.
+ */
+function denseParams(params: Float32Array, layout: readonly ParamEntry[], from: number, needW: (i: number) => boolean): DenseParams {
+  const d: DenseParams = { wT: [], w: [], b: [] };
+  for (let i = 0; from + 2 * i < layout.length; i++) {
+    const [we, be] = [layout[from + 2 * i], layout[from + 2 * i + 1]];
+    const values = params.subarray(we.offset, we.offset + we.size);
+    d.wT.push(run<tf.Tensor2D>('GradpoolTransposeFrom', {}, { values, rows: we.shape[0], cols: we.shape[1] }));
+    d.w.push(needW(i) ? tf.tensor2d(values, [we.shape[0], we.shape[1]]) : undefined);
+    d.b.push(paramTensor(params, be) as tf.Tensor1D);
+  }
+  return d;
+}
+
+function paramTensor(params: Float32Array, e: ParamEntry): tf.Tensor {
+  return tf.tensor(params.subarray(e.offset, e.offset + e.size), e.shape, 'float32');
+}
+
 /**
  * ReLU dense stack on xT [in, m] (feature-major, as ops.ts' denseActT): for each layer
- * wᵀ · hT, then bias (+ ReLU and dropout on hidden layers). `ps`: w0, b0, w1, b1, ….
+ * wᵀ · hT, then bias (+ ReLU and dropout on hidden layers).
  */
-function denseForward(xT: tf.Tensor2D, ps: tf.Tensor[], dropoutRate: number, mask: DropoutMask): DenseTape {
-  const layers = ps.length / 2;
+function denseForward(xT: tf.Tensor2D, ps: DenseParams, dropoutRate: number, mask: DropoutMask): DenseTape {
+  const layers = ps.wT.length;
   const tape: DenseTape = { hT: [], y: [], mask: [] };
   let hT = xT;
   for (let i = 0; i < layers; i++) {
     tape.hT.push(hT);
-    const wT = transpose(ps[2 * i]);
     const hidden = i < layers - 1;
-    const y = run<tf.Tensor2D>('GradpoolBiasAct', { z: tf.matMul(wT, hT), b: ps[2 * i + 1] }, { relu: hidden });
+    const y = run<tf.Tensor2D>('GradpoolBiasAct', { z: tf.matMul(ps.wT[i], hT), b: ps.b[i] }, { relu: hidden });
     tape.y.push(y);
     if (hidden) {
       const m = mask(y.shape, dropoutRate);
@@ -74,15 +103,15 @@ function denseForward(xT: tf.Tensor2D, ps: tf.Tensor[], dropoutRate: number, mas
  * Backward of denseForward from the output layer's [dzT, dz, db] (lossEnd): writes the
  * stack's parameter gradients into grads[offset…] and returns d(xT) when `inputGrad`.
  */
-function denseBackward(tape: DenseTape, ps: tf.Tensor[], last: [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D], inputGrad: boolean, grads: tf.Tensor[], offset: number): tf.Tensor2D | undefined {
-  const layers = ps.length / 2;
+function denseBackward(tape: DenseTape, ps: DenseParams, last: [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D], inputGrad: boolean, grads: tf.Tensor[], offset: number): tf.Tensor2D | undefined {
+  const layers = ps.wT.length;
   let dyT: tf.Tensor2D | undefined;
   for (let i = layers - 1; i >= 0; i--) {
     const [dzT, dz, db] = i === layers - 1 ? last : (run<tf.Tensor[]>('GradpoolActGradT', { dy: dyT!, y: tape.y[i] }, { relu: true }) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D]);
     grads[offset + 2 * i] = tf.matMul(tape.hT[i], dz);
     grads[offset + 2 * i + 1] = db;
     if (i > 0 || inputGrad) {
-      const dh = tf.matMul(ps[2 * i] as tf.Tensor2D, dzT) as tf.Tensor2D;
+      const dh = tf.matMul(ps.w[i]!, dzT) as tf.Tensor2D;
       const m = i > 0 ? tape.mask[i - 1] : null;
       dyT = m ? (tf.mul(dh, m) as tf.Tensor2D) : dh;
     }
@@ -105,11 +134,21 @@ export interface FastStepResult {
   grads: tf.Tensor[];
 }
 
-/** MLP with ReLU and softmax cross-entropy: x [m, in], int32 labels [m]. */
-export function mlpFastStep(ps: tf.Tensor[], x: tf.Tensor, labels: tf.Tensor, dropoutRate: number, mask: DropoutMask): FastStepResult {
-  const tape = denseForward(transpose(tf.reshape(x, [x.shape[0], -1])), ps, dropoutRate, mask);
-  const [loss, ...last] = lossEnd(tape.y[tape.y.length - 1], labels);
-  const grads: tf.Tensor[] = new Array(ps.length);
+function labelsOf(batch: Batch): tf.Tensor1D {
+  return tf.tensor1d(batch.y instanceof Int32Array ? batch.y : Int32Array.from(batch.y), 'int32');
+}
+
+/**
+ * MLP with ReLU and softmax cross-entropy on a checked batch (x [n, in], integer labels).
+ * xᵀ is transposed straight from the batch (x itself is never copied into the backend).
+ */
+export function mlpFastStep(params: Float32Array, layout: readonly ParamEntry[], batch: Batch, dropoutRate: number, mask: DropoutMask): FastStepResult {
+  const ps = denseParams(params, layout, 0, (i) => i > 0);
+  const x = batch.x instanceof Float32Array ? batch.x : Float32Array.from(batch.x);
+  const xT = run<tf.Tensor2D>('GradpoolTransposeFrom', {}, { values: x, rows: batch.n, cols: x.length / batch.n });
+  const tape = denseForward(xT, ps, dropoutRate, mask);
+  const [loss, ...last] = lossEnd(tape.y[tape.y.length - 1], labelsOf(batch));
+  const grads: tf.Tensor[] = new Array(layout.length);
   denseBackward(tape, ps, last, false, grads, 0);
   return { loss, grads };
 }
@@ -123,9 +162,20 @@ export interface FastConv {
  * CNN with ReLU conv blocks ('same', stride 1, then 2×2 max or no pooling), flatten, a ReLU
  * dense stack and softmax cross-entropy: the steps of ops.ts' conv2dBlock and its gradient.
  */
-export function cnnFastStep(ps: tf.Tensor[], x: tf.Tensor4D, labels: tf.Tensor, convs: readonly FastConv[], dropoutRate: number, mask: DropoutMask): FastStepResult {
+export function cnnFastStep(
+  params: Float32Array,
+  layout: readonly ParamEntry[],
+  batch: Batch,
+  sampleShape: readonly number[],
+  convs: readonly FastConv[],
+  dropoutRate: number,
+  mask: DropoutMask,
+): FastStepResult {
+  const nc = convs.length;
+  const ps = layout.slice(0, 2 * nc).map((e) => paramTensor(params, e));
   const saved: { x: tf.Tensor4D; z: tf.Tensor4D; y: tf.Tensor4D }[] = [];
-  let t = x;
+  const xv = batch.x instanceof Float32Array ? batch.x : Float32Array.from(batch.x);
+  let t = tf.tensor4d(xv, [batch.n, sampleShape[0], sampleShape[1], sampleShape[2]], 'float32');
   convs.forEach((cv, i) => {
     const z = tf.engine().runKernel(
       'FusedConv2D',
@@ -136,12 +186,11 @@ export function cnnFastStep(ps: tf.Tensor[], x: tf.Tensor4D, labels: tf.Tensor, 
     saved.push({ x: t, z, y });
     t = y;
   });
-  const nc = convs.length;
-  const dense = ps.slice(2 * nc);
+  const dense = denseParams(params, layout, 2 * nc, () => true);
   const flat = tf.reshape(t, [t.shape[0], -1]) as tf.Tensor2D;
   const tape = denseForward(transpose(flat), dense, dropoutRate, mask);
-  const [loss, ...last] = lossEnd(tape.y[tape.y.length - 1], labels);
-  const grads: tf.Tensor[] = new Array(ps.length);
+  const [loss, ...last] = lossEnd(tape.y[tape.y.length - 1], labelsOf(batch));
+  const grads: tf.Tensor[] = new Array(layout.length);
   const dFlatT = denseBackward(tape, dense, last, true, grads, 2 * nc)!;
   let dy = tf.reshape(transpose(dFlatT), t.shape) as tf.Tensor4D;
   for (let i = nc - 1; i >= 0; i--) {

@@ -54,7 +54,7 @@ export interface GraphDef {
    * Loss and per-tensor gradients without the tape (fast-step.ts), or null where the model or
    * backend has no hand-written step; the gradient must equal the taped one byte for byte.
    */
-  fastStep?(ps: tf.Tensor[], x: tf.Tensor, y: tf.Tensor, ctx: ForwardContext): FastStepResult | null;
+  fastStep?(params: Float32Array, batch: Batch, ctx: ForwardContext): FastStepResult | null;
   exportArtifacts(model: Model, params: Float32Array): Promise<ModelArtifacts>;
 }
 
@@ -105,6 +105,12 @@ export class GraphModel implements Model {
     return initParams(this.def.layout, this.def.size, seed);
   }
 
+  private check(batch: Batch): void {
+    const d = this.def;
+    checkBatch(batch, d.xPerSample, d.yPerSample);
+    if (d.loss !== 'mse') checkLabels(batch.y, d.numClasses);
+  }
+
   private inputs(batch: Batch): { x: tf.Tensor; y: tf.Tensor } {
     const d = this.def;
     checkBatch(batch, d.xPerSample, d.yPerSample);
@@ -129,14 +135,17 @@ export class GraphModel implements Model {
     checkParams(params, this.def.size);
     let result: StepResult | undefined;
     tf.tidy(() => {
+      if (this.def.fastStep) {
+        this.check(batch);
+        const fast = this.def.fastStep(params, batch, makeContext(true, opts.seed ?? 0));
+        if (fast) {
+          result = { grad: flattenGrads(fast.grads, this.def.layout, this.def.size), loss: fast.loss.dataSync()[0], samples: batch.n };
+          return;
+        }
+      }
       const { x, y } = this.inputs(batch);
       const ps = paramTensors(params, this.def.layout);
       const ctx = makeContext(true, opts.seed ?? 0);
-      const fast = this.def.fastStep?.(ps, x, y, ctx);
-      if (fast) {
-        result = { grad: flattenGrads(fast.grads, this.def.layout, this.def.size), loss: fast.loss.dataSync()[0], samples: batch.n };
-        return;
-      }
       const f = (...p: tf.Tensor[]) => this.lossOf(this.def.forward(p, x, ctx), y);
       const { value, grads } = tf.valueAndGrads(f)(ps);
       result = { grad: flattenGrads(grads, this.def.layout, this.def.size), loss: value.dataSync()[0], samples: batch.n };

@@ -14,6 +14,8 @@
  *   in one pass per row.
  * - `GradpoolSoftmaxXentT` {logitsT, labels} → [loss, dzT, dz, db]: the same from feature-major
  *   logits [C, m], with the output layer's bias gradient (fast-step.ts).
+ * - `GradpoolTransposeFrom` (attrs values [r, c], a JS Float32Array) → its transpose [c, r]
+ *   in the backend: a parameter or batch matrix is read once, never copied in as it is.
  * - `GradpoolTranspose2d`, `GradpoolBiasAct`, `GradpoolActGradT`: the feature-major dense
  *   layers of ops.ts (denseActT): a blocked transpose, bias + ReLU over rows, and its backward
  *   (masked dy in both layouts + the bias gradient).
@@ -428,6 +430,14 @@ export function installHeapKernels(): void {
         return heapKernel(backendName, backend as tf.KernelBackend, [logitsT, labels], [[], [c, m], [m, c], [c]], ([lv, yv], [lossv, dzT, dz, db]) =>
           softmaxXentT(lv, yv as unknown as Int32Array, lossv, dzT, dz, db, m, c),
         false);
+      },
+    });
+    tf.registerKernel({
+      kernelName: 'GradpoolTransposeFrom',
+      backendName,
+      kernelFunc: ({ backend, attrs }) => {
+        const { values, rows, cols } = attrs as unknown as { values: Float32Array; rows: number; cols: number };
+        return heapKernel(backendName, backend as tf.KernelBackend, [], [[cols, rows]], (_, [out]) => transpose2d(values, out, rows, cols), false)[0];
       },
     });
     tf.registerKernel({

@@ -32,9 +32,9 @@ export function buildMlp(spec: MlpSpec): GraphModel {
     yPerSample: spec.loss === 'mse' ? spec.numClasses : 1,
     loss: spec.loss,
     numClasses: spec.numClasses,
-    fastStep(ps, x, y, ctx) {
+    fastStep(params, batch, ctx) {
       if (spec.activation !== 'relu' || spec.loss === 'mse' || !fastStepsActive()) return null;
-      return mlpFastStep(ps, x, y, spec.dropout, ctx.dropoutMask);
+      return mlpFastStep(params, lb.entries, batch, spec.dropout, ctx.dropoutMask);
     },
     forward(ps, x, ctx) {
       // The input needs no gradient: skip the first layer's dx.
