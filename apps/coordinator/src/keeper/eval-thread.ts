@@ -1,7 +1,8 @@
 /**
- * A worker thread that evaluates models for the keeper (eval.worker.ts). Only where the built
+ * A worker thread that evaluates and exports models for the keeper and the jobs API
+ * (eval.worker.ts), so the coordinator's event loop never runs TensorFlow.js. Only where the built
  * worker file exists (the built coordinator); running from sources (tests), `EvalThread.start`
- * returns null and the keeper evaluates inline.
+ * returns null and the callers do it inline.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 
 export interface EvalRequest {
   id: number;
+  kind: 'evaluate';
   /** JSON of the validated model spec (the model is built once per spec). */
   specJson: string;
   params: ArrayBuffer;
@@ -19,8 +21,18 @@ export interface EvalRequest {
   batch: number;
 }
 
+/** Export of a parameter vector, or of a checkpoint's (decoded in the thread), as a TF.js model (`exportModelJson`). */
+export interface ExportRequest {
+  id: number;
+  kind: 'export';
+  specJson: string;
+  source: { params: ArrayBuffer; round: number } | { checkpoint: ArrayBuffer };
+}
+
 export interface EvalResponse {
   id: number;
+  /** For an export: the JSON of `exportModelJson`. */
+  json?: string;
   lossSum?: number;
   correct?: number | null;
   samples?: number;
@@ -51,12 +63,23 @@ export class EvalThread {
     return new EvalThread(new Worker(url));
   }
 
-  evaluate(req: Omit<EvalRequest, 'id'>): Promise<EvalResponse> {
+  evaluate(req: Omit<EvalRequest, 'id' | 'kind'>): Promise<EvalResponse> {
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...req, id }, [req.params, req.features, req.labels]);
+      this.worker.postMessage({ ...req, kind: 'evaluate', id } satisfies EvalRequest, [req.params, req.features, req.labels]);
     });
+  }
+
+  /** The TF.js model JSON of a parameter vector or a checkpoint (its buffer is transferred: detached here). */
+  async exportModel(req: Omit<ExportRequest, 'id' | 'kind'>): Promise<Record<string, unknown>> {
+    const id = this.next++;
+    const buffer = 'params' in req.source ? req.source.params : req.source.checkpoint;
+    const res = await new Promise<EvalResponse>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...req, kind: 'export', id } satisfies ExportRequest, [buffer]);
+    });
+    return JSON.parse(res.json!) as Record<string, unknown>;
   }
 
   private failAll(err: Error): void {

@@ -24,6 +24,7 @@ import type { ShardRow } from '../repositories/shard.repository.js';
 import type { JobCheckpointsService } from '../services/job-checkpoints.service.js';
 import type { JobEventsService } from '../services/job-events.service.js';
 import { tfReady } from '../services/job-specs.service.js';
+import { exportModelJson } from './model-export.js';
 import { proportionalShares, type EpochInfo, type JobRosterService } from '../services/job-roster.service.js';
 
 /** Rounds of an epoch between checks of the shares against measured speeds. */
@@ -576,7 +577,11 @@ export class JobKeeper {
     await this.deps.metrics.insert(final.map((m) => ({ jobId: this.job.id, round: r, ...m })));
     let model: { bucket: string; key: string } | null = null;
     try {
-      model = await this.deps.blobs.putModel(this.job.id, JSON.stringify(await exportModelJson(this.model, this.params, r + 1)));
+      const thread = this.deps.evalThread();
+      const exported = thread
+        ? await thread.exportModel({ specJson: JSON.stringify(this.spec.model), source: { params: this.params.slice().buffer, round: r + 1 } })
+        : await exportModelJson(this.model, this.params, r + 1);
+      model = await this.deps.blobs.putModel(this.job.id, JSON.stringify(exported));
     } catch (err) {
       this.log.error({ err }, 'model export failed');
     }
@@ -617,20 +622,4 @@ export class JobKeeper {
   get parameters(): Float32Array {
     return this.params;
   }
-}
-
-/** TF.js artifacts as JSON: modelTopology, weightSpecs, weightData (base64), format, round. */
-export async function exportModelJson(model: Model, params: Float32Array, round: number): Promise<Record<string, unknown>> {
-  const a = await model.export(params);
-  const data = a.weightData as ArrayBuffer | ArrayBuffer[] | undefined;
-  const buf = Array.isArray(data) ? Buffer.concat(data.map((d) => Buffer.from(d))) : data ? Buffer.from(data) : Buffer.alloc(0);
-  return {
-    format: a.format ?? 'layers-model',
-    generatedBy: a.generatedBy,
-    convertedBy: a.convertedBy ?? null,
-    modelTopology: a.modelTopology,
-    weightSpecs: a.weightSpecs,
-    weightData: buf.toString('base64'),
-    round,
-  };
 }

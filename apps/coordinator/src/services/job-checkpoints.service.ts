@@ -52,4 +52,9 @@ export class JobCheckpointsService {
     await (await this.store(buckets.models)).putBlob({ name: jobId }, new TextEncoder().encode(json));
     return { bucket: buckets.models, key: jobId };
   }
+
+  /** A finished job's stored export (JSON bytes), or null. */
+  async getModel(jobId: string): Promise<Uint8Array | null> {
+    return (await this.store(buckets.models)).getBlob(jobId).catch(() => null);
+  }
 }

@@ -6,11 +6,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { DbHandle } from '@gradpool/db';
 import { parseJobSpec, type JobSpec } from '@gradpool/protocol';
-import { buildModel, createOptimizer, decodeCheckpoint, encodeCheckpoint, paramHash } from '@gradpool/training';
+import { createOptimizer, encodeCheckpoint, paramHash } from '@gradpool/training';
 import { createHash, randomUUID } from 'node:crypto';
 import { assertGroupAccess, type Principal } from '../auth/principal.js';
 import { FailedPreconditionError, NotFoundError, PermissionDeniedError } from '../errors.js';
-import { exportModelJson } from '../keeper/job-keeper.js';
 import type { Logger } from '../logger.js';
 import { CheckpointRepository } from '../repositories/checkpoint.repository.js';
 import { CreditRepository } from '../repositories/credit.repository.js';
@@ -22,7 +21,7 @@ import { ShardRepository } from '../repositories/shard.repository.js';
 import { DATABASE, LOGGER } from '../tokens.js';
 import { JobCheckpointsService } from './job-checkpoints.service.js';
 import { JobEventsService } from './job-events.service.js';
-import { JobSpecsService, tfReady } from './job-specs.service.js';
+import { JobSpecsService } from './job-specs.service.js';
 import { KeeperService } from './keeper.service.js';
 import { SessionRegistry } from './session-registry.js';
 
@@ -238,21 +237,21 @@ export class JobService {
     return (await this.checkpointRows.list(id)).map((c) => ({ round: c.round, bucket: c.bucket, key: c.objectKey, bytes: c.bytes, sha256: c.sha256, paramHash: c.paramHash, createdAt: c.createdAt.toISOString() }));
   }
 
-  /** The TF.js model of the newest checkpoint (at or before `round` when given), as JSON. */
+  /**
+   * The TF.js model of the newest checkpoint (at or before `round` when given), as JSON: a
+   * finished job's stored export, or one built in the keepers' thread (never on this event loop).
+   */
   async model(p: Principal, id: string, round?: number): Promise<Record<string, unknown>> {
     const job = await this.find(p, id, 'read');
     const cp = await this.checkpointRows.latest(id, round);
     if (!cp) throw new NotFoundError(`job ${job.name} has no checkpoint${round !== undefined ? ` at or before round ${round}` : ''}`);
+    if (job.status === 'completed' && cp.round === job.round + 1) {
+      const stored = await this.blobs.getModel(id);
+      if (stored) return { jobId: id, ...(JSON.parse(new TextDecoder().decode(stored)) as Record<string, unknown>) };
+    }
     const bytes = await this.blobs.get(cp.bucket, cp.objectKey);
     if (!bytes) throw new NotFoundError(`checkpoint ${cp.objectKey} of job ${job.name} is missing from the object store`);
-    const state = decodeCheckpoint(bytes);
-    await tfReady();
-    const model = await buildModel(parseJobSpec(job.spec).model);
-    try {
-      return { jobId: id, ...(await exportModelJson(model, state.params, state.round)) };
-    } finally {
-      model.dispose();
-    }
+    return { jobId: id, ...(await this.keepers.exportModel(parseJobSpec(job.spec).model, bytes)) };
   }
 
   /** Checks read access for the events stream. */

@@ -6,8 +6,10 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { DbHandle } from '@gradpool/db';
 import { ensureUpdatesStream } from '@gradpool/exchange';
 import { parseJobSpec, type JobFault__Output } from '@gradpool/protocol';
+import { buildModel, decodeCheckpoint } from '@gradpool/training';
 import type { NatsConnection } from 'nats';
 import { EvalThread } from '../keeper/eval-thread.js';
+import { exportModelJson } from '../keeper/model-export.js';
 import { JobKeeper, type KeeperOptions } from '../keeper/job-keeper.js';
 import type { Logger } from '../logger.js';
 import { CheckpointRepository } from '../repositories/checkpoint.repository.js';
@@ -23,6 +25,7 @@ import { DatasetService } from './dataset.service.js';
 import { JobCheckpointsService } from './job-checkpoints.service.js';
 import { JobEventsService } from './job-events.service.js';
 import { JobRosterService } from './job-roster.service.js';
+import { tfReady } from './job-specs.service.js';
 import { SessionRegistry } from './session-registry.js';
 
 /** How long a worker that faulted in a job is not offered that job again. */
@@ -197,6 +200,26 @@ export class KeeperService {
     const w = await this.workers.findById(workerId);
     if (!w?.currentJobId) return;
     await this.roster.change(w.currentJobId, { remove: [workerId], reason: `worker ${reason}` });
+  }
+
+  /**
+   * The TF.js model JSON of a checkpoint's parameters, built in the evaluation thread (inline only
+   * where there is none: running from sources).
+   */
+  async exportModel(modelSpec: unknown, checkpoint: Uint8Array): Promise<Record<string, unknown>> {
+    const thread = this.evalThread();
+    if (thread) {
+      const copy = checkpoint.slice();
+      return thread.exportModel({ specJson: JSON.stringify(modelSpec), source: { checkpoint: copy.buffer } });
+    }
+    const state = decodeCheckpoint(checkpoint);
+    await tfReady();
+    const model = await buildModel(modelSpec as never);
+    try {
+      return await exportModelJson(model, state.params, state.round);
+    } finally {
+      model.dispose();
+    }
   }
 
   /** The evaluation thread (started on first use), or null where it cannot run (from sources). */
