@@ -176,12 +176,29 @@ export function cnnFastStep(
   const saved: { x: tf.Tensor4D; z: tf.Tensor4D; y: tf.Tensor4D }[] = [];
   const xv = batch.x instanceof Float32Array ? batch.x : Float32Array.from(batch.x);
   let t = tf.tensor4d(xv, [batch.n, sampleShape[0], sampleShape[1], sampleShape[2]], 'float32');
+  let firstCols: tf.Tensor2D | undefined;
   convs.forEach((cv, i) => {
-    const z = tf.engine().runKernel(
-      'FusedConv2D',
-      { x: t, filter: ps[2 * i], bias: ps[2 * i + 1] },
-      { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', dilations: [1, 1], activation: 'relu' },
-    ) as tf.Tensor4D;
+    const w = ps[2 * i] as tf.Tensor4D;
+    const [k, , ci, co] = w.shape;
+    let z: tf.Tensor4D;
+    if (i === 0 && ci <= 4 && k % 2 === 1) {
+      // First layer, few input channels: XNNPACK's convolution runs at half its matmul rate
+      // there; im2col (which the filter gradient needs anyway) times w, bias and ReLU fused.
+      const [n, h, wd] = t.shape;
+      firstCols = run<tf.Tensor2D>('GradpoolIm2col', { x: t }, { k });
+      const z3 = tf.engine().runKernel(
+        '_FusedMatMul',
+        { a: tf.reshape(firstCols, [1, n * h * wd, k * k * ci]), b: tf.reshape(w, [1, k * k * ci, co]), bias: ps[2 * i + 1] },
+        { transposeA: false, transposeB: false, activation: 'relu' },
+      ) as tf.Tensor3D;
+      z = tf.reshape(z3, [n, h, wd, co]);
+    } else {
+      z = tf.engine().runKernel(
+        'FusedConv2D',
+        { x: t, filter: w, bias: ps[2 * i + 1] },
+        { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', dilations: [1, 1], activation: 'relu' },
+      ) as tf.Tensor4D;
+    }
     const y = cv.pool === 'max' ? tf.maxPool(z, 2, 2, 'valid') : z;
     saved.push({ x: t, z, y });
     t = y;
@@ -201,7 +218,7 @@ export function cnnFastStep(
     if (i === 0 && ci <= 4) {
       // First layer: dz only feeds the filter gradient; planar dz, thin im2col operand.
       const [dzP, db] = actPoolGradOp(dy, z, y, p, true, true) as [tf.Tensor2D, tf.Tensor1D];
-      grads[0] = filterGradPlanar(xs, dzP, kh);
+      grads[0] = filterGradPlanar(xs, dzP, kh, firstCols);
       grads[1] = db;
       break;
     }

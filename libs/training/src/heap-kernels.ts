@@ -514,14 +514,15 @@ export function filterGradHeap(x: tf.Tensor4D, dy: tf.Tensor4D, k: number): tf.T
 }
 
 /**
- * Filter gradient [k, k, Ci, Co] from a channel-planar dy [Co, N·H·W]: (dyP · im2col(x))ᵀ.
+ * Filter gradient [k, k, Ci, Co] from a channel-planar dy [Co, N·H·W]: (dyP · im2col(x))ᵀ
+ * (`im2colOfX`: that matrix when the caller already has it).
  * For small Ci (a first layer) this is the fast orientation: the matmul's packed operand is
  * the thin im2col matrix rather than dy, and no dy transpose is needed.
  */
-export function filterGradPlanar(x: tf.Tensor4D, dyPlanar: tf.Tensor2D, k: number): tf.Tensor4D {
+export function filterGradPlanar(x: tf.Tensor4D, dyPlanar: tf.Tensor2D, k: number, im2colOfX?: tf.Tensor2D): tf.Tensor4D {
   const ci = x.shape[3];
   const co = dyPlanar.shape[0];
-  const cols = tf.engine().runKernel('GradpoolIm2col', { x }, { k }) as tf.Tensor2D;
+  const cols = im2colOfX ?? (tf.engine().runKernel('GradpoolIm2col', { x }, { k }) as tf.Tensor2D);
   return tf.reshape(tf.transpose(tf.matMul(dyPlanar, cols)), [k, k, ci, co]);
 }
 
