@@ -8,7 +8,11 @@
  * the forward pass keeps what the backward pass needs and the backward pass calls the same
  * kernels, with the same operands in the same order, as the custom gradients of ops.ts and
  * heap-kernels.ts — so the gradient has the same bytes as through the tape (checked in
- * fast-step.test.ts), only without that overhead. Everything runs inside the caller's tf.tidy.
+ * fast-step.test.ts), only without that overhead. Three things differ in how, not in what:
+ * the batch and the dense kernels are transposed straight from their Float32Arrays; the loss
+ * end is one kernel; a first conv layer with ≤ 4 input channels runs as im2col · w (XNNPACK's
+ * convolution is slow with so few channels; the product has the same bytes, and the filter
+ * gradient reuses the im2col matrix). Everything runs inside the caller's tf.tidy.
  *
  * Models or settings outside that (tanh/sigmoid, average pooling, mse, Keras topologies, the
  * transformer, other backends) go through the tape as before.
