@@ -41,6 +41,8 @@ export interface EvalResponse {
 
 export class EvalThread {
   private next = 1;
+  /** Why the thread is gone (it exited or failed to load); every later request fails at once. */
+  failed: Error | null = null;
   private readonly pending = new Map<number, { resolve: (r: EvalResponse) => void; reject: (e: Error) => void }>();
 
   private constructor(private readonly worker: Worker) {
@@ -64,6 +66,7 @@ export class EvalThread {
   }
 
   evaluate(req: Omit<EvalRequest, 'id' | 'kind'>): Promise<EvalResponse> {
+    if (this.failed) return Promise.reject(this.failed);
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -73,6 +76,7 @@ export class EvalThread {
 
   /** The TF.js model JSON of a parameter vector or a checkpoint (its buffer is transferred: detached here). */
   async exportModel(req: Omit<ExportRequest, 'id' | 'kind'>): Promise<Record<string, unknown>> {
+    if (this.failed) throw this.failed;
     const id = this.next++;
     const buffer = 'params' in req.source ? req.source.params : req.source.checkpoint;
     const res = await new Promise<EvalResponse>((resolve, reject) => {
@@ -83,6 +87,7 @@ export class EvalThread {
   }
 
   private failAll(err: Error): void {
+    this.failed ??= err;
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
   }

@@ -9,11 +9,12 @@ import type { DbHandle } from '@gradpool/db';
 import { advanceDataState, decodeDataState, decodeShard, encodeDataState, EpochOrder, freshDataState, planRound, type DataState, type ShardStore } from '@gradpool/datasets';
 import { GatherObserver, publishUpdate, purgeUpdateRound, purgeUpdates, purgeUpdatesBefore, readUpdates, ReplayError, type ObservedRound } from '@gradpool/exchange';
 import { UPDATES_STREAM, type JobSpec, type RoundReport__Output } from '@gradpool/protocol';
-import { buildModel, createOptimizer, decodeCheckpoint, encodeCheckpoint, paramHash, type Model, type Optimizer } from '@gradpool/training';
+import { buildModel, type Model } from '@gradpool/training';
 import { createHash } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 import type { Logger } from '../logger.js';
 import type { EvalThread } from './eval-thread.js';
+import { KeeperState } from './keeper-state.js';
 import type { CheckpointRepository } from '../repositories/checkpoint.repository.js';
 import type { CreditRepository } from '../repositories/credit.repository.js';
 import type { JobRepository, JobRow } from '../repositories/job.repository.js';
@@ -69,9 +70,10 @@ interface PendingReport {
 
 /** One job's authoritative state and commit loop. `start()` restores, `stop()` checkpoints. */
 export class JobKeeper {
-  private model!: Model;
-  private optimizer!: Optimizer;
-  private params!: Float32Array;
+  /** Built only to evaluate or export inline (no evaluation thread) or to initialise parameters. */
+  private model: Promise<Model> | null = null;
+  /** Parameters and optimizer state (in their own thread in the built coordinator). */
+  private state: KeeperState | null = null;
   /** Last committed round (-1 before the first). */
   committed = -1;
   /** Newest round whose gather was observed. */
@@ -118,9 +120,6 @@ export class JobKeeper {
   /** Restores params from the latest checkpoint + replay up to jobs.round, then follows gathers. */
   async start(): Promise<void> {
     const { deps } = this;
-    await tfReady();
-    this.model = await buildModel(this.spec.model);
-    this.optimizer = createOptimizer(this.spec.optimizer as never, this.model.paramCount);
     this.train = await deps.shardsOf(this.job.datasetId, 'train');
     this.trainTotal = this.train.reduce((a, s) => a + s.sampleCount, 0);
     this.data = this.job.dataState ? decodeDataState(this.job.dataState, this.trainTotal) : freshDataState(this.trainTotal);
@@ -130,22 +129,18 @@ export class JobKeeper {
     if (cpRow) {
       const bytes = await deps.blobs.get(cpRow.bucket, cpRow.objectKey);
       if (!bytes) throw new Error(`checkpoint ${cpRow.bucket}/${cpRow.objectKey} is missing`);
-      const cp = decodeCheckpoint(bytes);
-      this.params = cp.params;
-      this.optimizer.load(cp.optimizerState);
-      let at = cp.round;
-      if (at <= this.committed) {
-        for await (const u of readUpdates(deps.nc, this.job.id, at, this.committed + 1, { idleTimeoutMs: 10_000, signal: this.abort.signal })) {
-          this.optimizer.step(this.params, u.update, u.round);
-          at = u.round + 1;
+      this.state = await KeeperState.open(this.spec.optimizer as never, { checkpoint: bytes });
+      if (cpRow.round <= this.committed) {
+        for await (const u of readUpdates(deps.nc, this.job.id, cpRow.round, this.committed + 1, { idleTimeoutMs: 10_000, signal: this.abort.signal })) {
+          await this.state.step(u.update, u.round);
         }
       }
     } else {
-      this.params = this.model.init(this.spec.seed);
       if (this.committed >= 0) throw new ReplayError(`job ${this.job.id} has committed rounds but no checkpoint`);
+      this.state = await KeeperState.open(this.spec.optimizer as never, { params: (await this.modelOf()).init(this.spec.seed) });
     }
     const [last] = this.committed >= 0 ? await deps.rounds.recent(this.job.id, 1) : [];
-    this.hashes.set(this.committed, { hash: paramHash(this.params), data: encodeDataState(this.data), epoch: last?.round === this.committed ? last.epoch : -1 });
+    this.hashes.set(this.committed, { hash: await this.state.hash(), data: encodeDataState(this.data), epoch: last?.round === this.committed ? last.epoch : -1 });
     // An update published just before a crash, whose round never committed, must not be replayed.
     await purgeUpdateRound(await deps.nc.jetstreamManager(), this.job.id, this.committed + 1).catch(() => undefined);
     for (const r of await deps.rosters.list(this.job.id)) {
@@ -153,11 +148,16 @@ export class JobKeeper {
       if (full) this.epochs.set(r.epoch, deps.roster.epochInfo(this.job.id, full));
     }
     this.observer = new GatherObserver({ nc: deps.nc, jobId: this.job.id, maxPending: 8, maxQueued: 64 });
-    this.armWatchdog();
+    this.armWatchdog(true);
     this.loop = this.run().catch((err) => {
       if (!this.stopped) this.log.error({ err }, 'keeper loop failed');
     });
-    this.log.info({ round: this.committed, params: this.model.paramCount }, 'keeper started');
+    this.log.info({ round: this.committed, params: this.state.paramCount }, 'keeper started');
+  }
+
+  private modelOf(): Promise<Model> {
+    this.model ??= tfReady().then(() => buildModel(this.spec.model));
+    return this.model;
   }
 
   private orderFor(dataEpoch: number): EpochOrder {
@@ -177,10 +177,12 @@ export class JobKeeper {
    * No round completed for a long while (members stalled: no quorum at a deadline, a lost
    * roster): a new epoch of the same members re-runs the next round.
    */
-  private armWatchdog(): void {
+  private armWatchdog(afterStart = false): void {
     clearTimeout(this.watchdog);
     if (this.stopped) return;
-    const ms = Math.max(60_000, 3 * this.spec.roundDeadlineMs + 10_000);
+    // Right after a (re)start, members that kept training while the coordinator was away may
+    // already be past the keeper's rounds, or done: no gather will come, so do not wait long.
+    const ms = afterStart ? Math.max(10_000, 2 * this.spec.roundDeadlineMs) : Math.max(60_000, 3 * this.spec.roundDeadlineMs + 10_000);
     this.watchdog = setTimeout(() => {
       if (this.stopped) return;
       const next = this.committed + 1;
@@ -274,8 +276,8 @@ export class JobKeeper {
     this.armWatchdog();
     const r = o.round;
     this.dirty = true;
-    const info = this.optimizer.step(this.params, o.mean, r);
-    const hash = paramHash(this.params);
+    const info = await this.state!.step(o.mean, r);
+    const hash = info.hash;
     const contributors = o.contributors.map((i) => ep.members[i]).filter((x): x is string => !!x);
     // The round's samples as every member planned them; the samples a contributor claimed in the
     // exchange must be its planned count (a volunteer cannot weigh its gradient up).
@@ -479,9 +481,8 @@ export class JobKeeper {
   /** Writes the checkpoint whose next round is `round` (object + row), and trims the replay stream. */
   async checkpoint(round: number): Promise<void> {
     // The data state after the last applied round travels with the parameters.
-    const bytes = encodeCheckpoint({ params: this.params, optimizerState: this.optimizer.state(), round, meta: { jobId: this.job.id, dataState: encodeDataState(this.data) } });
+    const { bytes, hash } = await this.state!.checkpoint(round, { jobId: this.job.id, dataState: encodeDataState(this.data) });
     const { bucket, key } = await this.deps.blobs.put(this.job.id, round, bytes);
-    const hash = paramHash(this.params);
     await this.deps.checkpoints.upsert({
       jobId: this.job.id,
       round,
@@ -528,11 +529,12 @@ export class JobKeeper {
     if (thread) {
       const res = await thread
         .evaluate({
-        specJson: JSON.stringify(this.spec.model),
-        params: this.params.slice().buffer,
-        features: features.buffer,
-        labels: labels.buffer,
-        count,
+          specJson: JSON.stringify(this.spec.model),
+          params: (await this.state!.params()).buffer as ArrayBuffer,
+          // Copies are transferred: the arrays stay usable for the inline fallback below.
+          features: features.slice().buffer,
+          labels: labels.slice().buffer,
+          count,
           batch,
         })
         .catch((err: unknown) => {
@@ -541,12 +543,14 @@ export class JobKeeper {
         });
       if (res) return { loss: res.lossSum! / count, accuracy: res.correct === null || res.correct === undefined ? undefined : res.correct / count, samples: count };
     }
+    const model = await this.modelOf();
+    const params = await this.state!.params();
     let lossSum = 0;
     let correct = 0;
     let hasAcc = true;
     for (let i = 0; i < count; i += batch) {
       const m = Math.min(batch, count - i);
-      const res = this.model.evaluate(this.params, { x: features.subarray(i * dim, (i + m) * dim), y: labels.subarray(i, i + m), n: m });
+      const res = model.evaluate(params, { x: features.subarray(i * dim, (i + m) * dim), y: labels.subarray(i, i + m), n: m });
       lossSum += res.loss * m;
       if (res.correct !== undefined) correct += res.correct;
       else if (res.accuracy !== undefined) correct += res.accuracy * m;
@@ -579,8 +583,8 @@ export class JobKeeper {
     try {
       const thread = this.deps.evalThread();
       const exported = thread
-        ? await thread.exportModel({ specJson: JSON.stringify(this.spec.model), source: { params: this.params.slice().buffer, round: r + 1 } })
-        : await exportModelJson(this.model, this.params, r + 1);
+        ? await thread.exportModel({ specJson: JSON.stringify(this.spec.model), source: { params: (await this.state!.params()).buffer as ArrayBuffer, round: r + 1 } })
+        : await exportModelJson(await this.modelOf(), await this.state!.params(), r + 1);
       model = await this.deps.blobs.putModel(this.job.id, JSON.stringify(exported));
     } catch (err) {
       this.log.error({ err }, 'model export failed');
@@ -609,17 +613,13 @@ export class JobKeeper {
     this.stopping = (async () => {
       if (checkpoint) {
         await this.loop;
-        if (this.params && this.committed >= 0 && !this.dirty) {
+        if (this.state && this.committed >= 0 && !this.dirty) {
           await this.checkpoint(this.committed + 1).catch((err) => this.log.error({ err }, 'final checkpoint failed'));
         }
       }
-      this.model?.dispose();
+      await this.state?.close();
+      if (this.model) (await this.model.catch(() => null))?.dispose();
     })();
     return this.stopping;
-  }
-
-  /** The parameters after the last committed round (tests). */
-  get parameters(): Float32Array {
-    return this.params;
   }
 }

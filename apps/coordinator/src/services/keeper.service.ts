@@ -224,6 +224,11 @@ export class KeeperService {
 
   /** The evaluation thread (started on first use), or null where it cannot run (from sources). */
   private evalThread(): EvalThread | null {
+    if (this.thread?.failed) {
+      // A thread that died (e.g. its file could not load) is replaced on the next use.
+      this.log.warn({ err: this.thread.failed }, 'the evaluation thread is gone; starting another');
+      this.thread = undefined;
+    }
     if (this.thread === undefined) {
       try {
         this.thread = EvalThread.start();
