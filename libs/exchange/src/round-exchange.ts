@@ -565,8 +565,10 @@ export class RoundExchange {
    */
   private sumMean(ep: EpochState, o: OwnerShard, len: number, total: number, mean: Float32Array): boolean {
     const ce = ep.reduceChunkElems;
-    // The codec's own accumulator where it has one (int8: WebAssembly memory, summed without copies).
-    if (!this.chunkAcc || this.chunkAcc.length < ce) this.chunkAcc = this.codec.newAccumulator?.(ce) ?? new Float64Array(ce);
+    // No longer than the shard (topk's chunks can span millions of elements). The codec's own
+    // accumulator where it has one (int8: WebAssembly memory, summed without copies).
+    const need = Math.min(ce, len);
+    if (!this.chunkAcc || this.chunkAcc.length < need) this.chunkAcc = this.codec.newAccumulator?.(need) ?? new Float64Array(need);
     let finite = true;
     for (let c = 0, offset = 0; offset < len; c++, offset += ce) {
       const n = Math.min(ce, len - offset);
