@@ -66,8 +66,12 @@ class Inbox {
   }
 }
 
-/** A member that follows rosters: new epoch → replays what it missed, aborts a superseded round; done → waits. */
-async function member(w: FakeWorker, inbox: Inbox, hashes: Map<number, string>): Promise<void> {
+/**
+ * A member that follows rosters as the runner does: a newer roster takes over at its start round
+ * (rounds before it finish in the old epoch; the round in flight at it is aborted); a new epoch →
+ * replays what it missed; done → waits for the unassignment.
+ */
+async function member(w: FakeWorker, inbox: Inbox, hashes: Map<number, string>, opts: { inflate?: number } = {}): Promise<void> {
   const a = await inbox.until(() => inbox.assignment);
   const job = parseAssignedJob(a.specJson);
   const os = await nc.jetstream().views.os(a.checkpointBucket);
@@ -98,16 +102,18 @@ async function member(w: FakeWorker, inbox: Inbox, hashes: Map<number, string>):
       if (!ex) ex = new RoundExchange({ nc, jobId: job.jobId, size: job.paramCount, roster: rosterObj, codec: { name: 'fp32' }, deadlineMs: 10_000 });
       else ex.setRoster(rosterObj);
       const shares = roster.members.map((m) => m.samplesPerRound);
+      const takesOver = (r: number) => inbox.rosters.length > seen && Number(inbox.rosters[inbox.rosters.length - 1].startRound) <= r;
       for (let r = start; ; r++) {
-        if (data.epoch >= job.spec.epochs!) break; // done: wait for the unassignment
+        if (data.epoch >= job.spec.epochs! || takesOver(r) || inbox.unassigned) break; // done: wait for the unassignment
         const plan = planRound(data, shares);
         const n = plan.counts[me.index];
         const ac = new AbortController();
-        const superseded = inbox.until(() => inbox.unassigned || inbox.rosters.length > seen).then(() => ac.abort());
+        const superseded = inbox.until(() => inbox.unassigned || takesOver(r)).then(() => ac.abort());
         void superseded;
         let res;
         try {
-          res = await ex.allReduce(r, gradient(job.paramCount, r * 7919 + me.index + 1), n, { signal: ac.signal });
+          // `inflate`: a dishonest member claims more samples than its plan gives it (its gradient would weigh more).
+          res = await ex.allReduce(r, gradient(job.paramCount, r * 7919 + me.index + 1), n + (opts.inflate ?? 0), { signal: ac.signal });
         } catch (err) {
           if (err instanceof RoundAbortedError || ac.signal.aborted) break;
           throw err;
@@ -132,7 +138,6 @@ async function member(w: FakeWorker, inbox: Inbox, hashes: Map<number, string>):
             dataState: encodeDataState(data),
           },
         });
-        if (inbox.rosters.length > seen) break;
       }
     }
   } finally {
@@ -172,6 +177,36 @@ describe('data epochs', () => {
     expect(reasons).toEqual(['start']);
     const job = (await c.api('GET', `/v1/jobs/${jobId}`)).body;
     expect(job).toMatchObject({ status: 'completed', samplesProcessed: 400 });
+    for (const w of ws) w.close();
+  });
+
+  it('removes a member that claims more samples than its plan; the others finish every pass exactly', async () => {
+    const datasetId = await insertDataset(env.sql);
+    const { groupId, token } = await groupWithToken(c, 'inflate');
+    const ws = [await fakeWorker(c, token, 'i1'), await fakeWorker(c, token, 'i2'), await fakeWorker(c, token, 'i3')];
+    const inboxes = ws.map((w) => new Inbox(w));
+    const hashes = ws.map(() => new Map<number, string>());
+    const sub = await c.api('POST', '/v1/jobs', mlpSpec(datasetId, { name: 'inflate', groupId, minWorkers: 2, maxWorkers: 3, globalBatch: 30, rounds: undefined, epochs: 1, checkpointEvery: 3 }));
+    expect(sub.status, JSON.stringify(sub.body)).toBe(201);
+    const jobId = sub.body.id as string;
+    await Promise.all(ws.map((w, i) => member(w, inboxes[i], hashes[i], i === 2 ? { inflate: 5 } : {})));
+    await waitFor(async () => (await env.sql.query('select status from jobs where id = $1', [jobId])).rows[0].status === 'completed', 'completed');
+
+    const faults = (await env.sql.query(`select worker_id, data from events where job_id = $1 and type = 'job.fault'`, [jobId])).rows;
+    expect(faults.map((f) => [f.worker_id, f.data.kind])).toContainEqual([ws[2].id, 'misreported-samples']);
+    // Removed once and kept out (not offered the job again while it runs).
+    const reasons = (await env.sql.query('select reason from rosters where job_id = $1 order by epoch', [jobId])).rows.map((r) => r.reason);
+    expect(reasons).toEqual(['start', 'misreported-samples']);
+    const rounds = (await env.sql.query('select round::int, samples, contributors from rounds where job_id = $1 order by round', [jobId])).rows;
+    // It was in the mean of the round it lied in, never after; it was credited its planned samples only.
+    const lied = rounds.filter((r) => r.contributors.includes(ws[2].id)).map((r) => r.round);
+    expect(lied.length).toBeGreaterThan(0);
+    expect(rounds.filter((r) => r.round > Math.max(...lied) + 1).every((r) => !r.contributors.includes(ws[2].id))).toBe(true);
+    // Every sample once, whatever was claimed.
+    expect(rounds.reduce((a, r) => a + r.samples, 0)).toBe(200);
+    const job = (await c.api('GET', `/v1/jobs/${jobId}`)).body;
+    expect(job.samplesProcessed).toBe(200);
+    expect(job.credits.reduce((a: number, x: { samples: number }) => a + x.samples, 0)).toBe(200);
     for (const w of ws) w.close();
   });
 });

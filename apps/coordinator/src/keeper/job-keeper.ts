@@ -47,6 +47,8 @@ export interface KeeperDeps {
   /** Train/validation/test shard rows of the job's dataset. */
   shardsOf: (datasetId: string, split: 'train' | 'validation' | 'test') => Promise<ShardRow[]>;
   groupOf: (workerId: string) => Promise<string | undefined>;
+  /** Keeps a worker out of this job for a while (it misbehaved in it). */
+  exclude: (workerId: string) => void;
   /** The shared evaluation thread, or null (evaluate inline). */
   evalThread: () => EvalThread | null;
   /** Called when the job reached its end (completed) so the service can clean up. */
@@ -398,6 +400,7 @@ export class JobKeeper {
     for (const p of reps) this.checkHash(p.workerId, r, p.report, p.report.exchangeEpoch || p.report.epoch);
     for (const id of misreported) {
       this.log.warn({ workerId: id, round: r }, 'member claimed another sample count than its plan; removing it');
+      this.deps.exclude(id);
       void this.deps.events.record(this.job.id, 'job.fault', { round: r, kind: 'misreported-samples', message: 'claimed another sample count than the round plan gives it' }, { workerId: id }).catch(() => undefined);
       void this.deps.roster.change(this.job.id, { remove: [id], reason: 'misreported-samples' }).catch((err) => this.log.error({ err }, 'roster change failed'));
     }

@@ -129,6 +129,7 @@ export class KeeperService {
       shardStore: () => this.datasets.store(),
       shardsOf: (datasetId, split) => this.shards.listByDataset(datasetId, split),
       groupOf: async (workerId) => (await this.workers.findById(workerId))?.groupId,
+      exclude: (workerId) => this.excluded.set(`${job.id}/${workerId}`, Date.now() + FAULT_EXCLUSION_MS),
       evalThread: () => this.evalThread(),
       onFinished: (jobId) => void this.finished(jobId),
       onBroken: (jobId, k) => {
