@@ -29,9 +29,9 @@ const cases: [string, unknown, () => ReturnType<typeof randomBatch>, number?][] 
   ],
   [
     // The mnist cnn's shape: max pooling after both convs (the second, Ci > 4, through the NHWC
-    // mask/routing kernel and the flipped-kernel input gradient).
+    // mask/routing kernel and the flipped-kernel input gradient; C % 4 == 0: the SIMD kernel).
     'cnn (relu, max pool on two layers)',
-    { kind: 'cnn', inputShape: [8, 8, 1], convs: [{ filters: 6, kernelSize: 3, pool: 'max' }, { filters: 3, kernelSize: 3, pool: 'max' }], dense: [4], numClasses: 3 },
+    { kind: 'cnn', inputShape: [8, 8, 1], convs: [{ filters: 8, kernelSize: 3, pool: 'max' }, { filters: 4, kernelSize: 3, pool: 'max' }], dense: [4], numClasses: 3 },
     () => randomBatch(3, 64, 3, 10),
     1e-3,
   ],
