@@ -24,8 +24,9 @@ afterAll(async () => {
 
 describe('training MNIST end to end', () => {
   it('3 workers train the MLP to ≥ 97 % test accuracy; rounds once each; member hashes = keeper hash', async () => {
-    // Measured single-process with the same model and data (npm run bench training-e2e): 97.5 %.
-    const epochs = 3;
+    // Single process, same model, batch and optimizer on MNIST (seeds 7, 8): 3 epochs end at 96.6–97.1 %,
+    // too close to the bar (the order of a round's samples depends on the members' shares); 5 at 97.6–97.7 %.
+    const epochs = 5;
     const globalBatch = 1000;
     const job = await cluster.submitJob({
       name: 'e2e mnist mlp',
@@ -41,7 +42,7 @@ describe('training MNIST end to end', () => {
       evalEvery: 0,
       seed: 7,
     });
-    const end = await cluster.waitForEnd(job.id, 420_000).catch((err: Error) => {
+    const end = await cluster.waitForEnd(job.id, 540_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${cluster.trouble()}`);
     });
     expect(end.status, `${end.statusReason}\n${cluster.trouble()}`).toBe('completed');

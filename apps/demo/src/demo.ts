@@ -52,7 +52,7 @@ function parseArgs(argv: string[]): DemoOptions {
     .option('-w, --workers <n>', 'number of worker processes', positiveInt, 3)
     .addOption(new Option('-m, --model <kind>', 'zoo model to train').choices(['mlp', 'cnn']).default('mlp'))
     .addOption(new Option('-c, --codec <codec>', 'gradient codec').choices(['fp32', 'fp16', 'bf16', 'int8', 'topk']).default('fp32'))
-    .option('--epochs <n>', 'passes over the training data', positiveInt, 3)
+    .option('--epochs <n>', 'passes over the training data', positiveInt, 5)
     .option('--batch <n>', 'global batch size in samples (independent of --workers)', positiveInt, 1000)
     .option('--lr <rate>', "Adam's learning rate", positiveFloat, 5e-3)
     .option('--out <dir>', 'where the trained model is written', 'gradpool-demo-model')
