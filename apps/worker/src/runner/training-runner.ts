@@ -337,11 +337,18 @@ class JobRun {
       let res: AllReduceResult;
       const superseded = new AbortController();
       const offRoster = rosters.onNewer((nr) => Number(nr.startRound) <= r && superseded.abort());
+      // A roster that arrived while we computed (before the listener) takes over as well: without
+      // this check we would wait for the old epoch's round until its gather timeout.
+      const arrived = rosters.newerThan(roster.epoch);
+      if (arrived && Number(arrived.startRound) <= r) {
+        offRoster();
+        return { kind: 'switch', held: g };
+      }
       try {
         res = await this.exchange.allReduce(r, g.grad, g.samples, { signal: AbortSignal.any([this.signal, superseded.signal]), roster: exRoster });
       } catch (err) {
         if (this.signal.aborted) throw err;
-        if (err instanceof RoundAbortedError) return { kind: 'switch', held: g };
+        if (err instanceof RoundAbortedError || superseded.signal.aborted) return { kind: 'switch', held: g };
         if (err instanceof OwnerMissingError) {
           for (const owner of err.owners) this.fault(FaultKinds.ownerMissing, err.message, owner);
           return { kind: 'stalled', held: g };
