@@ -8,7 +8,7 @@
 ;; Pointers are byte offsets into the memory; acc holds C float64s.
 ;;
 ;; Regenerate the embedded bytes (act-pool-simd.wasm.ts) after editing this file:
-;;   node libs/training/src/act-pool-simd.gen.mjs
+;;   node scripts/embed-wat.mjs libs/training/src/act-pool-simd.wat ACT_POOL_SIMD_WASM_BASE64
 ;; (it runs wat2wasm from the npm package `wabt`, fetched by npx, and writes act-pool-simd.wasm.ts).
 (module
   (memory (import "env" "memory") 1)

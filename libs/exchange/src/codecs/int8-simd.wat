@@ -9,7 +9,7 @@
 ;; Pointers are byte offsets into the imported memory; n elements in blocks of B.
 ;;
 ;; Regenerate the embedded bytes (int8-simd.wasm.ts) after editing this file:
-;;   node libs/exchange/src/codecs/int8-simd.gen.mjs
+;;   node scripts/embed-wat.mjs libs/exchange/src/codecs/int8-simd.wat INT8_SIMD_WASM_BASE64
 ;; (it runs wat2wasm from the npm package `wabt`, fetched by npx, and writes int8-simd.wasm.ts).
 (module
   (memory (import "env" "memory") 1)
