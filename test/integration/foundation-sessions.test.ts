@@ -57,8 +57,14 @@ describe('Session', () => {
     expect(accepted.accepted).toMatchObject({ workerId: reg.workerId, heartbeatIntervalMs: 200, leaseMs: 30_000 });
     s.startHeartbeats(100);
     await waitFor(async () => (await workerStatus(reg.workerId)) === 'online', 'worker online');
-    const online = await tc.api('GET', `/v1/workers?status=online&group=${groupId}`);
-    const w = (online.body as { id: string; lastSeenAt: string; connected: boolean; state: string; statusText: string }[]).find((x) => x.id === reg.workerId);
+    // Online comes with the session; what the worker says of itself comes with its first heartbeat.
+    type Row = { id: string; lastSeenAt: string; connected: boolean; state: string; statusText: string };
+    let w: Row | undefined;
+    await waitFor(async () => {
+      const online = await tc.api('GET', `/v1/workers?status=online&group=${groupId}`);
+      w = (online.body as Row[]).find((x) => x.id === reg.workerId);
+      return w?.statusText === 'testing';
+    }, 'the first heartbeat');
     expect(w).toMatchObject({ connected: true, state: 'idle', statusText: 'testing' });
     expect(w?.lastSeenAt).toBeTruthy();
 
