@@ -13,7 +13,7 @@ import { TEST_NATS_URL } from '@gradpool/testing';
 import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from './foundation-helpers.js';
-import { fakeWorker, groupWithToken, insertDataset, jobsEnv, mlpSpec, startJobsCoordinator, type FakeWorker, type JobsCoordinator, type JobsEnv } from './jobs-helpers.js';
+import { fakeWorker, gradient, groupWithToken, insertDataset, jobsEnv, mlpSpec, startJobsCoordinator, type FakeWorker, type JobsCoordinator, type JobsEnv } from './jobs-helpers.js';
 
 let env: JobsEnv;
 let c: JobsCoordinator;
@@ -29,16 +29,6 @@ afterAll(async () => {
   await c?.close();
   await env?.drop();
 });
-
-function gradient(size: number, seed: number): Float32Array {
-  const g = new Float32Array(size);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    g[i] = (s / 2 ** 32 - 0.5) * 0.1;
-  }
-  return g;
-}
 
 /** Messages of one fake worker's session, as queues. */
 class Inbox {
