@@ -259,7 +259,8 @@ export class JobKeeper {
 
   private async handle(o: ObservedRound): Promise<void> {
     const ep = this.owner(o.round);
-    if (!ep || ep.epoch !== o.epoch) {
+    // (An epoch still pending has no members yet; its members cannot have heard of it either.)
+    if (!ep || ep.epoch !== o.epoch || ep.members.length === 0) {
       this.log.info({ round: o.round, epoch: o.epoch, owner: ep?.epoch }, 'gather of a superseded epoch ignored');
       return;
     }
