@@ -143,7 +143,7 @@ async function summarise(api: AdminApi, jobId: string, d: JobDetail, elapsedMs: 
   const facts: [string, string][] = [
     ['test accuracy', testAcc === undefined ? 'n/a' : (testAcc >= 0.97 ? green : (x: string) => x)(`${(testAcc * 100).toFixed(2)} %`)],
     ['rounds', String(d.round + 1)],
-    ['samples', `${d.samplesProcessed.toLocaleString('en')} (${opts.epochs} epochs)`],
+    ['samples', `${d.samplesProcessed.toLocaleString('en')} (${opts.epochs} epoch${opts.epochs === 1 ? '' : 's'})`],
     ['time', formatDuration(elapsedMs)],
     ['bytes exchanged', formatBytes(bytes)],
   ];
