@@ -221,6 +221,9 @@ export class RoundExchange {
    * reused by every shard and round. */
   private chunkAcc: Float64Array | null = null;
   private meanScratch = new Float32Array(0);
+  /** Means handed back through `recycle` (and those of failed rounds), written over by later
+   * rounds instead of allocating P fresh floats each round (see `recycle`). */
+  private readonly spareMeans: Float32Array[] = [];
   private readonly log;
 
   constructor(opts: RoundExchangeOptions) {
@@ -377,6 +380,20 @@ export class RoundExchange {
       this.finishRound(ep, round);
       this.busy = false;
     }
+  }
+
+  /**
+   * Hands back a result's `mean` once the caller is done with it (it must not be read or kept
+   * after this): a later round writes its mean into the same memory. Optional, but at large P
+   * it matters: a fresh P-float mean every round is P·4 bytes of first-touch page faults and
+   * garbage (100 MB at P = 25M, the largest per-round cost of an int8 member before this;
+   * docs/bench/exchange.md). Every element of a recycled buffer is overwritten before a round
+   * resolves with it (each shard's gather writes its whole range).
+   */
+  recycle(mean: Float32Array): void {
+    if (mean.length !== this.size || mean.byteOffset !== 0 || mean.buffer.byteLength !== this.size * 4) return;
+    if (this.spareMeans.length >= 2 || this.spareMeans.includes(mean)) return;
+    this.spareMeans.push(mean);
   }
 
   /** Unsubscribes; a running allReduce rejects with ConnectionLostError. */
@@ -737,7 +754,7 @@ export class RoundExchange {
     samples: number,
   ): void {
     if (g.received[chunk]) return;
-    st.mean ??= new Float32Array(this.size);
+    st.mean ??= this.spareMeans.pop() ?? new Float32Array(this.size);
     const at = ep.layout.start(s) + offset;
     if (codec === CodecIds.sparse32) Sparse32Codec.decode(payload, length, st.mean, at);
     else this.gatherCodec.decode(payload, length, st.mean, at);
@@ -922,10 +939,13 @@ export class RoundExchange {
         this.ef.commit(ep.layout.start(r.shard), ep.layout.start(r.shard + 1), r.contributors.includes(ep.self));
       }
     }
+    const mean = st.mean!;
+    // Handed to the caller: no longer ours to reuse (unless the caller recycles it).
+    st.mean = null;
     return {
       epoch: ep.roster.epoch,
       round: st.round,
-      mean: st.mean!,
+      mean,
       contributors: everywhere.map((j) => ep.roster.members[j]),
       totalSamples,
       shards,
@@ -941,12 +961,19 @@ export class RoundExchange {
     for (const [r, st] of ep.rounds) {
       if (r < round) {
         if (st.deadlineTimer) clearTimeout(st.deadlineTimer);
+        this.reclaimMean(st);
         ep.rounds.delete(r);
       } else if (r === round) {
         st.sent.clear();
-        st.mean = null;
+        this.reclaimMean(st);
       }
     }
+  }
+
+  /** A mean that never reached a caller (a failed or abandoned round) goes back to the spares. */
+  private reclaimMean(st: RoundState): void {
+    if (st.mean) this.recycle(st.mean);
+    st.mean = null;
   }
 
   private dropEpoch(): void {
@@ -955,6 +982,8 @@ export class RoundExchange {
     for (const st of ep.rounds.values()) {
       if (st.deadlineTimer) clearTimeout(st.deadlineTimer);
       st.waiter?.reject(new ConnectionLostError('exchange closed or moved to a new epoch'));
+      // A round in allReduce may have resolved already (its result not yet built): keep its mean.
+      if (!st.entered) this.reclaimMean(st);
     }
     ep.rounds.clear();
   }

@@ -366,6 +366,8 @@ class JobRun {
       // The samples of the members whose gradients are in the mean (in every shard) are done.
       const data = advanceDataState(state.data, plan, members.map((m) => res.contributors.includes(m.workerId)), this.trainSamples);
       state.apply(r, res.mean, data);
+      // Applied: the exchange writes a later round's mean into this memory (no P fresh floats per round).
+      this.exchange.recycle(res.mean);
       this.trained = true;
       held = null;
       const exchangeMs = Math.round(res.timings.publishMs);

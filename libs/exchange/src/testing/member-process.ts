@@ -170,12 +170,18 @@ async function runRound(cmd: RoundCommand, round: number): Promise<RoundReply> {
     const endedAt = performance.timeOrigin + performance.now();
     const cpu = process.cpuUsage(cpu0);
     const bytes = new Uint8Array(r.mean.buffer, r.mean.byteOffset, r.mean.byteLength);
+    const mean = cmd.returnMean ? Buffer.from(bytes).toString('base64') : undefined;
+    const meanHash = cmd.noHash ? undefined : await hash(bytes);
+    // Done with it: the next round writes its mean here (as the training runner does). Poisoned
+    // first (not in the benchmark): a later round that left any element unwritten fails the tests.
+    if (!cmd.noHash) r.mean.fill(Number.NaN);
+    ex.recycle(r.mean);
     return {
       type: 'result',
       ok: true,
       round,
-      mean: cmd.returnMean ? Buffer.from(bytes).toString('base64') : undefined,
-      meanHash: cmd.noHash ? undefined : await hash(bytes),
+      mean,
+      meanHash,
       startedAt,
       endedAt,
       cpuMs: (cpu.user + cpu.system) / 1000,
