@@ -575,24 +575,29 @@ export class RoundExchange {
   }
 
   /**
-   * mean = float32(Σ_j n_j·x_j / total) over the counted senders, summed in float64 in roster
-   * order for every element, one reduce chunk at a time: the accumulator is one chunk long and
-   * stays in cache (a shard-long one was zeroed, summed into and read back through main memory,
-   * several passes of 8 bytes per element). False when any value is non-finite.
+   * The float64 sum Σ_j n_j·x_j of reduce chunk `c` (n elements) over the counted senders, in
+   * roster order for every element, in one reused chunk-long accumulator that stays in cache (a
+   * shard-long one was zeroed, summed into and read back through main memory, several passes of
+   * 8 bytes per element). The codec's own accumulator where it has one (int8: WebAssembly memory,
+   * summed without copies).
    */
+  private sumChunk(ep: EpochState, o: OwnerShard, c: number, n: number, len: number): Float64Array {
+    // No longer than the shard (topk's chunks can span millions of elements).
+    const need = Math.min(ep.reduceChunkElems, len);
+    if (!this.chunkAcc || this.chunkAcc.length < need) this.chunkAcc = this.codec.newAccumulator?.(need) ?? new Float64Array(need);
+    const acc = this.chunkAcc.subarray(0, n);
+    acc.fill(0);
+    for (let j = 0; j < ep.members; j++) if (o.added[j]) this.codec.accumulate(o.payloads[j][c]!, n, acc, 0, o.samples[j]);
+    return acc;
+  }
+
+  /** mean = float32(Σ_j n_j·x_j / total) over the whole shard, chunk by chunk; false when any value is non-finite. */
   private sumMean(ep: EpochState, o: OwnerShard, len: number, total: number, mean: Float32Array): boolean {
     const ce = ep.reduceChunkElems;
-    // No longer than the shard (topk's chunks can span millions of elements). The codec's own
-    // accumulator where it has one (int8: WebAssembly memory, summed without copies).
-    const need = Math.min(ce, len);
-    if (!this.chunkAcc || this.chunkAcc.length < need) this.chunkAcc = this.codec.newAccumulator?.(need) ?? new Float64Array(need);
     let finite = true;
     for (let c = 0, offset = 0; offset < len; c++, offset += ce) {
       const n = Math.min(ce, len - offset);
-      const acc = this.chunkAcc.subarray(0, n);
-      acc.fill(0);
-      for (let j = 0; j < ep.members; j++) if (o.added[j]) this.codec.accumulate(o.payloads[j][c]!, n, acc, 0, o.samples[j]);
-      if (!meanOf(acc, total, mean.subarray(offset, offset + n))) finite = false;
+      if (!meanOf(this.sumChunk(ep, o, c, n, len), total, mean.subarray(offset, offset + n))) finite = false;
     }
     return finite;
   }
@@ -646,10 +651,61 @@ export class RoundExchange {
       this.markAborted(ep, st, s);
       return;
     }
-    if (this.meanScratch.length < len) this.meanScratch = new Float32Array(len);
-    // finalize is synchronous and encode copies out of it, so one scratch serves every shard.
-    const mean = this.meanScratch.subarray(0, len);
-    const finite = this.sumMean(ep, o, len, total, mean);
+    const gce = ep.gatherChunkElems;
+    const chunkCount = Math.ceil(len / gce);
+    const header = (c: number, length: number, codec: number, codecParam: number, payloadBytes: number) =>
+      allocateChunk(
+        { ...base, kind: ChunkKinds.gather, codec, chunk: c, chunkCount, offset: c * gce, length, samples: total, codecParam, payloadBytes, contributors, contributorSamples },
+        this.identity,
+      );
+    const gathers: { message: Uint8Array; payload: Uint8Array; codec: number }[] = [];
+    let finite = true;
+    if (this.gatherCodec === this.codec && gce === ep.reduceChunkElems) {
+      // Gather chunks are the reduce chunks: each chunk's mean goes straight into its message
+      // (int8: divided and quantised in one pass inside WebAssembly, `encodeMean`).
+      for (let c = 0; c < chunkCount && finite; c++) {
+        const length = Math.min(gce, len - c * gce);
+        const acc = this.sumChunk(ep, o, c, length, len);
+        const g = { ...header(c, length, this.codec.id, this.codec.param, this.codec.payloadBytes(length)), codec: this.codec.id };
+        const fused = this.codec.encodeMean?.(acc, total, g.payload) ?? null;
+        if (fused === null) {
+          if (this.meanScratch.length < length) this.meanScratch = new Float32Array(length);
+          const mean = this.meanScratch.subarray(0, length);
+          finite = meanOf(acc, total, mean);
+          if (finite) this.codec.encode(mean, g.payload);
+        } else {
+          finite = fused;
+        }
+        gathers.push(g);
+      }
+    } else {
+      // topk: the gather goes dense fp32 or sparse, in chunks of its own size.
+      if (this.meanScratch.length < len) this.meanScratch = new Float32Array(len);
+      // finalize is synchronous and encode copies out of it, so one scratch serves every shard.
+      const mean = this.meanScratch.subarray(0, len);
+      finite = this.sumMean(ep, o, len, total, mean);
+      for (let c = 0; c < chunkCount && finite; c++) {
+        const offset = c * gce;
+        const length = Math.min(gce, len - offset);
+        const part = mean.subarray(offset, offset + length);
+        let codec = this.gatherCodec.id;
+        let codecParam = this.gatherCodec.param;
+        let payloadBytes = this.gatherCodec.payloadBytes(length);
+        let nz = 0;
+        if (this.codec instanceof TopkCodec) {
+          nz = Sparse32Codec.nonZeros(part);
+          if (nz * 8 < payloadBytes) {
+            codec = CodecIds.sparse32;
+            codecParam = 0;
+            payloadBytes = nz * 8;
+          }
+        }
+        const g = { ...header(c, length, codec, codecParam, payloadBytes), codec };
+        if (codec === CodecIds.sparse32) Sparse32Codec.encode(part, nz, g.payload);
+        else this.gatherCodec.encode(part, g.payload);
+        gathers.push(g);
+      }
+    }
     o.payloads = [];
     if (!finite) {
       // Unreachable for validated finite inputs (a weighted mean is within their range).
@@ -657,37 +713,14 @@ export class RoundExchange {
       st.waiter?.reject(new InvalidMeanError(`shard ${s} of round ${st.round}: non-finite mean`));
       return;
     }
-    const gce = ep.gatherChunkElems;
-    const chunkCount = Math.ceil(len / gce);
-    for (let c = 0; c < chunkCount; c++) {
-      const offset = c * gce;
-      const length = Math.min(gce, len - offset);
-      const part = mean.subarray(offset, offset + length);
-      let codec = this.gatherCodec.id;
-      let codecParam = this.gatherCodec.param;
-      let payloadBytes = this.gatherCodec.payloadBytes(length);
-      let nz = 0;
-      if (this.codec instanceof TopkCodec) {
-        nz = Sparse32Codec.nonZeros(part);
-        if (nz * 8 < payloadBytes) {
-          codec = CodecIds.sparse32;
-          codecParam = 0;
-          payloadBytes = nz * 8;
-        }
-      }
-      const { message, payload } = allocateChunk(
-        { ...base, kind: ChunkKinds.gather, codec, chunk: c, chunkCount, offset, length, samples: total, codecParam, payloadBytes, contributors, contributorSamples },
-        this.identity,
-      );
-      if (codec === CodecIds.sparse32) Sparse32Codec.encode(part, nz, payload);
-      else this.gatherCodec.encode(part, payload);
+    gathers.forEach(({ message, payload, codec }, c) => {
       o.messages.push(message);
       this.publish(subject, message);
       st.bytesSent += message.byteLength;
       // Our own copy comes from the same bytes, through the same decoder as everyone's.
       const g = this.gatherShard(ep, st, s, chunkCount);
-      this.acceptGather(ep, st, s, g, c, length, offset, codec, payload, contributors, contributorSamples, total);
-    }
+      this.acceptGather(ep, st, s, g, c, Math.min(gce, len - c * gce), c * gce, codec, payload, contributors, contributorSamples, total);
+    });
   }
 
   // ---- member: gather ----

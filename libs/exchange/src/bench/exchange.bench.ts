@@ -35,6 +35,8 @@ const codecs = arg('codecs', 'fp32,fp16,bf16,int8,topk').split(',').map(parseCod
 const reps = Number(arg('reps', '10'));
 const repsLarge = Number(arg('reps-large', '3'));
 const large = parseCount(arg('large', '20M'));
+/** Largest message per chunk (the exchange's `chunkBytes`); unset: the exchange's default. */
+const chunkBytes = process.argv.includes('--chunk-bytes') ? parseCount(arg('chunk-bytes', '')) : undefined;
 
 /**
  * Bytes per element on the wire, (reduce, gather), for the pattern's minimum. topk's gather is the
@@ -98,7 +100,7 @@ try {
         const n = P >= large ? repsLarge : reps;
         const members = Array.from({ length: K }, (_, i) => `b${i}`);
         const job = `bench${P}k${K}${spec.name}${Date.now().toString(36)}`;
-        const ms = await spawnMembers(members, { natsUrl: server.url, jobId: job, size: P, epoch: 1, codec: spec, deadlineMs: 600_000, gatherTimeoutMs: 1_200_000, seed: 1 });
+        const ms = await spawnMembers(members, { natsUrl: server.url, jobId: job, size: P, epoch: 1, codec: spec, deadlineMs: 600_000, gatherTimeoutMs: 1_200_000, seed: 1, chunkBytes });
         try {
           // One warm-up round, then n measured ones (the gradient is generated once per member).
           ms.forEach((m) => m.round({ round: 0, samples: 32, gradRound: 0, noHash: true, repeat: n + 1 }));

@@ -39,6 +39,10 @@ export interface Codec {
   /** A zeroed accumulator of `length` that `accumulate` is fastest on (int8: in WebAssembly
    * memory); any Float64Array works. */
   newAccumulator?(length: number): Float64Array;
+  /** dst = encode(float32(acc[i] / total)) — the owner's mean straight into its gather payload,
+   * the same bytes as dividing and then `encode` — true, or false when a mean is not finite; null
+   * when this codec cannot for this `acc` (the caller divides and encodes). */
+  encodeMean?(acc: Float64Array, total: number, dst: Uint8Array): boolean | null;
 }
 
 export class CodecError extends Error {

@@ -200,6 +200,45 @@ describe('int8: WebAssembly SIMD kernels are bit-identical to the scalar code', 
       }
     });
   }
+  for (const block of [1, 16, 64, 100]) {
+    it(`block ${block}: encodeMean gives the bytes of float32(acc / total) then encode, and flags non-finite means`, () => {
+      let compared = 0;
+      for (const n of [1, 15, 17, 1000, 70_001]) {
+        const a = simd(block);
+        const acc = a.newAccumulator(n + 9).subarray(0, n);
+        const v = mixed(n, block, 3 * n + block);
+        // Sums of a few weighted contributions, as an owner holds them (some huge: |mean| up to ~1e39 overflows float32).
+        for (let i = 0; i < n; i++) acc[i] = v[i] * 37 + (i % 7) * 1e-3 - v[(i * 13) % n] * 5;
+        const total = 37 + 11;
+        const mean = new Float32Array(n);
+        let finite = true;
+        for (let i = 0; i < n; i++) {
+          mean[i] = Math.fround(acc[i] / total);
+          if (!Number.isFinite(mean[i])) finite = false;
+        }
+        const bytes = a.payloadBytes(n);
+        const fused = new Uint8Array(bytes + 40).subarray(8, 8 + bytes);
+        const ok = a.encodeMean(acc, total, fused);
+        expect(ok, `n=${n}`).toBe(finite);
+        if (!finite) continue;
+        const ref = new Uint8Array(bytes);
+        scalar(block).encode(mean, ref);
+        expect(Buffer.compare(fused, ref), `encodeMean n=${n}`).toBe(0);
+        compared++;
+      }
+      expect(compared).toBe(5);
+      // A NaN or ±Infinity anywhere (first, middle, last element) is reported.
+      for (const at of [0, 500, 999]) {
+        const acc = simd(block).newAccumulator(1000);
+        acc.fill(1.5);
+        acc[at] = at === 500 ? Infinity : NaN;
+        expect(simd(block).encodeMean(acc, 3, new Uint8Array(simd(block).payloadBytes(1000)))).toBe(false);
+      }
+      // Not a WebAssembly accumulator, or the scalar codec: the caller divides and encodes.
+      expect(simd(block).encodeMean(new Float64Array(10), 2, new Uint8Array(simd(block).payloadBytes(10)))).toBeNull();
+      expect(scalar(block).encodeMean(scalar(block).newAccumulator(10), 2, new Uint8Array(scalar(block).payloadBytes(10)))).toBeNull();
+    });
+  }
   it('blocks holding NaN or ±Infinity: same non-finite scales and zero values on both paths', () => {
     for (const bad of [NaN, Infinity, -Infinity]) {
       const v = sample(300, 8);

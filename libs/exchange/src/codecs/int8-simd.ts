@@ -11,6 +11,7 @@ interface Kernels {
   quantise(src: number, n: number, blockSize: number, scales: number, q: number): void;
   dequantise(scales: number, q: number, n: number, blockSize: number, out: number): void;
   accumulate(scales: number, q: number, n: number, blockSize: number, acc: number, weight: number): void;
+  mean(acc: number, n: number, total: number, out: number): number;
 }
 
 /** The part of the WebAssembly JS API used here (TypeScript's ES2023 lib and @types/node 20 do
@@ -93,8 +94,18 @@ function scratchOf(module: object, bytes: number): Instance {
   return scratch;
 }
 
-/** Accumulators made by `accumulator`, by their buffer: where their scratch begins. */
-const accumulators = new WeakMap<ArrayBufferLike, { inst: Instance; scratchAt: number }>();
+/** Accumulators made by `accumulator`, by their buffer: where their scratch regions begin (the
+ * copy-in tile for `accumulate`; a float32 mean tile, then encoded scales and values of up to
+ * `length` elements for `encodeMean`, each with a page of slack for `phase`). */
+interface AccumulatorInfo {
+  inst: Instance;
+  length: number;
+  scratchAt: number;
+  meanAt: number;
+  scalesAt: number;
+  qAt: number;
+}
+const accumulators = new WeakMap<ArrayBufferLike, AccumulatorInfo>();
 
 export class Int8Simd {
   private readonly tile: TileLayout;
@@ -170,10 +181,13 @@ export class Int8Simd {
   }
 
   /** A zeroed float64 accumulator of `length` in a WebAssembly memory of its own (fixed size, so
-   * the view never detaches), followed by one tile of scratch; null when it would not fit. */
+   * the view never detaches), followed by its scratch regions; null when it would not fit. */
   accumulator(length: number): Float64Array | null {
     const scratchAt = align16(length * 8);
-    const bytes = scratchAt + this.tile.packedBytes;
+    const meanAt = align4k(scratchAt + this.tile.packedBytes);
+    const scalesAt = align4k(meanAt + this.tile.elems * 4);
+    const qAt = align4k(scalesAt + Math.ceil(length / this.blockSize) * 4 + 4096);
+    const bytes = qAt + length + 4096 + 16;
     const pages = Math.ceil(bytes / PAGE);
     if (pages > 65536) return null;
     let memory: WasmMemory;
@@ -183,8 +197,34 @@ export class Int8Simd {
       return null;
     }
     const inst = instantiate(this.module, memory);
-    accumulators.set(memory.buffer, { inst, scratchAt });
+    accumulators.set(memory.buffer, { inst, length, scratchAt, meanAt, scalesAt, qAt });
     return new Float64Array(memory.buffer, 0, length);
+  }
+
+  /**
+   * dst = encode(float32(acc[i] / total)) for an accumulator made by `accumulator` (Int8Codec#
+   * encodeMean): the owner's mean and its gather encoding in one pass per tile inside
+   * WebAssembly, the same bytes as meanOf + encode. False when a mean is not finite (dst is then
+   * unspecified); null when `acc` is not such an accumulator.
+   */
+  encodeMean(acc: Float64Array, total: number, dst: Uint8Array): boolean | null {
+    const a = accumulators.get(acc.buffer);
+    if (!a || a.inst.memory.buffer !== acc.buffer || acc.byteOffset + acc.length * 8 > a.length * 8) return null;
+    const B = this.blockSize;
+    const n = acc.length;
+    const nb = Math.ceil(n / B);
+    const T = this.tile.elems;
+    const scalesAt = a.scalesAt + phase(dst.byteOffset);
+    const qAt = a.qAt + phase(dst.byteOffset + nb * 4);
+    for (let e0 = 0; e0 < n; e0 += T) {
+      const len = Math.min(T, n - e0);
+      if (a.inst.k.mean(acc.byteOffset + e0 * 8, len, total, a.meanAt) !== 0) return false;
+      a.inst.k.quantise(a.meanAt, len, B, scalesAt + (e0 / B) * 4, qAt + e0);
+    }
+    const u8 = new Uint8Array(acc.buffer);
+    dst.set(u8.subarray(scalesAt, scalesAt + nb * 4), 0);
+    dst.set(u8.subarray(qAt, qAt + n), nb * 4);
+    return true;
   }
 
   /** Copies the scales and values of elements [e0, e0 + len) of a payload (blocks whole). */

@@ -5,7 +5,9 @@
 ;;   quantise:    scale = f32(f64(absmax) / 127), q = roundTiesToEven(clamp(f64(x) · (1 / f64(scale)), ±127)),
 ;;                q = 0 in a block whose scale is zero or not finite;
 ;;   dequantise:  out = f32(q · scale);
-;;   accumulate:  acc += w · f64(f32(q · scale)), in float64, element by element.
+;;   accumulate:  acc += w · f64(f32(q · scale)), in float64, element by element;
+;;   mean:        out = f32(acc / total) (the owner's mean, round-exchange.ts' meanOf), and whether
+;;                any result is not finite.
 ;; Pointers are byte offsets into the imported memory; n elements in blocks of B.
 ;;
 ;; Regenerate the embedded bytes (int8-simd.wasm.ts) after editing this file:
@@ -209,4 +211,43 @@
             (br $lt)))
         (local.set $scales (i32.add (local.get $scales) (i32.const 4)))
         (local.set $lo (local.get $hi))
-        (br $blocks)))))
+        (br $blocks))))
+
+  ;; out[i] = f32(acc[i] / total) for n float64 at acc (two divisions per instruction); returns 1
+  ;; when any result is NaN or ±Infinity (m − m ≠ 0), else 0.
+  (func (export "mean") (param $acc i32) (param $n i32) (param $total f64) (param $out i32) (result i32)
+    (local $a i32) (local $end i32) (local $o i32) (local $vt v128) (local $m v128) (local $bad v128)
+    (local $x f32) (local $badS i32)
+    (local.set $vt (f64x2.splat (local.get $total)))
+    (local.set $bad (v128.const i32x4 0 0 0 0))
+    (local.set $a (local.get $acc))
+    (local.set $o (local.get $out))
+    (local.set $end (i32.add (local.get $acc) (i32.shl (local.get $n) (i32.const 3))))
+    (block $d8
+      (loop $l8
+        (br_if $d8 (i32.gt_u (i32.add (local.get $a) (i32.const 64)) (local.get $end)))
+        (local.set $m (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+          (f32x4.demote_f64x2_zero (f64x2.div (v128.load (local.get $a)) (local.get $vt)))
+          (f32x4.demote_f64x2_zero (f64x2.div (v128.load offset=16 (local.get $a)) (local.get $vt)))))
+        (v128.store (local.get $o) (local.get $m))
+        (local.set $bad (v128.or (local.get $bad) (f32x4.ne (f32x4.sub (local.get $m) (local.get $m)) (v128.const f32x4 0 0 0 0))))
+        (local.set $m (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+          (f32x4.demote_f64x2_zero (f64x2.div (v128.load offset=32 (local.get $a)) (local.get $vt)))
+          (f32x4.demote_f64x2_zero (f64x2.div (v128.load offset=48 (local.get $a)) (local.get $vt)))))
+        (v128.store offset=16 (local.get $o) (local.get $m))
+        (local.set $bad (v128.or (local.get $bad) (f32x4.ne (f32x4.sub (local.get $m) (local.get $m)) (v128.const f32x4 0 0 0 0))))
+        (local.set $a (i32.add (local.get $a) (i32.const 64)))
+        (local.set $o (i32.add (local.get $o) (i32.const 32)))
+        (br $l8)))
+    (local.set $badS (v128.any_true (local.get $bad)))
+    (block $dt
+      (loop $lt
+        (br_if $dt (i32.ge_u (local.get $a) (local.get $end)))
+        (local.set $x (f32.demote_f64 (f64.div (f64.load (local.get $a)) (local.get $total))))
+        (f32.store (local.get $o) (local.get $x))
+        (local.set $badS (i32.or (local.get $badS) (f32.ne (f32.sub (local.get $x) (local.get $x)) (f32.const 0))))
+        (local.set $a (i32.add (local.get $a) (i32.const 8)))
+        (local.set $o (i32.add (local.get $o) (i32.const 4)))
+        (br $lt)))
+    (local.get $badS))
+)

@@ -38,6 +38,12 @@ export class Int8Codec implements Codec {
   newAccumulator(length: number): Float64Array {
     return this.simd?.accumulator(length) ?? new Float64Array(length);
   }
+  /** dst = encode(float32(acc / total)) in one pass (Codec#encodeMean): WebAssembly only, on an
+   * accumulator from `newAccumulator`; null otherwise. */
+  encodeMean(acc: Float64Array, total: number, dst: Uint8Array): boolean | null {
+    return this.simd?.encodeMean(acc, total, dst) ?? null;
+  }
+
   blocks(length: number): number {
     return Math.ceil(length / this.blockSize);
   }
