@@ -3,13 +3,17 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from './backend.js';
 import { buildModel } from './build.js';
 import { setFastSteps } from './fast-step.js';
+import { setGemmSimd } from './heap-kernels.js';
 import { randomBatch } from './testing/helpers.js';
 
 beforeAll(async () => {
   await selectBackend('wasm');
 });
 
-afterEach(() => setFastSteps(true));
+afterEach(() => {
+  setFastSteps(true);
+  setGemmSimd(true);
+});
 
 const cases: [string, unknown, number, number][] = [
   ['mlp (relu, dropout)', { kind: 'mlp', inputShape: [12], hidden: [9, 7], dropout: 0.25, numClasses: 4 }, 12, 4],
@@ -22,8 +26,10 @@ const cases: [string, unknown, number, number][] = [
   ['cnn (no pooling, 5×5 kernels)', { kind: 'cnn', inputShape: [6, 6, 1], convs: [{ filters: 3, kernelSize: 5, pool: 'none' }, { filters: 2, kernelSize: 5, pool: 'none' }], numClasses: 2 }, 36, 2],
 ];
 
-describe('hand-written steps (fast-step.ts)', () => {
+// With GradpoolGemm (sample-major dense stack, gemm-simd.wat) and without (feature-major, tf.matMul).
+describe.each([true, false])('hand-written steps (fast-step.ts), SIMD gemm %s', (gemm) => {
   it.each(cases)('%s: same loss and gradient bytes as the taped step', async (_name, spec, xPer, classes) => {
+    setGemmSimd(gemm);
     const model = await buildModel(spec);
     const params = model.init(5);
     const batch = randomBatch(6, xPer, classes, 3);

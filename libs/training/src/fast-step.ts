@@ -12,13 +12,16 @@
  * the batch and the dense kernels are transposed straight from their Float32Arrays; the loss
  * end is one kernel; a first conv layer with ≤ 4 input channels runs as im2col · w (XNNPACK's
  * convolution is slow with so few channels; the product has the same bytes, and the filter
- * gradient reuses the im2col matrix). Everything runs inside the caller's tf.tidy.
+ * gradient reuses the im2col matrix). On wasm with WebAssembly SIMD the dense layers run
+ * sample-major through gemm-simd.wat instead of feature-major through tf.matMul (see
+ * denseForwardS): the same sums in the same order, without transposes or XNNPACK's packing.
+ * Everything runs inside the caller's tf.tidy.
  *
  * Models or settings outside that (tanh/sigmoid, average pooling, mse, Keras topologies, the
  * transformer, other backends) go through the tape as before.
  */
 import * as tf from '@tensorflow/tfjs';
-import { actPoolGradOp, filterGradHeap, filterGradPlanar, heapKernelsActive } from './heap-kernels.js';
+import { actPoolGradOp, filterGradHeap, filterGradPlanar, gemmSimdActive, heapKernelsActive } from './heap-kernels.js';
 import type { ParamEntry } from './layout.js';
 import type { Batch } from './model.js';
 
@@ -132,6 +135,83 @@ function lossEnd(outT: tf.Tensor2D, labels: tf.Tensor): [tf.Scalar, tf.Tensor2D,
   return run<tf.Tensor[]>('GradpoolSoftmaxXentT', { logitsT: outT, labels: tf.reshape(labels, [-1]) }) as [tf.Scalar, tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
 }
 
+/*
+ * Sample-major dense stack (wasm with WebAssembly SIMD): the same products as the feature-major
+ * stack above, computed as their transposes by GradpoolGemm (gemm-simd.wat), which sums in the
+ * same order as XNNPACK and reads a transposed left operand in place. Forward y = act(h · w + b),
+ * backward dw = hᵀ · dz and dh = dz · wᵀ: activations and gradients stay [m, features] as the
+ * batch comes, so neither the batch nor a gradient is ever transposed (only the small wᵀ of the
+ * layers that need an input gradient), nothing is packed, and bias + ReLU run in the product's
+ * store. Every element is the same sum of the same products as before, so the same bytes.
+ */
+
+const gemm = (a: tf.Tensor, b: tf.Tensor, aT: boolean, bias?: tf.Tensor, relu = false): tf.Tensor2D =>
+  run<tf.Tensor2D>('GradpoolGemm', bias ? { a, b, bias } : { a, b }, { aT, relu });
+
+/** Dense parameters for the sample-major stack: w as it is, wᵀ where an input gradient needs it. */
+interface DenseParamsS {
+  w: tf.Tensor2D[];
+  wT: (tf.Tensor2D | undefined)[];
+  b: tf.Tensor1D[];
+}
+
+function denseParamsS(params: Float32Array, layout: readonly ParamEntry[], from: number, needWT: (i: number) => boolean): DenseParamsS {
+  const d: DenseParamsS = { w: [], wT: [], b: [] };
+  for (let i = 0; from + 2 * i < layout.length; i++) {
+    const [we, be] = [layout[from + 2 * i], layout[from + 2 * i + 1]];
+    const values = params.subarray(we.offset, we.offset + we.size);
+    d.w.push(tf.tensor2d(values, [we.shape[0], we.shape[1]]));
+    d.wT.push(needWT(i) ? run<tf.Tensor2D>('GradpoolTransposeFrom', {}, { values, rows: we.shape[0], cols: we.shape[1] }) : undefined);
+    d.b.push(paramTensor(params, be) as tf.Tensor1D);
+  }
+  return d;
+}
+
+/**
+ * denseForward, sample-major: x [m, in]; tape.hT / tape.y hold [m, features]. Dropout masks are
+ * drawn in the feature-major shape (the draws of the taped path) and transposed.
+ */
+function denseForwardS(x: tf.Tensor2D, ps: DenseParamsS, dropoutRate: number, mask: DropoutMask): DenseTape {
+  const layers = ps.w.length;
+  const tape: DenseTape = { hT: [], y: [], mask: [] };
+  let h = x;
+  for (let i = 0; i < layers; i++) {
+    tape.hT.push(h);
+    const hidden = i < layers - 1;
+    const y = gemm(h, ps.w[i], false, ps.b[i], hidden);
+    tape.y.push(y);
+    if (hidden) {
+      const mT = mask([y.shape[1], y.shape[0]], dropoutRate);
+      const m = mT ? transpose(mT) : null;
+      tape.mask.push(m);
+      h = m ? (tf.mul(y, m) as tf.Tensor2D) : y;
+    }
+  }
+  return tape;
+}
+
+/** denseBackward, sample-major, from the output layer's [dz, db]; returns dx [m, in] when `inputGrad`. */
+function denseBackwardS(tape: DenseTape, ps: DenseParamsS, last: [tf.Tensor2D, tf.Tensor1D], inputGrad: boolean, grads: tf.Tensor[], offset: number): tf.Tensor2D | undefined {
+  const layers = ps.w.length;
+  let dy: tf.Tensor2D | undefined;
+  for (let i = layers - 1; i >= 0; i--) {
+    const [dz, db] = i === layers - 1 ? last : (run<tf.Tensor[]>('GradpoolActGrad', { dy: dy!, y: tape.y[i] }, { relu: true }) as [tf.Tensor2D, tf.Tensor1D]);
+    grads[offset + 2 * i] = gemm(tape.hT[i], dz, true);
+    grads[offset + 2 * i + 1] = db;
+    if (i > 0 || inputGrad) {
+      const dh = gemm(dz, ps.wT[i]!, false);
+      const m = i > 0 ? tape.mask[i - 1] : null;
+      dy = m ? (tf.mul(dh, m) as tf.Tensor2D) : dh;
+    }
+  }
+  return inputGrad ? dy : undefined;
+}
+
+/** Loss, dz [m, C] and db of the output layer from sample-major logits. */
+function lossEndS(out: tf.Tensor2D, labels: tf.Tensor): [tf.Scalar, tf.Tensor2D, tf.Tensor1D] {
+  return run<tf.Tensor[]>('GradpoolSoftmaxXentDb', { logits: out, labels: tf.reshape(labels, [-1]) }) as [tf.Scalar, tf.Tensor2D, tf.Tensor1D];
+}
+
 export interface FastStepResult {
   loss: tf.Scalar;
   /** One gradient per parameter tensor, in layout order. */
@@ -147,6 +227,15 @@ function labelsOf(batch: Batch): tf.Tensor1D {
  * xᵀ is transposed straight from the batch (x itself is never copied into the backend).
  */
 export function mlpFastStep(params: Float32Array, layout: readonly ParamEntry[], batch: Batch, dropoutRate: number, mask: DropoutMask): FastStepResult {
+  if (gemmSimdActive()) {
+    const ps = denseParamsS(params, layout, 0, (i) => i > 0);
+    const x = batch.x instanceof Float32Array ? batch.x : Float32Array.from(batch.x);
+    const tape = denseForwardS(tf.tensor2d(x, [batch.n, x.length / batch.n]), ps, dropoutRate, mask);
+    const [loss, ...last] = lossEndS(tape.y[tape.y.length - 1], labelsOf(batch));
+    const grads: tf.Tensor[] = new Array(layout.length);
+    denseBackwardS(tape, ps, last, false, grads, 0);
+    return { loss, grads };
+  }
   const ps = denseParams(params, layout, 0, (i) => i > 0);
   const x = batch.x instanceof Float32Array ? batch.x : Float32Array.from(batch.x);
   const xT = run<tf.Tensor2D>('GradpoolTransposeFrom', {}, { values: x, rows: batch.n, cols: x.length / batch.n });
@@ -207,13 +296,24 @@ export function cnnFastStep(
     saved.push({ x: t, z, y });
     t = y;
   });
-  const dense = denseParams(params, layout, 2 * nc, () => true);
   const flat = tf.reshape(t, [t.shape[0], -1]) as tf.Tensor2D;
-  const tape = denseForward(transpose(flat), dense, dropoutRate, mask);
-  const [loss, ...last] = lossEnd(tape.y[tape.y.length - 1], labelsOf(batch));
   const grads: tf.Tensor[] = new Array(layout.length);
-  const dFlatT = denseBackward(tape, dense, last, true, grads, 2 * nc)!;
-  let dy = tf.reshape(transpose(dFlatT), t.shape) as tf.Tensor4D;
+  let loss: tf.Scalar;
+  let dFlat: tf.Tensor2D;
+  if (gemmSimdActive()) {
+    const dense = denseParamsS(params, layout, 2 * nc, () => true);
+    const tape = denseForwardS(flat, dense, dropoutRate, mask);
+    const [l, ...last] = lossEndS(tape.y[tape.y.length - 1], labelsOf(batch));
+    loss = l;
+    dFlat = denseBackwardS(tape, dense, last, true, grads, 2 * nc)!;
+  } else {
+    const dense = denseParams(params, layout, 2 * nc, () => true);
+    const tape = denseForward(transpose(flat), dense, dropoutRate, mask);
+    const [l, ...last] = lossEnd(tape.y[tape.y.length - 1], labelsOf(batch));
+    loss = l;
+    dFlat = transpose(denseBackward(tape, dense, last, true, grads, 2 * nc)!);
+  }
+  let dy = tf.reshape(dFlat, t.shape) as tf.Tensor4D;
   for (let i = nc - 1; i >= 0; i--) {
     const { x: xs, z, y } = saved[i];
     const w = ps[2 * i] as tf.Tensor4D;

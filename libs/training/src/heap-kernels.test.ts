@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from './backend.js';
-import { actPoolGradOp, actPoolSimdActive, installHeapKernels, setActPoolSimd } from './heap-kernels.js';
+import { actPoolGradOp, actPoolSimdActive, gemmSimdActive, installHeapKernels, setActPoolSimd } from './heap-kernels.js';
 
 beforeAll(async () => {
   await selectBackend('wasm');
@@ -32,6 +32,33 @@ describe('act/pool backward in WebAssembly SIMD (act-pool-simd.wat)', () => {
       expect(bytes(dzSimd).equals(bytes(dzJs))).toBe(true);
       expect(bytes(dbSimd).equals(bytes(dbJs))).toBe(true);
       expect((dbJs.dataSync() as Float32Array).some((v) => v !== 0)).toBe(true);
+    });
+  });
+});
+
+describe('GradpoolGemm (gemm-simd.wat)', () => {
+  // [M, K, N]: partial row blocks and column strips, one column, and (transposed, M·K ≥ 2^17,
+  // N ≥ 256) the case that packs A too.
+  it.each([
+    [[6, 12, 9], false],
+    [[7, 9, 6], true],
+    [[13, 17, 1], false],
+    [[1, 4, 3], true],
+    [[130, 300, 20], false],
+    [[520, 256, 260], true],
+  ] as [[number, number, number], boolean][])('%j aT %s: the same bytes as tf.matMul, and with bias + ReLU', ([m, k, n], aT) => {
+    expect(gemmSimdActive()).toBe(true);
+    tf.tidy(() => {
+      // ReLU'd operands: zeros (and exact-zero products) as in real activations.
+      const a = tf.relu(tf.randomUniform(aT ? [k, m] : [m, k], -1, 2, 'float32', 3));
+      const b = tf.mul(tf.randomUniform([k, n], -1, 1, 'float32', 4), tf.randomUniform([k, n], 0, 100, 'float32', 5));
+      const bias = tf.randomUniform([n], -1, 1, 'float32', 6);
+      const ref = tf.matMul(aT ? tf.transpose(a) : a, b);
+      const own = tf.engine().runKernel('GradpoolGemm', { a, b }, { aT, relu: false }) as tf.Tensor;
+      expect(bytes(own).equals(bytes(ref))).toBe(true);
+      const ownAct = tf.engine().runKernel('GradpoolGemm', { a, b, bias }, { aT, relu: true }) as tf.Tensor;
+      expect(bytes(ownAct).equals(bytes(tf.relu(tf.add(ref, bias))))).toBe(true);
+      expect((ownAct.dataSync() as Float32Array).some((v) => v === 0)).toBe(true);
     });
   });
 });

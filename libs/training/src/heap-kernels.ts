@@ -19,6 +19,13 @@
  * - `GradpoolTranspose2d`, `GradpoolBiasAct`, `GradpoolActGradT`: the feature-major dense
  *   layers of ops.ts (denseActT): a blocked transpose, bias + ReLU over rows, and its backward
  *   (masked dy in both layouts + the bias gradient).
+ * - `GradpoolGemm` {a, b, bias?} (wasm with WebAssembly SIMD only) → a · b [M, N], a [M, K] or,
+ *   `aT`, aᵀ stored [K, M]; b [K, N]; bias added per column, then ReLU when `relu`
+ *   (gemm-simd.wat: the same bytes as tf.matMul, without XNNPACK's packed copy of b).
+ * - `GradpoolActGrad` {dy, y} → [dz, db]: ReLU backward of sample-major [m, n] activations
+ *   (dz = dy where y > 0, else +0) and db [n] = column sums of dz.
+ * - `GradpoolSoftmaxXentDb` {logits, labels} → [loss, dz, db]: GradpoolSoftmaxXent with the
+ *   output layer's bias gradient (column sums of dz).
  * - `GradpoolFlipFilter` {w} → the kernel of a conv's input gradient: w [k, k, Ci, Co] flipped
  *   in space, channels swapped ([k, k, Co, Ci]); one copy instead of wasm's Reverse + Transpose.
  * - `GradpoolIm2col` {x} → [N·H·W, k·k·C]: the same, untransposed (for small C).
@@ -32,6 +39,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ACT_POOL_SIMD_WASM_BASE64 } from './act-pool-simd.wasm.js';
+import { GEMM_SIMD_WASM_BASE64 } from './gemm-simd.wasm.js';
 
 type Info = tf.TensorInfo;
 
@@ -171,10 +179,16 @@ interface WasmModuleLike {
   _free(ptr: number): void;
 }
 type ActPoolSimd = (dy: number, z: number, y: number, dz: number, acc: number, n: number, h: number, w: number, c: number, relu: number, planar: number) => void;
+type GemmSimd = (a: number, sai: number, sak: number, b: number, ldb: number, c: number, ldc: number, bias: number, flags: number, m: number, n: number, k: number, scratch: number) => void;
 let actPoolSimd: ActPoolSimd | null | undefined;
+let gemmSimd: GemmSimd | null | undefined;
 /** Turns the SIMD act/pool kernel off (tests compare it with the JS loop). */
 export function setActPoolSimd(on: boolean): void {
   actPoolSimd = on ? undefined : null;
+}
+/** Turns the SIMD matmul off (the hand-written dense steps then use tf.matMul; tests compare). */
+export function setGemmSimd(on: boolean): void {
+  gemmSimd = on ? undefined : null;
 }
 
 /** True when the SIMD act/pool kernel runs on the active backend (wasm, SIMD available). */
@@ -182,26 +196,40 @@ export function actPoolSimdActive(): boolean {
   return tf.getBackend() === 'wasm' && actPoolSimdFor(tf.backend()) !== null;
 }
 
+/** True when `GradpoolGemm` runs on the active backend (wasm, SIMD available). */
+export function gemmSimdActive(): boolean {
+  return installed && tf.getBackend() === 'wasm' && gemmSimdFor(tf.backend()) !== null;
+}
+
 /**
- * act-pool-simd.wat instantiated on tfjs-backend-wasm's own memory, or null where that memory
- * is not reachable or the engine has no WebAssembly SIMD (then the JS loop runs).
+ * The export `name` of an embedded module instantiated on tfjs-backend-wasm's own memory, or
+ * null where that memory is not reachable or the engine has no WebAssembly SIMD.
  */
+function instantiateOnHeap<F>(backend: tf.KernelBackend, base64: string, name: string): F | null {
+  const wasm = (backend as unknown as { wasm?: WasmModuleLike }).wasm;
+  const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  if (!api || !wasm?.asm?.memory) return null;
+  try {
+    const inst = new api.Instance(new api.Module(Buffer.from(base64, 'base64')), { env: { memory: wasm.asm.memory } });
+    return inst.exports[name] as F;
+  } catch {
+    return null;
+  }
+}
+
+/** act-pool-simd.wat on the backend's memory, or null (then the JS loop runs). */
 function actPoolSimdFor(backend: tf.KernelBackend): { run: ActPoolSimd; wasm: WasmModuleLike } | null {
   const wasm = (backend as unknown as { wasm?: WasmModuleLike }).wasm;
   if (actPoolSimd === null || !wasm?.asm?.memory) return null;
-  if (actPoolSimd === undefined) {
-    const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-    try {
-      if (!api) throw new Error('no WebAssembly');
-      const bytes = Buffer.from(ACT_POOL_SIMD_WASM_BASE64, 'base64');
-      const inst = new api.Instance(new api.Module(bytes), { env: { memory: wasm.asm.memory } });
-      actPoolSimd = inst.exports.actPoolGrad2 as ActPoolSimd;
-    } catch {
-      actPoolSimd = null;
-      return null;
-    }
-  }
-  return { run: actPoolSimd, wasm };
+  if (actPoolSimd === undefined) actPoolSimd = instantiateOnHeap<ActPoolSimd>(backend, ACT_POOL_SIMD_WASM_BASE64, 'actPoolGrad2');
+  return actPoolSimd ? { run: actPoolSimd, wasm } : null;
+}
+
+/** gemm-simd.wat on the backend's memory, or null. */
+function gemmSimdFor(backend: tf.KernelBackend): GemmSimd | null {
+  if (gemmSimd === null || !(backend as unknown as { wasm?: WasmModuleLike }).wasm?.asm?.memory) return null;
+  if (gemmSimd === undefined) gemmSimd = instantiateOnHeap<GemmSimd>(backend, GEMM_SIMD_WASM_BASE64, 'gemm');
+  return gemmSimd;
 }
 
 /**
@@ -214,14 +242,17 @@ function actPoolGradSimd(backend: tf.KernelBackend, dy: Float32Array, z: Float32
   if (c % 4 !== 0) return false;
   const simd = actPoolSimdFor(backend);
   if (!simd) return false;
-  const acc = simd.wasm._malloc(c * 8);
+  // Byte offsets before the allocation: growing the memory detaches the views (a detached
+  // view's byteOffset reads 0), the offsets stay valid.
+  const [pdy, pz, py, pdz, pdb] = [dy.byteOffset, z.byteOffset, y.byteOffset, dz.byteOffset, db.byteOffset];
+  const acc = simd.wasm._malloc(c * 8) >>> 0;
   try {
-    // Offsets taken after the allocation (it may grow the memory; byteOffset stays valid).
     const accView = new Float64Array(simd.wasm.asm!.memory!.buffer, acc, c);
     accView.fill(0);
-    simd.run(dy.byteOffset, z.byteOffset, y.byteOffset, dz.byteOffset, acc, n, h, w, c, relu ? 1 : 0, planar ? 1 : 0);
+    simd.run(pdy, pz, py, pdz, acc, n, h, w, c, relu ? 1 : 0, planar ? 1 : 0);
     const out = new Float64Array(simd.wasm.asm!.memory!.buffer, acc, c);
-    for (let ch = 0; ch < c; ch++) db[ch] = out[ch];
+    const dbNow = new Float32Array(simd.wasm.asm!.memory!.buffer, pdb, c);
+    for (let ch = 0; ch < c; ch++) dbNow[ch] = out[ch];
   } finally {
     simd.wasm._free(acc);
   }
@@ -432,6 +463,32 @@ function actGradT(dy: Float32Array, y: Float32Array, dzT: Float32Array, dz: Floa
   transpose2d(dzT, dz, r, m);
 }
 
+/**
+ * Backward of a ReLU for sample-major dy, y [m, n]: dz = dy where y > 0, else +0 (on the bits,
+ * as actGradT), and db [n] = column sums of dz in sample order (float64, as actGradT's rows).
+ */
+function actGrad(dy: Float32Array, y: Float32Array, dz: Float32Array, db: Float32Array, m: number, n: number, relu: boolean): void {
+  if (relu) {
+    const yi = new Int32Array(y.buffer, y.byteOffset, y.length);
+    const dyi = new Int32Array(dy.buffer, dy.byteOffset, dy.length);
+    const dzi = new Int32Array(dz.buffer, dz.byteOffset, dz.length);
+    for (let j = 0; j < m * n; j++) dzi[j] = dyi[j] & positiveMask(yi[j]);
+  } else {
+    dz.set(dy.subarray(0, m * n));
+  }
+  columnSums(dz, db, m, n);
+}
+
+/** db[j] = Σ_r x[r, j] for x [m, n], summed in row order in float64, rounded once. */
+function columnSums(x: Float32Array, db: Float32Array, m: number, n: number): void {
+  const acc = new Float64Array(n);
+  for (let r = 0; r < m; r++) {
+    const o = r * n;
+    for (let j = 0; j < n; j++) acc[j] += x[o + j];
+  }
+  for (let j = 0; j < n; j++) db[j] = acc[j];
+}
+
 /** out [kh, kw, Co, Ci] = w [kh, kw, Ci, Co] flipped in space with its channels swapped. */
 function flipFilter(w: Float32Array, out: Float32Array, kh: number, kw: number, ci: number, co: number): void {
   for (let i = 0; i < kh; i++) {
@@ -449,6 +506,38 @@ let installed = false;
 export function installHeapKernels(): void {
   if (installed) return;
   installed = true;
+  tf.registerKernel({
+    kernelName: 'GradpoolGemm',
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { a, b, bias } = inputs as Record<string, Info | undefined>;
+      const { aT, relu } = attrs as unknown as { aT: boolean; relu: boolean };
+      const [k, n] = b!.shape;
+      const m = aT ? a!.shape[1] : a!.shape[0];
+      if ((aT ? a!.shape[0] : a!.shape[1]) !== k) throw new Error(`GradpoolGemm: inner sizes ${a!.shape} / ${b!.shape} (aT ${aT})`);
+      const run = gemmSimdFor(backend as tf.KernelBackend);
+      if (!run) throw new Error('GradpoolGemm: no WebAssembly SIMD on the wasm backend');
+      const wasm = (backend as unknown as { wasm: WasmModuleLike }).wasm;
+      const ins = bias ? [a!, b!, bias] : [a!, b!];
+      // B is always packed (contiguous 8-column strips: ~1.3–1.6× faster from 128 columns up,
+      // 2× for 10); A only when transposed, large and read by many strips (measured in
+      // docs/bench/training.md; below that the copy costs what it saves).
+      const packA = aT && m * k >= 1 << 17 && n >= 256;
+      const scratchBytes = 4 * (8 * k * Math.ceil(n / 8) + (packA ? 4 * k * Math.ceil(m / 4) : 0));
+      return heapKernel('wasm', backend as tf.KernelBackend, ins, [[m, n]], ([av, bv, biasv], [c]) => {
+        // Byte offsets first: the allocation may grow the memory, which detaches the views
+        // (a detached view's byteOffset reads 0); the offsets themselves stay valid.
+        const [pa, pb, pc, pbias] = [av.byteOffset, bv.byteOffset, c.byteOffset, biasv?.byteOffset ?? 0];
+        const scratch = wasm._malloc(scratchBytes) >>> 0;
+        try {
+          const flags = (bias ? 2 : 0) | (relu ? 4 : 0) | (packA ? 8 : 0) | 16;
+          run(pa, aT ? 1 : k, aT ? m : 1, pb, n, pc, n, pbias, flags, m, n, k, scratch);
+        } finally {
+          wasm._free(scratch);
+        }
+      }, false)[0];
+    },
+  });
   for (const backendName of ['wasm', 'cpu']) {
     tf.registerKernel({
       kernelName: 'GradpoolActPoolGrad',
@@ -503,6 +592,28 @@ export function installHeapKernels(): void {
         return heapKernel(backendName, backend as tf.KernelBackend, [logitsT, labels], [[], [c, m], [m, c], [c]], ([lv, yv], [lossv, dzT, dz, db]) =>
           softmaxXentT(lv, yv as unknown as Int32Array, lossv, dzT, dz, db, m, c),
         false);
+      },
+    });
+    tf.registerKernel({
+      kernelName: 'GradpoolSoftmaxXentDb',
+      backendName,
+      kernelFunc: ({ inputs, backend }) => {
+        const { logits, labels } = inputs as Record<string, Info>;
+        const [m, c] = logits.shape;
+        return heapKernel(backendName, backend as tf.KernelBackend, [logits, labels], [[], [m, c], [c]], ([lv, yv], [lossv, gv, db]) => {
+          softmaxXent(lv, yv as unknown as Int32Array, lossv, gv, m, c);
+          columnSums(gv, db, m, c);
+        }, false);
+      },
+    });
+    tf.registerKernel({
+      kernelName: 'GradpoolActGrad',
+      backendName,
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const { dy, y } = inputs as Record<string, Info>;
+        const { relu } = attrs as unknown as { relu: boolean };
+        const [m, n] = y.shape;
+        return heapKernel(backendName, backend as tf.KernelBackend, [dy, y], [[m, n], [n]], ([dyv, yv], [dz, db]) => actGrad(dyv, yv, dz, db, m, n, relu), false);
       },
     });
     tf.registerKernel({

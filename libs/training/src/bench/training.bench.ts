@@ -2,7 +2,7 @@
  * Training-step throughput of each zoo model on each backend that loads here, next to the
  * backend's plain 1024×1024 matmul rate measured in the same run.
  *
- *   npx tsc -b libs/training && node libs/training/dist/bench/training.bench.js [--backends wasm,cpu] [--reps 10]
+ *   npx tsc -b libs/training && node libs/training/dist/bench/training.bench.js [--backends wasm,cpu] [--reps 10] [--models mlp]
  *   npm run bench training
  *
  * GFLOP/s of a step = Model.stepFlopsPerSample (forward + input and weight gradients of every
@@ -12,6 +12,8 @@
  * (process.cpuUsage: user + system), not wall time: wasm in Node runs on one thread, and CPU
  * time does not count the time spent waiting for a core on a loaded machine. Wall time is shown
  * beside it. The matmul rate is measured the same way right before each model (best of 3).
+ * `--models a,b`: only the rows whose name starts with one of the given prefixes (default: all;
+ * e.g. `--models 'mlp 784-256'` for the two small-MLP rows).
  */
 import * as tf from '@tensorflow/tfjs';
 import { activateBackend, BACKEND_ORDER, type BackendName } from '../backend.js';
@@ -107,6 +109,7 @@ function arg(name: string): string | undefined {
 
 async function main(): Promise<void> {
   const reps = Number(arg('reps') ?? 10);
+  const models = arg('models')?.split(',');
   const wanted = (arg('backends')?.split(',') as BackendName[] | undefined) ?? [...BACKEND_ORDER];
   const rows: string[][] = [];
   for (const b of wanted) {
@@ -118,6 +121,7 @@ async function main(): Promise<void> {
     console.log(`backend ${b}: plain 1024×1024 matmul ${matmulGflops(1024, b === 'cpu' ? 1 : 3).toFixed(1)} GFLOP/s`);
     for (const c of CASES) {
       if (b === 'cpu' && !c.onCpu) continue;
+      if (models && !models.some((p) => c.name.startsWith(p))) continue;
       const mm = matmulGflops(1024, b === 'cpu' ? 1 : 3);
       const model = await buildModel(c.spec);
       const params = model.init(1);
