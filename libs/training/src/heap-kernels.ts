@@ -689,12 +689,20 @@ export function actPoolGradOp(dy: tf.Tensor, z: tf.Tensor, y: tf.Tensor, pool: 1
   return [r[0], r[1] as tf.Tensor1D];
 }
 
+/**
+ * a · b for 2-D a, b: GradpoolGemm where it runs (the same bytes, without XNNPACK's per-call
+ * packing of b), else tf.matMul.
+ */
+function matMulHeap(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  return gemmSimdActive() ? (tf.engine().runKernel('GradpoolGemm', { a, b }, { aT: false, relu: false }) as tf.Tensor2D) : tf.matMul(a, b);
+}
+
 /** Filter gradient [k, k, Ci, Co] of a stride-1 'same' conv: im2colT(x) · dy. */
 export function filterGradHeap(x: tf.Tensor4D, dy: tf.Tensor4D, k: number): tf.Tensor4D {
   const [n, h, w, ci] = x.shape;
   const co = dy.shape[3];
   const cols = tf.engine().runKernel('GradpoolIm2colT', { x }, { k }) as tf.Tensor2D;
-  return tf.reshape(tf.matMul(cols, tf.reshape(dy, [n * h * w, co]) as tf.Tensor2D), [k, k, ci, co]);
+  return tf.reshape(matMulHeap(cols, tf.reshape(dy, [n * h * w, co]) as tf.Tensor2D), [k, k, ci, co]);
 }
 
 /**
@@ -707,7 +715,7 @@ export function filterGradPlanar(x: tf.Tensor4D, dyPlanar: tf.Tensor2D, k: numbe
   const ci = x.shape[3];
   const co = dyPlanar.shape[0];
   const cols = im2colOfX ?? (tf.engine().runKernel('GradpoolIm2col', { x }, { k }) as tf.Tensor2D);
-  return tf.reshape(tf.transpose(tf.matMul(dyPlanar, cols)), [k, k, ci, co]);
+  return tf.reshape(tf.transpose(matMulHeap(dyPlanar, cols)), [k, k, ci, co]);
 }
 
 /** Mean softmax cross-entropy of logits [m, C] against int32 labels [m] (one heap kernel each way). */
