@@ -57,6 +57,25 @@
     ;; 1.5·2⁵²: y + magic rounds y (|y| < 127.5) to an integer, ties to even, and leaves it as
     ;; two's complement in the low 32 bits of the float64 (JS: y + ROUND − ROUND).
     (local.set $magic (f64x2.splat (f64.const 6755399441055744)))
+    ;; Pass 1: every block's scale. Done apart from the values so that the blocks' divisions do
+    ;; not wait on each other's absmax loops (each block's absmax → scale → 1/scale was one serial
+    ;; chain of two float64 divisions before its values could start).
+    (local.set $o (local.get $scales))
+    (block $sdone
+      (loop $sblocks
+        (br_if $sdone (i32.ge_u (local.get $lo) (local.get $n)))
+        (local.set $hi (select (local.get $n) (i32.add (local.get $lo) (local.get $B))
+          (i32.gt_u (i32.add (local.get $lo) (local.get $B)) (local.get $n))))
+        (f32.store (local.get $o) (f32.demote_f64 (f64.div
+          (f64.promote_f32 (f32.reinterpret_i32 (call $absmaxBits
+            (i32.add (local.get $src) (i32.shl (local.get $lo) (i32.const 2)))
+            (i32.add (local.get $src) (i32.shl (local.get $hi) (i32.const 2))))))
+          (f64.const 127))))
+        (local.set $o (i32.add (local.get $o) (i32.const 4)))
+        (local.set $lo (local.get $hi))
+        (br $sblocks)))
+    ;; Pass 2: the values, block by block.
+    (local.set $lo (i32.const 0))
     (block $done
       (loop $blocks
         (br_if $done (i32.ge_u (local.get $lo) (local.get $n)))
@@ -64,10 +83,7 @@
           (i32.gt_u (i32.add (local.get $lo) (local.get $B)) (local.get $n))))
         (local.set $p (i32.add (local.get $src) (i32.shl (local.get $lo) (i32.const 2))))
         (local.set $end (i32.add (local.get $src) (i32.shl (local.get $hi) (i32.const 2))))
-        (local.set $scale (f32.demote_f64 (f64.div
-          (f64.promote_f32 (f32.reinterpret_i32 (call $absmaxBits (local.get $p) (local.get $end))))
-          (f64.const 127))))
-        (f32.store (local.get $scales) (local.get $scale))
+        (local.set $scale (f32.load (local.get $scales)))
         (local.set $o (i32.add (local.get $q) (local.get $lo)))
         (local.set $inv (f64.div (f64.const 1) (f64.promote_f32 (local.get $scale))))
         (if (i32.and (f32.ge (local.get $scale) (f32.const 0x1p-126)) (f32.lt (local.get $scale) (f32.const inf)))
