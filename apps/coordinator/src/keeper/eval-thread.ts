@@ -14,10 +14,13 @@ export interface EvalRequest {
   /** JSON of the validated model spec (the model is built once per spec). */
   specJson: string;
   params: ArrayBuffer;
-  /** count × dim float32 features and count int32 labels. */
-  features: ArrayBuffer;
-  labels: ArrayBuffer;
-  count: number;
+  /**
+   * The evaluation set, decoded and kept by the thread under `key` (a dataset's split never
+   * changes): its shards' bytes (`encodeShard` format) the first time; without them the thread
+   * uses what it keeps, or answers `missingData` (never sent, or evicted) and the caller resends
+   * them.
+   */
+  data: { key: string; shards?: ArrayBuffer[] };
   batch: number;
 }
 
@@ -36,6 +39,8 @@ export interface EvalResponse {
   lossSum?: number;
   correct?: number | null;
   samples?: number;
+  /** The thread does not hold the evaluation set of `data.key`: send it with its shards. */
+  missingData?: boolean;
   error?: string;
 }
 
@@ -58,11 +63,13 @@ export class EvalThread {
     worker.unref();
   }
 
-  /** Starts the thread, or returns null where the built worker file is absent. */
-  static start(): EvalThread | null {
-    const url = new URL('./eval.worker.js', import.meta.url);
+  /** Starts the thread, or returns null where the built worker file (or `workerUrl`) is absent. */
+  static start(workerUrl?: URL): EvalThread | null {
+    const url = workerUrl ?? new URL('./eval.worker.js', import.meta.url);
     if (url.protocol !== 'file:' || !existsSync(fileURLToPath(url))) return null;
-    return new EvalThread(new Worker(url));
+    // The thread runs built JavaScript: without the source condition a test runner may have set.
+    const execArgv = process.execArgv.filter((a, i, all) => a !== '@gradpool/source' && !(a === '--conditions' && all[i + 1] === '@gradpool/source'));
+    return new EvalThread(new Worker(url, { execArgv }));
   }
 
   evaluate(req: Omit<EvalRequest, 'id' | 'kind'>): Promise<EvalResponse> {
@@ -70,7 +77,7 @@ export class EvalThread {
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...req, kind: 'evaluate', id } satisfies EvalRequest, [req.params, req.features, req.labels]);
+      this.worker.postMessage({ ...req, kind: 'evaluate', id } satisfies EvalRequest, [req.params, ...(req.data.shards ?? [])]);
     });
   }
 

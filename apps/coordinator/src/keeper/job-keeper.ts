@@ -509,12 +509,38 @@ export class JobKeeper {
 
   /**
    * Mean loss and accuracy on a split (validation or test): in the evaluation thread when there
-   * is one (off the coordinator's event loop), else inline between yields.
+   * is one (off the coordinator's event loop: the thread decodes the split's shards once and keeps
+   * them, so later evaluations send only the parameters), else inline between yields.
    */
   async evaluate(split: 'validation' | 'test'): Promise<{ loss: number; accuracy?: number; samples: number } | null> {
     const rows = await this.deps.shardsOf(this.job.datasetId, split);
     if (!rows.length) return null;
     const store = await this.deps.shardStore();
+    const batch = this.opts.evalBatch ?? 1000;
+    const thread = this.deps.evalThread();
+    if (thread) {
+      const specJson = JSON.stringify(this.spec.model);
+      const key = `${this.job.datasetId}/${split}`;
+      const ask = async (withShards: boolean) =>
+        thread.evaluate({
+          specJson,
+          params: (await this.state!.params()).buffer as ArrayBuffer,
+          // Copies of the stored bytes, transferred to the thread.
+          data: withShards ? { key, shards: await Promise.all(rows.map(async (row) => (await store.get(row.sha256)).slice().buffer as ArrayBuffer)) } : { key },
+          batch,
+        });
+      const res = await ask(false)
+        .then((r) => (r.missingData ? ask(true) : r))
+        .catch((err: unknown) => {
+          this.log.warn({ err }, 'evaluation thread failed; evaluating inline');
+          return null;
+        });
+      if (res && !res.missingData) {
+        const count = res.samples ?? 0;
+        if (!count) return null;
+        return { loss: res.lossSum! / count, accuracy: res.correct === null || res.correct === undefined ? undefined : res.correct / count, samples: count };
+      }
+    }
     const shards = [];
     for (const row of rows) shards.push(decodeShard(await store.get(row.sha256)));
     const count = shards.reduce((a, sh) => a + sh.count, 0);
@@ -527,25 +553,6 @@ export class JobKeeper {
       features.set(sh.features.subarray(0, sh.count * dim), at * dim);
       labels.set(sh.labels.subarray(0, sh.count), at);
       at += sh.count;
-    }
-    const batch = this.opts.evalBatch ?? 1000;
-    const thread = this.deps.evalThread();
-    if (thread) {
-      const res = await thread
-        .evaluate({
-          specJson: JSON.stringify(this.spec.model),
-          params: (await this.state!.params()).buffer as ArrayBuffer,
-          // Copies are transferred: the arrays stay usable for the inline fallback below.
-          features: features.slice().buffer,
-          labels: labels.slice().buffer,
-          count,
-          batch,
-        })
-        .catch((err: unknown) => {
-          this.log.warn({ err }, 'evaluation thread failed; evaluating inline');
-          return null;
-        });
-      if (res) return { loss: res.lossSum! / count, accuracy: res.correct === null || res.correct === undefined ? undefined : res.correct / count, samples: count };
     }
     const model = await this.modelOf();
     const params = await this.state!.params();
