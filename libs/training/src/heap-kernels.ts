@@ -217,17 +217,29 @@ function instantiateOnHeap<F>(backend: tf.KernelBackend, base64: string, name: s
   }
 }
 
+/** The memory the SIMD modules were instantiated on; a new wasm backend brings a new one. */
+let simdMemory: object | undefined;
+function onMemory(memory: object): void {
+  if (memory === simdMemory) return;
+  simdMemory = memory;
+  if (actPoolSimd !== null) actPoolSimd = undefined;
+  if (gemmSimd !== null) gemmSimd = undefined;
+}
+
 /** act-pool-simd.wat on the backend's memory, or null (then the JS loop runs). */
 function actPoolSimdFor(backend: tf.KernelBackend): { run: ActPoolSimd; wasm: WasmModuleLike } | null {
   const wasm = (backend as unknown as { wasm?: WasmModuleLike }).wasm;
   if (actPoolSimd === null || !wasm?.asm?.memory) return null;
+  onMemory(wasm.asm.memory);
   if (actPoolSimd === undefined) actPoolSimd = instantiateOnHeap<ActPoolSimd>(backend, ACT_POOL_SIMD_WASM_BASE64, 'actPoolGrad2');
   return actPoolSimd ? { run: actPoolSimd, wasm } : null;
 }
 
 /** gemm-simd.wat on the backend's memory, or null. */
 function gemmSimdFor(backend: tf.KernelBackend): GemmSimd | null {
-  if (gemmSimd === null || !(backend as unknown as { wasm?: WasmModuleLike }).wasm?.asm?.memory) return null;
+  const memory = (backend as unknown as { wasm?: WasmModuleLike }).wasm?.asm?.memory;
+  if (gemmSimd === null || !memory) return null;
+  onMemory(memory);
   if (gemmSimd === undefined) gemmSimd = instantiateOnHeap<GemmSimd>(backend, GEMM_SIMD_WASM_BASE64, 'gemm');
   return gemmSimd;
 }
