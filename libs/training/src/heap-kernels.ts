@@ -541,6 +541,7 @@ export function installHeapKernels(): void {
         // (a detached view's byteOffset reads 0); the offsets themselves stay valid.
         const [pa, pb, pc, pbias] = [av.byteOffset, bv.byteOffset, c.byteOffset, biasv?.byteOffset ?? 0];
         const scratch = wasm._malloc(scratchBytes) >>> 0;
+        if (scratch === 0) throw new Error(`GradpoolGemm: could not allocate ${scratchBytes} bytes of scratch`);
         try {
           const flags = (bias ? 2 : 0) | (relu ? 4 : 0) | (packA ? 8 : 0) | 16;
           run(pa, aT ? 1 : k, aT ? m : 1, pb, n, pc, n, pbias, flags, m, n, k, scratch);
