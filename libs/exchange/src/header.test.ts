@@ -24,6 +24,18 @@ const h = {
 };
 
 describe('chunk header', () => {
+  it('a reused message of the right size is written over whole (padding zeroed), the same bytes as a fresh one', () => {
+    const id = senderIdentity('job-1', 'w');
+    const fresh = allocateChunk(h, id);
+    fresh.payload.fill(9);
+    const spent = new Uint8Array(fresh.message.byteLength).fill(0xee);
+    const reused = allocateChunk(h, id, spent);
+    expect(reused.message).toBe(spent);
+    reused.payload.fill(9);
+    expect(Buffer.from(reused.message).equals(Buffer.from(fresh.message))).toBe(true);
+    // Another size is not reused.
+    expect(allocateChunk(h, id, new Uint8Array(fresh.message.byteLength + 8)).message.byteLength).toBe(fresh.message.byteLength);
+  });
   it('round-trips every field and puts the payload at an 8-aligned offset', () => {
     const { message, payload } = allocateChunk(h, senderIdentity('job-1', 'wörker'));
     expect(payload.byteOffset % 8).toBe(0);

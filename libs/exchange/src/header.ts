@@ -67,9 +67,12 @@ export function senderIdentity(jobId: string, senderId: string): SenderIdentity 
 export function allocateChunk(
   h: Omit<ChunkHeader, 'jobId' | 'senderId'>,
   id: SenderIdentity,
+  /** A spent message of exactly the size needed, written over instead of allocating (its
+   * payload bytes must then all be written by the caller, as every codec's encode does). */
+  reuse?: Uint8Array,
 ): { message: Uint8Array; payload: Uint8Array } {
   const hb = headerBytes(id.jobId.length, id.senderId.length, h.contributors.length);
-  const message = new Uint8Array(hb + h.payloadBytes);
+  const message = reuse?.byteLength === hb + h.payloadBytes && reuse.byteOffset === 0 ? reuse : new Uint8Array(hb + h.payloadBytes);
   const dv = new DataView(message.buffer);
   dv.setUint32(0, HEADER_MAGIC, true);
   dv.setUint8(4, h.kind);
@@ -103,6 +106,8 @@ export function allocateChunk(
     dv.setFloat64(at + 4, h.contributorSamples[i], true);
     at += CONTRIBUTOR_BYTES;
   }
+  // The padding up to the payload (stale in a reused message).
+  message.fill(0, at, hb);
   return { message, payload: message.subarray(hb) };
 }
 

@@ -53,7 +53,8 @@ describe('RoundExchange across member processes', () => {
       const observer = new GatherObserver({ nc, jobId: job });
       const samples = samplesOf(k);
       // An epoch starts at whatever round the roster says; members buffer early messages for it.
-      for (const round of [700, 701]) {
+      // Three rounds: the later ones write into the earlier rounds' spent messages and means.
+      for (const round of [700, 701, 702]) {
         ms.forEach((m, i) => m.round({ round, samples: samples[i], returnMean: true }));
         const results = await Promise.all(ms.map((m) => m.result()));
         for (const r of results) expect(r.ok, r.error?.message).toBe(true);
@@ -81,6 +82,7 @@ describe('RoundExchange across member processes', () => {
           expect(r.bytesSent).toBeLessThan(payload * 1.1);
           expect(r.bytesReceived).toBeLessThan(payload * (2 * (k - 1)) / k * 1.1);
         }
+        if (round === 702) for (const r of results) expect(r.stats!.reusedMessages).toBeGreaterThan(0);
       }
       observer.close();
       await nc.close();

@@ -101,6 +101,8 @@ export interface ExchangeStats {
   late: number;
   droppedAhead: number;
   republished: number;
+  /** Chunks written into a spent message instead of a fresh buffer (`release`). */
+  reusedMessages: number;
 }
 
 /** Owner-side state of one owned shard in one round. */
@@ -204,7 +206,7 @@ function aligned(payload: Uint8Array): Uint8Array {
  */
 export class RoundExchange {
   readonly codec: Codec;
-  readonly stats: ExchangeStats = { rejected: 0, duplicates: 0, late: 0, droppedAhead: 0, republished: 0 };
+  readonly stats: ExchangeStats = { rejected: 0, duplicates: 0, late: 0, droppedAhead: 0, republished: 0, reusedMessages: 0 };
   private readonly nc: NatsConnection;
   private readonly jobId: string;
   private readonly size: number;
@@ -224,6 +226,9 @@ export class RoundExchange {
   /** Means handed back through `recycle` (and those of failed rounds), written over by later
    * rounds instead of allocating P fresh floats each round (see `recycle`). */
   private readonly spareMeans: Float32Array[] = [];
+  /** Spent messages by byte length, written over by later chunks of the same size (`release`). */
+  private readonly spareMessages = new Map<number, Uint8Array[]>();
+  private spareMessageBytes = 0;
   private readonly log;
 
   constructor(opts: RoundExchangeOptions) {
@@ -408,6 +413,41 @@ export class RoundExchange {
     await this.close();
   }
 
+  /** A spent message of `bytes` bytes to write over, or undefined (allocateChunk allocates). */
+  private spareMessage(bytes: number): Uint8Array | undefined {
+    const m = this.spareMessages.get(bytes)?.pop();
+    if (m) {
+      this.spareMessageBytes -= bytes;
+      this.stats.reusedMessages++;
+    }
+    return m;
+  }
+
+  /**
+   * Makes messages this member published (and will never republish) reusable for later chunks:
+   * no fresh buffer per chunk per round, so much less garbage. nats.js holds a reference to a
+   * published payload until it copies its outbound queue into the socket — longer while it is
+   * disconnected — so they are reused only after a flush (a PING answered after everything
+   * queued before it was written) succeeds; if it fails they are left to the GC.
+   */
+  private release(messages: Uint8Array[]): void {
+    if (messages.length === 0 || this.closed) return;
+    const cap = Math.max(64 * 1024 * 1024, 2 * this.size * 4);
+    this.nc.flush().then(
+      () => {
+        if (this.closed) return;
+        for (const m of messages) {
+          if (this.spareMessageBytes + m.byteLength > cap) return;
+          let list = this.spareMessages.get(m.byteLength);
+          if (!list) this.spareMessages.set(m.byteLength, (list = []));
+          list.push(m);
+          this.spareMessageBytes += m.byteLength;
+        }
+      },
+      () => undefined,
+    );
+  }
+
   /** Publishes, or reports the connection lost: nats.js throws once closed or draining. */
   private publish(subject: string, data: Uint8Array): void {
     if (this.nc.isClosed() || this.nc.isDraining()) throw new ConnectionLostError('the NATS connection is closed');
@@ -441,6 +481,7 @@ export class RoundExchange {
       for (let c = 0; c < chunkCount; c++) {
         const offset = c * ce;
         const length = Math.min(ce, len - offset);
+        const payloadBytes = this.codec.payloadBytes(length);
         const { message, payload } = allocateChunk(
           {
             kind: ChunkKinds.reduce,
@@ -455,7 +496,7 @@ export class RoundExchange {
             samples,
             shardLength: len,
             codecParam: this.codec.param,
-            payloadBytes: this.codec.payloadBytes(length),
+            payloadBytes,
             senderIndex: ep.self,
             shardStart: start,
             shardCount: layout.shards,
@@ -464,6 +505,7 @@ export class RoundExchange {
             contributorSamples: [],
           },
           this.identity,
+          this.spareMessage(headerBytes(this.identity.jobId.length, this.identity.senderId.length, 0) + payloadBytes),
         );
         this.codec.encode(src.subarray(start + offset, start + offset + length), payload);
         if (topk && this.ef) this.ef.sent(start + offset, topk.indices(payload, length));
@@ -653,10 +695,12 @@ export class RoundExchange {
     }
     const gce = ep.gatherChunkElems;
     const chunkCount = Math.ceil(len / gce);
+    const hb = headerBytes(this.identity.jobId.length, this.identity.senderId.length, contributors.length);
     const header = (c: number, length: number, codec: number, codecParam: number, payloadBytes: number) =>
       allocateChunk(
         { ...base, kind: ChunkKinds.gather, codec, chunk: c, chunkCount, offset: c * gce, length, samples: total, codecParam, payloadBytes, contributors, contributorSamples },
         this.identity,
+        this.spareMessage(hb + payloadBytes),
       );
     const gathers: { message: Uint8Array; payload: Uint8Array; codec: number }[] = [];
     let finite = true;
@@ -995,8 +1039,13 @@ export class RoundExchange {
       if (r < round) {
         if (st.deadlineTimer) clearTimeout(st.deadlineTimer);
         this.reclaimMean(st);
+        // Its gathers can no longer be asked for again.
+        this.release([...st.owned.values()].flatMap((o) => o.messages));
         ep.rounds.delete(r);
       } else if (r === round) {
+        // Not our chunks of an owned shard still to be summed (a failed round's deadline may
+        // still finalize it): the owner's sum reads them.
+        this.release([...st.sent].flatMap(([shard, messages]) => (st.owned.get(shard)?.done === false ? [] : messages)));
         st.sent.clear();
         this.reclaimMean(st);
       }
