@@ -4,6 +4,7 @@ import { selectBackend } from './backend.js';
 import { buildModel } from './build.js';
 import { ShapeError } from './model.js';
 import { gradCheck, randomBatch } from './testing/helpers.js';
+import { setTransformerFastStep } from './transformer-fast.js';
 
 beforeAll(async () => {
   await selectBackend('wasm');
@@ -47,6 +48,19 @@ describe('gradients match central finite differences', () => {
     for (let i = 0; i < params.length; i++) params[i] += ((i * 7919) % 13) / 26 - 0.25;
     const { rel, pairs } = gradCheck(model, params, batch(), 40, eps);
     expect(rel, JSON.stringify(pairs.slice(0, 12))).toBeLessThan(2e-2);
+  });
+
+  it('transformer-lm through the tape (the hand-written step off)', async () => {
+    const model = await buildModel({ kind: 'transformer-lm', vocabSize: 7, contextLength: 5, dModel: 8, heads: 2, layers: 2, mlpRatio: 2 });
+    const params = model.init(11);
+    for (let i = 0; i < params.length; i++) params[i] += ((i * 7919) % 13) / 26 - 0.25;
+    setTransformerFastStep(false);
+    try {
+      const { rel, pairs } = gradCheck(model, params, randomBatch(2, 5, 7, 5, true), 40);
+      expect(rel, JSON.stringify(pairs.slice(0, 12))).toBeLessThan(2e-2);
+    } finally {
+      setTransformerFastStep(true);
+    }
   });
 
   it('keras topology', async () => {

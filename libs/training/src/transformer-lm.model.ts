@@ -22,6 +22,7 @@ import * as tf from '@tensorflow/tfjs';
 import { dense, denseActivated, GraphModel } from './graph.model.js';
 import { LayoutBuilder, type ParamInit } from './layout.js';
 import type { TransformerLmSpec } from './spec.js';
+import { transformerFastStep, transformerFastStepActive } from './transformer-fast.js';
 
 const std = (s: number): ParamInit => ({ kind: 'uniform', limit: s * Math.sqrt(3) });
 
@@ -79,6 +80,10 @@ export function buildTransformerLm(spec: TransformerLmSpec): GraphModel {
     yPerSample: T,
     loss: 'cross-entropy',
     numClasses: V,
+    // wasm with SIMD: the hand-written step of transformer-fast.ts instead of the tape.
+    fastStep(params, batch) {
+      return transformerFastStepActive() ? transformerFastStep(spec, params, lb.entries, batch) : null;
+    },
     forward(ps, x) {
       const n = x.shape[0];
       const m = n * T;

@@ -4,6 +4,9 @@ import { selectBackend } from './backend.js';
 import { buildModel } from './build.js';
 import { createOptimizer } from './optimizer.js';
 import { Rng } from './prng.js';
+import { randomBatch } from './testing/helpers.js';
+import { setTransformerFastStep, transformerFastStepActive } from './transformer-fast.js';
+import * as tf from '@tensorflow/tfjs';
 
 beforeAll(async () => {
   await selectBackend('wasm');
@@ -41,5 +44,49 @@ describe('transformer-lm', () => {
     console.log(`transformer-lm loss ${first.toFixed(3)} → ${last.toFixed(3)} (vocab ${chars.length})`);
     expect(first).toBeGreaterThan(Math.log(chars.length) - 0.5);
     expect(last).toBeLessThan(first * 0.7);
+  });
+
+  it('the hand-written step (transformer-fast.ts) gives the taped gradient to float32 rounding', async () => {
+    expect(transformerFastStepActive()).toBe(true);
+    for (const [spec, n, seed] of [
+      [{ kind: 'transformer-lm', vocabSize: 7, contextLength: 5, dModel: 8, heads: 2, layers: 2, mlpRatio: 2 }, 3, 1],
+      [{ kind: 'transformer-lm', vocabSize: 13, contextLength: 9, dModel: 12, heads: 3, layers: 1, mlpRatio: 1 }, 2, 2],
+    ] as const) {
+      const model = await buildModel(spec);
+      const params = model.init(seed);
+      for (let i = 0; i < params.length; i++) params[i] += ((i * 7919) % 13) / 26 - 0.25;
+      const batch = randomBatch(n, spec.contextLength, spec.vocabSize, seed, true);
+      const fast = model.step(params, batch);
+      setTransformerFastStep(false);
+      let taped;
+      try {
+        taped = model.step(params, batch);
+      } finally {
+        setTransformerFastStep(true);
+      }
+      expect(fast.loss).toBeCloseTo(taped.loss, 5);
+      let num = 0;
+      let den = 0;
+      for (let i = 0; i < fast.grad.length; i++) {
+        num += (fast.grad[i] - taped.grad[i]) ** 2;
+        den += taped.grad[i] ** 2;
+      }
+      expect(Math.sqrt(num / den)).toBeLessThan(1e-5);
+      // The same bytes on a second call (nothing left over from the first in the step's memory).
+      expect(Buffer.from(model.step(params, batch).grad.buffer).equals(Buffer.from(fast.grad.buffer))).toBe(true);
+    }
+  });
+
+  it('token ids out of range go to the taped path; steps leave no tensors behind', async () => {
+    const spec = { kind: 'transformer-lm', vocabSize: 7, contextLength: 5, dModel: 8, heads: 2, layers: 1, mlpRatio: 2 };
+    const model = await buildModel(spec);
+    const params = model.init(3);
+    const batch = randomBatch(2, 5, 7, 3, true);
+    model.step(params, batch);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) model.step(params, batch);
+    expect(tf.memory().numTensors).toBe(before);
+    const bad = { ...batch, x: Int32Array.from(batch.x, (v, i) => (i === 0 ? 7 : v)) };
+    expect(Number.isFinite(model.step(params, bad).loss)).toBe(true);
   });
 });
