@@ -159,6 +159,17 @@ export function transformerFastStep(spec: TransformerLmSpec, params: Float32Arra
       for (let j = 0; j < cols; j++) F[dst + j * rows + i] = F[s + j];
     }
   };
+  const addInto = (dst: number, src: number, len: number) => {
+    const a = F.subarray(dst, dst + len);
+    const b = F.subarray(src, src + len);
+    for (let i = 0; i < len; i++) a[i] += b[i];
+  };
+  /** dz where y > 0, else +0, for a ReLU output y (bits 0 or those of a positive float): no branch. */
+  const maskInto = (dz: number, y: number, len: number) => {
+    const a = I32.subarray(dz, dz + len);
+    const b = I32.subarray(y, y + len);
+    for (let i = 0; i < len; i++) a[i] &= -b[i] >> 31;
+  };
   /** a = LN(x) · g + b per row of x [m, d]; keeps x̂ and 1/σ. */
   const lnForward = (x: number, g: number, b: number, xhat: number, rstd: number, a: number) => {
     for (let r = 0; r < m; r++) {
@@ -266,11 +277,11 @@ export function transformerFastStep(spec: TransformerLmSpec, params: Float32Arra
       }
     }
     dense(s.merged, par(4), par(5), tmp, d, d);
-    for (let i = 0; i < m * d; i++) F[h + i] += F[tmp + i];
+    addInto(h, tmp, m * d);
     lnForward(h, par(6), par(7), s.xhat2, s.rstd2, s.a2);
     dense(s.a2, par(8), par(9), s.u, d, f, true);
     dense(s.u, par(10), par(11), tmp, f, d);
-    for (let i = 0; i < m * d; i++) F[h + i] += F[tmp + i];
+    addInto(h, tmp, m * d);
   }
   lnForward(h, P + off(lnFi), P + off(lnFi + 1), xhatF, rstdF, aF);
   dense(aF, P + off(lnFi + 2), P + off(lnFi + 3), logits, d, V);
@@ -304,8 +315,7 @@ export function transformerFastStep(spec: TransformerLmSpec, params: Float32Arra
     const gr = (k: number) => gOf(blk(l, k));
     // MLP: dh0 is the gradient of the block's output.
     denseBack(s.u, dh0, s.wprT, gr(10), gr(11), du, f, d);
-    // ReLU mask without a branch: u's bits are 0 (+0) or those of a positive float.
-    for (let i = 0; i < m * f; i++) I32[du + i] &= -I32[s.u + i] >> 31;
+    maskInto(du, s.u, m * f);
     denseBack(s.a2, du, s.wfcT, gr(8), gr(9), da, d, f);
     lnBackward(da, s.xhat2, s.rstd2, P + off(blk(l, 6)), gr(6), gr(7), dh0);
     // Attention output projection.
