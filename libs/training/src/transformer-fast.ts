@@ -172,22 +172,26 @@ export function transformerFastStep(spec: TransformerLmSpec, params: Float32Arra
   };
   /** a = LN(x) · g + b per row of x [m, d]; keeps x̂ and 1/σ. */
   const lnForward = (x: number, g: number, b: number, xhat: number, rstd: number, a: number) => {
-    for (let r = 0; r < m; r++) {
-      const o = r * d;
+    const X = F.subarray(x, x + m * d);
+    const XH = F.subarray(xhat, xhat + m * d);
+    const A = F.subarray(a, a + m * d);
+    const gv = F.subarray(g, g + d);
+    const bv = F.subarray(b, b + d);
+    for (let r = 0, o = 0; r < m; r++, o += d) {
       let s = 0;
-      for (let j = 0; j < d; j++) s += F[x + o + j];
+      for (let j = o; j < o + d; j++) s += X[j];
       const mean = Math.fround(s / d);
       let v = 0;
-      for (let j = 0; j < d; j++) {
-        const c = Math.fround(F[x + o + j] - mean);
+      for (let j = o; j < o + d; j++) {
+        const c = Math.fround(X[j] - mean);
         v += c * c;
       }
       const rs = Math.fround(1 / Math.sqrt(Math.fround(v / d) + 1e-5));
       F[rstd + r] = rs;
       for (let j = 0; j < d; j++) {
-        const xh = Math.fround(Math.fround(F[x + o + j] - mean) * rs);
-        F[xhat + o + j] = xh;
-        F[a + o + j] = Math.fround(xh * F[g + j]) + F[b + j];
+        const xh = Math.fround(Math.fround(X[o + j] - mean) * rs);
+        XH[o + j] = xh;
+        A[o + j] = Math.fround(xh * gv[j]) + bv[j];
       }
     }
   };
@@ -195,26 +199,28 @@ export function transformerFastStep(spec: TransformerLmSpec, params: Float32Arra
   const lnBackward = (daP: number, xhat: number, rstd: number, g: number, dg: number, db: number, dx: number) => {
     const accG = new Float64Array(d);
     const accB = new Float64Array(d);
-    for (let r = 0; r < m; r++) {
-      const o = r * d;
+    const DA = F.subarray(daP, daP + m * d);
+    const XH = F.subarray(xhat, xhat + m * d);
+    const DX = F.subarray(dx, dx + m * d);
+    const gv = F.subarray(g, g + d);
+    const dxh = new Float64Array(d);
+    for (let r = 0, o = 0; r < m; r++, o += d) {
       let s1 = 0;
       let s2 = 0;
       for (let j = 0; j < d; j++) {
-        const dy = F[daP + o + j];
-        const xh = F[xhat + o + j];
+        const dy = DA[o + j];
+        const xh = XH[o + j];
         accG[j] += dy * xh;
         accB[j] += dy;
-        const dxh = Math.fround(dy * F[g + j]);
-        s1 += dxh;
-        s2 += dxh * xh;
+        const t = Math.fround(dy * gv[j]);
+        dxh[j] = t;
+        s1 += t;
+        s2 += t * xh;
       }
       const m1 = s1 / d;
       const m2 = s2 / d;
       const rs = F[rstd + r];
-      for (let j = 0; j < d; j++) {
-        const dxh = Math.fround(F[daP + o + j] * F[g + j]);
-        F[dx + o + j] += Math.fround(rs * (dxh - m1 - F[xhat + o + j] * m2));
-      }
+      for (let j = 0; j < d; j++) DX[o + j] += Math.fround(rs * (dxh[j] - m1 - XH[o + j] * m2));
     }
     for (let j = 0; j < d; j++) {
       F[dg + j] += accG[j];
@@ -244,6 +250,7 @@ export function transformerFastStep(spec: TransformerLmSpec, params: Float32Arra
     for (let j = 0; j < d; j++) F[h + r * d + j] = F[t + j] + F[p + j];
   }
   const scale = 1 / Math.sqrt(dh);
+  const R = 16;
   for (let l = 0; l < L; l++) {
     const s = sv[l];
     const par = (k: number) => P + off(blk(l, k));
@@ -254,7 +261,11 @@ export function transformerFastStep(spec: TransformerLmSpec, params: Float32Arra
         const q = s.qkv + b * T * d3 + hd * dh;
         const pp = s.p + (b * H + hd) * T * T;
         transposeInto(q + d, kvT, T, dh, d3); // Kᵀ [dh, T]
-        mm(q, d3, 1, kvT, T, sT, T, T, T, dh);
+        // Causal: row block [i0, i1) needs keys j < i1 only (blocks of R rows).
+        for (let i0 = 0; i0 < T; i0 += R) {
+          const i1 = Math.min(i0 + R, T);
+          mm(q + i0 * d3, d3, 1, kvT, T, sT + i0 * T, T, i1 - i0, i1, dh);
+        }
         for (let i = 0; i < T; i++) {
           const row = sT + i * T;
           let mx = -Infinity;
@@ -273,7 +284,10 @@ export function transformerFastStep(spec: TransformerLmSpec, params: Float32Arra
           for (let j = 0; j <= i; j++) F[o + j] = F[row + j] / sum;
           for (let j = i + 1; j < T; j++) F[o + j] = 0;
         }
-        mm(pp, T, 1, q + 2 * d, d3, s.merged + b * T * d + hd * dh, d, T, dh, T);
+        for (let i0 = 0; i0 < T; i0 += R) {
+          const i1 = Math.min(i0 + R, T);
+          mm(pp + i0 * T, T, 1, q + 2 * d, d3, s.merged + (b * T + i0) * d + hd * dh, d, i1 - i0, dh, i1);
+        }
       }
     }
     dense(s.merged, par(4), par(5), tmp, d, d);
@@ -327,7 +341,10 @@ export function transformerFastStep(spec: TransformerLmSpec, params: Float32Arra
         const pp = s.p + (b * H + hd) * T * T;
         const dO = dmerged + b * T * d + hd * dh;
         transposeInto(q + 2 * d, kvT, T, dh, d3); // Vᵀ [dh, T]
-        mm(dO, d, 1, kvT, T, dsT, T, T, T, dh); // dP
+        for (let i0 = 0; i0 < T; i0 += R) {
+          const i1 = Math.min(i0 + R, T);
+          mm(dO + i0 * d, d, 1, kvT, T, dsT + i0 * T, T, i1 - i0, i1, dh); // dP
+        }
         for (let i = 0; i < T; i++) {
           const row = dsT + i * T;
           const pr = pp + i * T;
@@ -336,9 +353,13 @@ export function transformerFastStep(spec: TransformerLmSpec, params: Float32Arra
           for (let j = 0; j <= i; j++) F[row + j] = Math.fround(F[pr + j] * (F[row + j] - dot)) * scale;
           for (let j = i + 1; j < T; j++) F[row + j] = 0;
         }
-        mm(pp, 1, T, dO, d, dq + 2 * d, d3, T, dh, T); // dV = Pᵀ · dO
-        mm(dsT, T, 1, q + d, d3, dq, d3, T, dh, T); // dQ = dS · K
-        mm(dsT, 1, T, q, d3, dq + d, d3, T, dh, T); // dK = dSᵀ · Q
+        for (let i0 = 0; i0 < T; i0 += R) {
+          const i1 = Math.min(i0 + R, T);
+          // Rows j of dV and dK sum over i ≥ j: from i0 on (the terms before are +0).
+          mm(pp + i0 * T + i0, 1, T, dO + i0 * d, d, dq + i0 * d3 + 2 * d, d3, i1 - i0, dh, T - i0); // dV = Pᵀ · dO
+          mm(dsT + i0 * T, T, 1, q + d, d3, dq + i0 * d3, d3, i1 - i0, dh, i1); // dQ = dS · K
+          mm(dsT + i0 * T + i0, 1, T, q + i0 * d3, d3, dq + i0 * d3 + d, d3, i1 - i0, dh, T - i0); // dK = dSᵀ · Q
+        }
       }
     }
     denseBack(s.a1, dqkv, s.wqkvT, gr(2), gr(3), da, d, d3);
