@@ -131,7 +131,16 @@ export function transformerFastStep(spec: TransformerLmSpec, params: Float32Arra
   const maxK = Math.max(m, f, d3, V, T);
   const scratch = ar.alloc(maxK * (8 * Math.ceil(maxMN / 8) + 4 * Math.ceil(maxMN / 4)));
   const bytes = ar.top * 4;
-  if (memory.buffer.byteLength < bytes) memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536));
+  // The memory keeps its largest size (~40 MB at the bench's shape). A step that would not fit
+  // in 32-bit WebAssembly memory (or a grow the engine refuses) goes through the tape instead.
+  if (memory.buffer.byteLength < bytes) {
+    try {
+      if (bytes > 2 ** 31) throw new RangeError('too large');
+      memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536));
+    } catch {
+      return null;
+    }
+  }
   const F = new Float32Array(memory.buffer);
   F.set(params, P);
   F[one] = 1;

@@ -17,6 +17,9 @@
  * On the CPU backends the token embedding is a one-hot matmul (Gather's gradient,
  * UnsortedSegmentSum, has no wasm kernel) and every matmul takes plain operands: keys are
  * transposed explicitly.
+ * Training steps on wasm with WebAssembly SIMD skip all of that: transformer-fast.ts computes
+ * the loss and gradient by hand (this forward still serves evaluate and predict, and the step
+ * elsewhere).
  */
 import * as tf from '@tensorflow/tfjs';
 import { dense, denseActivated, GraphModel } from './graph.model.js';
