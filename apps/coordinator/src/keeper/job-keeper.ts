@@ -6,13 +6,14 @@
  * and finishes the job.
  */
 import type { DbHandle } from '@gradpool/db';
-import { advanceDataState, decodeDataState, decodeShard, encodeDataState, EpochOrder, freshDataState, planRound, type DataState, type ShardStore } from '@gradpool/datasets';
+import { advanceDataState, decodeDataState, encodeDataState, EpochOrder, freshDataState, planRound, type DataState, type ShardStore } from '@gradpool/datasets';
 import { GatherObserver, publishUpdate, purgeUpdateRound, purgeUpdates, purgeUpdatesBefore, readUpdates, ReplayError, type ObservedRound } from '@gradpool/exchange';
 import { UPDATES_STREAM, type JobSpec, type RoundReport__Output } from '@gradpool/protocol';
 import { buildModel, type Model } from '@gradpool/training';
 import { createHash } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 import type { Logger } from '../logger.js';
+import { decodeEvalSet, evaluateSet } from './eval-set.js';
 import type { EvalThread } from './eval-thread.js';
 import { KeeperState } from './keeper-state.js';
 import type { CheckpointRepository } from '../repositories/checkpoint.repository.js';
@@ -542,34 +543,12 @@ export class JobKeeper {
       }
     }
     const shards = [];
-    for (const row of rows) shards.push(decodeShard(await store.get(row.sha256)));
-    const count = shards.reduce((a, sh) => a + sh.count, 0);
-    if (!count) return null;
-    const dim = shards[0].dim;
-    const features = new Float32Array(count * dim);
-    const labels = new Int32Array(count);
-    let at = 0;
-    for (const sh of shards) {
-      features.set(sh.features.subarray(0, sh.count * dim), at * dim);
-      labels.set(sh.labels.subarray(0, sh.count), at);
-      at += sh.count;
-    }
-    const model = await this.modelOf();
-    const params = await this.state!.params();
-    let lossSum = 0;
-    let correct = 0;
-    let hasAcc = true;
-    for (let i = 0; i < count; i += batch) {
-      const m = Math.min(batch, count - i);
-      const res = model.evaluate(params, { x: features.subarray(i * dim, (i + m) * dim), y: labels.subarray(i, i + m), n: m });
-      lossSum += res.loss * m;
-      if (res.correct !== undefined) correct += res.correct;
-      else if (res.accuracy !== undefined) correct += res.accuracy * m;
-      else hasAcc = false;
-      // Let the event loop breathe between batches.
-      await new Promise((r) => setImmediate(r));
-    }
-    return { loss: lossSum / count, accuracy: hasAcc ? correct / count : undefined, samples: count };
+    for (const row of rows) shards.push(await store.get(row.sha256));
+    const set = decodeEvalSet(shards);
+    if (!set.count) return null;
+    // Let the event loop breathe between batches.
+    const { lossSum, correct } = await evaluateSet(await this.modelOf(), await this.state!.params(), set, batch, () => new Promise((r) => setImmediate(r)));
+    return { loss: lossSum / set.count, accuracy: correct === null ? undefined : correct / set.count, samples: set.count };
   }
 
   private async finish(r: number): Promise<void> {
