@@ -452,20 +452,25 @@ function biasAct(z: Float32Array, b: Float32Array, y: Float32Array, r: number, m
   }
 }
 
+/** dz = dy where y > 0, else +0, over `len` elements, on the bits (as `relu && !(y > 0) ? 0 : dy`,
+ * without the unpredictable branch); a copy of dy when not `relu`. */
+function reluGrad(dy: Float32Array, y: Float32Array, dz: Float32Array, len: number, relu: boolean): void {
+  if (!relu) {
+    dz.set(dy.subarray(0, len));
+    return;
+  }
+  const yi = new Int32Array(y.buffer, y.byteOffset, y.length);
+  const dyi = new Int32Array(dy.buffer, dy.byteOffset, dy.length);
+  const dzi = new Int32Array(dz.buffer, dz.byteOffset, dz.length);
+  for (let j = 0; j < len; j++) dzi[j] = dyi[j] & positiveMask(yi[j]);
+}
+
 /**
  * Backward of biasAct for feature-major dy, y [r, m]: dzT [r, m] (ReLU-masked dy), its
  * transpose dz [m, r], and db [r] = row sums of dzT.
  */
 function actGradT(dy: Float32Array, y: Float32Array, dzT: Float32Array, dz: Float32Array, db: Float32Array, r: number, m: number, relu: boolean): void {
-  if (relu) {
-    // dy where y > 0, else +0, on the bits (as relu && !(y > 0) ? 0 : dy, without the branch).
-    const yi = new Int32Array(y.buffer, y.byteOffset, y.length);
-    const dyi = new Int32Array(dy.buffer, dy.byteOffset, dy.length);
-    const dzi = new Int32Array(dzT.buffer, dzT.byteOffset, dzT.length);
-    for (let j = 0; j < r * m; j++) dzi[j] = dyi[j] & positiveMask(yi[j]);
-  } else {
-    dzT.set(dy.subarray(0, r * m));
-  }
+  reluGrad(dy, y, dzT, r * m, relu);
   for (let i = 0; i < r; i++) {
     const o = i * m;
     let s = 0;
@@ -480,14 +485,7 @@ function actGradT(dy: Float32Array, y: Float32Array, dzT: Float32Array, dz: Floa
  * as actGradT), and db [n] = column sums of dz in sample order (float64, as actGradT's rows).
  */
 function actGrad(dy: Float32Array, y: Float32Array, dz: Float32Array, db: Float32Array, m: number, n: number, relu: boolean): void {
-  if (relu) {
-    const yi = new Int32Array(y.buffer, y.byteOffset, y.length);
-    const dyi = new Int32Array(dy.buffer, dy.byteOffset, dy.length);
-    const dzi = new Int32Array(dz.buffer, dz.byteOffset, dz.length);
-    for (let j = 0; j < m * n; j++) dzi[j] = dyi[j] & positiveMask(yi[j]);
-  } else {
-    dz.set(dy.subarray(0, m * n));
-  }
+  reluGrad(dy, y, dz, m * n, relu);
   columnSums(dz, db, m, n);
 }
 
