@@ -397,7 +397,8 @@ export class RoundExchange {
    */
   recycle(mean: Float32Array): void {
     if (mean.length !== this.size || mean.byteOffset !== 0 || mean.buffer.byteLength !== this.size * 4) return;
-    if (this.spareMeans.length >= 2 || this.spareMeans.includes(mean)) return;
+    // One spare is enough when a caller recycles every round's mean before the next.
+    if (this.spareMeans.length >= 1 || this.spareMeans.includes(mean)) return;
     this.spareMeans.push(mean);
   }
 
@@ -432,7 +433,8 @@ export class RoundExchange {
    */
   private release(messages: Uint8Array[]): void {
     if (messages.length === 0 || this.closed) return;
-    const cap = Math.max(64 * 1024 * 1024, 2 * this.size * 4);
+    // About one round of fp32 messages (a member sends (K−1)/K·P + P/K elements a round).
+    const cap = Math.max(16 * 1024 * 1024, 1.5 * this.size * 4);
     this.nc.flush().then(
       () => {
         if (this.closed) return;
