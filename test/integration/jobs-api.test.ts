@@ -53,7 +53,7 @@ describe('POST /v1/jobs', () => {
   it('accepts a good spec: queued, defaults filled, checkpoint 0 written', async () => {
     const r = await c.api('POST', '/v1/jobs', mlpSpec(datasetId, { name: 'good' }));
     expect(r.status, JSON.stringify(r.body)).toBe(201);
-    expect(r.body).toMatchObject({ name: 'good', status: 'queued', round: -1, roster: null });
+    expect(r.body).toMatchObject({ name: 'good', status: 'queued', round: -1, dataEpoch: 0, epochs: r.body.spec.epochs ?? null, roster: null });
     expect(r.body.spec).toMatchObject({ codec: 'fp32', minWorkers: 1, maxWorkers: 8, quorum: 0.5, seed: 0, groupId: null });
     expect(r.body.spec.model).toMatchObject({ activation: 'relu', loss: 'cross-entropy' });
     expect(r.body.spec.optimizer).toMatchObject({ kind: 'sgd', lr: 0.1, schedule: { kind: 'constant' } });
@@ -61,6 +61,8 @@ describe('POST /v1/jobs', () => {
     expect(cps.body).toEqual([expect.objectContaining({ round: 0, key: 'round-0', bucket: `gp_ckpt_${r.body.id}` })]);
     const list = await c.api('GET', '/v1/jobs?status=queued');
     expect(list.body.map((j: { id: string }) => j.id)).toContain(r.body.id);
+    // The list carries the pass count too (the dashboard shows "data epoch k / n").
+    expect(list.body.find((j: { id: string }) => j.id === r.body.id).epochs).toBe(r.body.spec.epochs ?? null);
   });
 
   it('lets a viewer read but not submit or steer', async () => {

@@ -102,7 +102,7 @@ export async function runTraining(api: AdminApi, baseUrl: string, groupId: strin
   for (;;) {
     if (signal.aborted) throw new Error('interrupted');
     detail = await api.get<JobDetail>(`/v1/jobs/${job.id}`);
-    liveLine(progressLine(detail, Date.now() - started));
+    liveLine(progressLine(detail, Date.now() - started, opts.epochs));
     if (TERMINAL.has(detail.status)) break;
     await sleep(1000, signal);
   }
@@ -115,8 +115,9 @@ function metric(d: JobDetail, name: string): number | undefined {
   return d.lastMetrics?.[name]?.value;
 }
 
-function progressLine(d: JobDetail, elapsedMs: number): string {
-  const parts = [`  ${d.status.padEnd(9)}`, `round ${Math.max(0, d.round + 1)}${d.totalRounds ? `/${d.totalRounds}` : ''}`, `epoch ${d.dataEpoch + 1}`];
+function progressLine(d: JobDetail, elapsedMs: number, epochs: number): string {
+  // The data state moves to the next data epoch as a pass ends: after the last pass it reads `epochs`.
+  const parts = [`  ${d.status.padEnd(9)}`, `round ${Math.max(0, d.round + 1)}${d.totalRounds ? `/${d.totalRounds}` : ''}`, `epoch ${Math.min(d.dataEpoch + 1, epochs)}/${epochs}`];
   const loss = metric(d, 'loss');
   if (loss !== undefined) parts.push(`loss ${loss.toFixed(4)}`);
   const acc = metric(d, 'val_accuracy');

@@ -34,7 +34,10 @@ export interface JobView {
   statusReason: string;
   priority: number;
   epoch: number;
+  /** The data state's epoch (0-based); it moves to the next as a pass ends, so a finished job of n epochs reads n. */
   dataEpoch: number;
+  /** Passes over the training data the job runs (null when it is bounded by rounds only). */
+  epochs: number | null;
   /** Last committed round (-1 before the first). */
   round: number;
   samplesProcessed: number;
@@ -279,6 +282,7 @@ export class JobService {
       priority: j.priority,
       epoch: j.epoch,
       dataEpoch: j.dataEpoch,
+      epochs: (j.spec as { epochs?: number }).epochs ?? null,
       round: j.round,
       samplesProcessed: j.samplesProcessed,
       createdAt: j.createdAt.toISOString(),
