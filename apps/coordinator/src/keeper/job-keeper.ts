@@ -32,6 +32,9 @@ import { proportionalShares, type EpochInfo, type JobRosterService } from '../se
 /** Rounds of an epoch between checks of the shares against measured speeds. */
 export const REBALANCE_EVERY = 50;
 
+/** Commits over which `samples_per_s` is measured. */
+const RATE_WINDOW = 10;
+
 export interface KeeperDeps {
   handle: DbHandle;
   nc: NatsConnection;
@@ -95,6 +98,8 @@ export class JobKeeper {
   /** samples/s per worker (EMA of reports). */
   readonly speeds = new Map<string, number>();
   private lastCommitAt = performance.now();
+  /** The last commits (time, samples), for a samples/s that bursts of commits do not spike. */
+  private readonly recentCommits: { at: number; samples: number }[] = [];
   private stopped = false;
   private loop: Promise<void> | null = null;
   private finishing = false;
@@ -326,7 +331,15 @@ export class JobKeeper {
     const perShard = order.processedPerShard(next.epoch === plan.epoch ? next : { epoch: plan.epoch, todo: [] });
     const now = performance.now();
     const wallMs = now - this.lastCommitAt;
+    if (this.recentCommits.length === 0) this.recentCommits.push({ at: this.lastCommitAt, samples: 0 });
     this.lastCommitAt = now;
+    // samples/s over the last RATE_WINDOW commits: the keeper may commit several queued rounds in a
+    // burst (after an evaluation or a checkpoint), and one round over a few ms read as ~10× the rate.
+    this.recentCommits.push({ at: now, samples: roundSamples });
+    if (this.recentCommits.length > RATE_WINDOW + 1) this.recentCommits.shift();
+    const first = this.recentCommits[0];
+    const windowMs = now - first.at;
+    const windowSamples = this.recentCommits.reduce((a, c) => a + c.samples, 0) - first.samples;
     const evalDue = this.spec.evalEvery > 0 && (r + 1) % this.spec.evalEvery === 0;
     const evalResult = evalDue
       ? await this.evaluate('validation').catch((err: unknown) => {
@@ -336,7 +349,7 @@ export class JobKeeper {
       : null;
     const metrics: { name: string; value: number }[] = [
       { name: 'samples', value: roundSamples },
-      { name: 'samples_per_s', value: wallMs > 0 ? roundSamples / (wallMs / 1000) : NaN },
+      { name: 'samples_per_s', value: windowMs > 0 ? windowSamples / (windowMs / 1000) : NaN },
       { name: 'bytes_per_round', value: bytes },
       { name: 'lr', value: info.lr },
       { name: 'grad_norm', value: info.gradNorm },
