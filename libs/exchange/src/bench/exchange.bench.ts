@@ -1,12 +1,14 @@
 /**
  * `npm run bench exchange [-- --P 1M,10M,25M --K 2,4,8 --codecs fp32,fp16,bf16,int8,topk --reps 10
- *   --reps-large 3 --large 20M]`
+ *   --reps-large 3 --large 20M] [--chunk-bytes 512k] [--link-mbps 100]`
  *
  * Round time of the round protocol with K member processes on loopback through one private
  * nats-server, per codec: median over reps of (last member done − last member entered), bytes
  * each member sent/received next to the pattern's minimum, bus bandwidth, and the ceiling: one
  * plain publisher → subscriber stream of 1 MiB messages through the same server; and the CPU
  * time (user + system) a member process spent in a round, mean over members, median over reps.
+ * `--link-mbps N` puts each member behind its own N Mbit/s link (throttled-link.ts), as a volunteer's
+ * uplink would be, instead of bare loopback.
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +19,7 @@ import { TopkCodec } from '../codecs/topk.codec.js';
 import { Int8Codec } from '../codecs/int8.codec.js';
 import { spawnMembers } from '../testing/members.js';
 import { PrivateNatsServer } from '../testing/nats-server.js';
+import { ThrottledLink } from './throttled-link.js';
 
 function parseCount(s: string): number {
   const m = /^([\d.]+)([kKmM]?)$/.exec(s);
@@ -35,6 +38,9 @@ const codecs = arg('codecs', 'fp32,fp16,bf16,int8,topk').split(',').map(parseCod
 const reps = Number(arg('reps', '10'));
 const repsLarge = Number(arg('reps-large', '3'));
 const large = parseCount(arg('large', '20M'));
+/** Each member's link to the server, Mbit/s each way (a pacing proxy per member); unset: loopback. */
+const linkMbps = process.argv.includes('--link-mbps') ? Number(arg('link-mbps', '')) : undefined;
+if (linkMbps !== undefined && !(linkMbps > 0)) throw new Error('--link-mbps takes a positive number (Mbit/s)');
 /** Largest message per chunk (the exchange's `chunkBytes`); unset: the exchange's default. */
 const chunkBytes = process.argv.includes('--chunk-bytes') ? parseCount(arg('chunk-bytes', '')) : undefined;
 
@@ -90,6 +96,7 @@ const rows: string[] = [];
 try {
   const ceil0 = await ceiling(server.url);
   console.log(`ceiling: 1 MiB pub→sub through nats-server: ${(ceil0 / 1e9).toFixed(2)} GB/s`);
+  if (linkMbps) console.log(`each member reaches the server through its own ${linkMbps} Mbit/s link (each way); the ceiling columns are the server's, without links`);
   const header = '| P | K | codec | reps | round ms (median) | sent/member | min | ratio | recv/member | min | ratio | bus bw GB/s | server egress | ceiling ms for it | round/ceiling | member CPU ms |';
   console.log(header);
   console.log('|' + '---|'.repeat(16));
@@ -100,7 +107,12 @@ try {
         const n = P >= large ? repsLarge : reps;
         const members = Array.from({ length: K }, (_, i) => `b${i}`);
         const job = `bench${P}k${K}${spec.name}${Date.now().toString(36)}`;
-        const ms = await spawnMembers(members, { natsUrl: server.url, jobId: job, size: P, epoch: 1, codec: spec, deadlineMs: 600_000, gatherTimeoutMs: 1_200_000, seed: 1, chunkBytes });
+        // One member = one natsUrl; spawnMembers gives them all the same one, so with a link each
+        // member is spawned on its own proxy.
+        const links = linkMbps ? await Promise.all(members.map(() => ThrottledLink.start(server.url, linkMbps))) : [];
+        const ms = linkMbps
+          ? (await Promise.all(members.map((id, i) => spawnMembers([id], { natsUrl: links[i].url, jobId: job, size: P, epoch: 1, codec: spec, deadlineMs: 600_000, gatherTimeoutMs: 1_200_000, seed: 1, chunkBytes }, members)))).flat()
+          : await spawnMembers(members, { natsUrl: server.url, jobId: job, size: P, epoch: 1, codec: spec, deadlineMs: 600_000, gatherTimeoutMs: 1_200_000, seed: 1, chunkBytes });
         try {
           // One warm-up round, then n measured ones (the gradient is generated once per member).
           ms.forEach((m) => m.round({ round: 0, samples: 32, gradRound: 0, noHash: true, repeat: n + 1 }));
@@ -135,6 +147,7 @@ try {
           rows.push(row);
         } finally {
           await Promise.all(ms.map((m) => m.close()));
+          await Promise.all(links.map((l) => l.stop()));
         }
       }
     }

@@ -94,8 +94,9 @@ export class MemberProcess {
   }
 }
 
-export async function spawnMembers(ids: string[], init: Omit<MemberInit, 'type' | 'selfId' | 'members'>): Promise<MemberProcess[]> {
+/** Member processes for `ids`, initialised on the roster `members` (default: `ids` themselves). */
+export async function spawnMembers(ids: string[], init: Omit<MemberInit, 'type' | 'selfId' | 'members'>, members = ids): Promise<MemberProcess[]> {
   const ms = ids.map((id) => new MemberProcess(id));
-  await Promise.all(ms.map((m) => m.init({ ...init, members: ids })));
+  await Promise.all(ms.map((m) => m.init({ ...init, members })));
   return ms;
 }
