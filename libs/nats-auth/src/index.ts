@@ -1,0 +1,3 @@
+export * from './permissions.js';
+export * from './operator.js';
+export * from './worker-credentials.js';
