@@ -21,6 +21,10 @@ export interface DevServicesOptions {
   dataDir?: string;
   /** The PATH to search for nats-server (the entry point passes process.env.PATH). */
   pathEnv?: string;
+  /** Directories searched for nats-server after `pathEnv`; default DEFAULT_EXTRA_BIN_DIRS. */
+  extraBinDirs?: readonly string[];
+  /** The port of 127.0.0.1 probed for a running NATS; default 4222. */
+  natsPort?: number;
   /** On a Postgres found on localhost, use (and create if missing) this database instead of `postgres`. */
   database?: string;
   /** Progress messages for the person running the demo. */
@@ -43,7 +47,7 @@ export class DevServicesError extends Error {
 }
 
 /** Well-known places for nats-server besides PATH (Debian puts it in /usr/sbin). */
-const EXTRA_BIN_DIRS = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin', '/opt/homebrew/bin'];
+export const DEFAULT_EXTRA_BIN_DIRS: readonly string[] = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin', '/opt/homebrew/bin'];
 
 export async function ensureDevServices(opts: DevServicesOptions = {}): Promise<DevServices> {
   const log = opts.log ?? (() => undefined);
@@ -73,14 +77,15 @@ export async function ensureDevServices(opts: DevServicesOptions = {}): Promise<
 
     let natsUrl = opts.natsUrl;
     if (!natsUrl) {
-      if (await tcpAnswers('127.0.0.1', 4222)) {
-        natsUrl = DEFAULT_NATS_URL;
-        log('NATS: using the one on 127.0.0.1:4222');
+      const natsPort = opts.natsPort ?? 4222;
+      if (await tcpAnswers('127.0.0.1', natsPort)) {
+        natsUrl = natsPort === 4222 ? DEFAULT_NATS_URL : `nats://127.0.0.1:${natsPort}`;
+        log(`NATS: using the one on 127.0.0.1:${natsPort}`);
       } else {
-        const bin = findExecutable('nats-server', opts.pathEnv ?? '');
+        const bin = findExecutable('nats-server', opts.pathEnv ?? '', opts.extraBinDirs);
         if (!bin) {
           throw new DevServicesError(
-            'No NATS server answers on 127.0.0.1:4222 and no nats-server binary was found.\n' +
+            `No NATS server answers on 127.0.0.1:${natsPort} and no nats-server binary was found.\n` +
               '  Install one:   sudo apt-get install nats-server   (Debian/Ubuntu)\n' +
               '                 brew install nats-server            (macOS)\n' +
               '  or run the stack with containers:  docker compose -f deploy/compose.yaml up -d nats\n' +
@@ -91,7 +96,7 @@ export async function ensureDevServices(opts: DevServicesOptions = {}): Promise<
         closers.push(nats.close);
         started.push('nats-server');
         natsUrl = nats.url;
-        log(`NATS: none on 127.0.0.1:4222, started ${bin} with JetStream at ${nats.url}`);
+        log(`NATS: none on 127.0.0.1:${natsPort}, started ${bin} with JetStream at ${nats.url}`);
       }
     }
     return { databaseUrl, natsUrl, databasePoolMax, started, close };
@@ -143,8 +148,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-export function findExecutable(name: string, pathEnv: string): string | undefined {
-  for (const dir of [...pathEnv.split(delimiter).filter(Boolean), ...EXTRA_BIN_DIRS]) {
+/** The first executable `name` in the directories of `pathEnv`, then in `extraDirs`. */
+export function findExecutable(name: string, pathEnv: string, extraDirs: readonly string[] = DEFAULT_EXTRA_BIN_DIRS): string | undefined {
+  for (const dir of [...pathEnv.split(delimiter).filter(Boolean), ...extraDirs]) {
     const p = join(dir, name);
     try {
       accessSync(p, constants.X_OK);
