@@ -1,12 +1,15 @@
 import { ensureDevServices, type DevServices } from '@gradpool/testing';
 
-/** The demo's services: DATABASE_URL / NATS_URL when set, else found or started locally. */
-export function ensureServices(log: (line: string) => void): Promise<DevServices> {
+/**
+ * The services of `npm run demo` and `npm run dev`: DATABASE_URL / NATS_URL when set, else found
+ * or started locally; on a Postgres found on localhost, `database` (created when missing).
+ */
+export function ensureServices(log: (line: string) => void, database = 'gradpool_demo'): Promise<DevServices> {
   return ensureDevServices({
     databaseUrl: process.env.DATABASE_URL || undefined,
     natsUrl: process.env.NATS_URL || undefined,
     pathEnv: process.env.PATH ?? '',
-    database: 'gradpool_demo',
+    database,
     log,
   });
 }
