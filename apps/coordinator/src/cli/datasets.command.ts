@@ -1,5 +1,6 @@
 /** `gradpool datasets …`: import, import-mnist, list, show, delete through the REST API. */
-import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError as CommanderArgError, Option } from 'commander';
+import { stat } from 'node:fs/promises';
 import { ApiClient } from './api-client.js';
 import type { CliIo } from './run.js';
 
@@ -32,6 +33,21 @@ const intArg = (flag: string) => (v: string) => {
   if (!Number.isInteger(x) || x <= 0) throw new CommanderArgError(`${flag} must be a positive integer`);
   return x;
 };
+
+/** Exit 2 with `file not found: X` (not a raw ENOENT) before anything is uploaded. */
+async function checkFiles(paths: string[]): Promise<void> {
+  for (const p of paths) {
+    let isFile: boolean;
+    try {
+      isFile = (await stat(p)).isFile();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new CommanderError(2, 'gradpool.fileNotFound', `file not found: ${p}`);
+      throw new CommanderError(2, 'gradpool.fileUnreadable', `cannot read ${p}: ${(err as Error).message}`);
+    }
+    if (!isFile) throw new CommanderError(2, 'gradpool.notAFile', `not a file: ${p}`);
+  }
+}
 
 function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
@@ -82,6 +98,7 @@ export function datasetsCommand(io: CliIo, client: () => ApiClient): Command {
     .option('--json', 'print the dataset as JSON')
     .action(async (files: string[], o) => {
       if (o.testFile && o.testFraction !== undefined) throw new CommanderArgError('give --test-file or --test-fraction, not both');
+      await checkFiles([...files, ...(o.testFile ?? [])]);
       const api = client();
       const up = async (paths: string[]) => {
         const ids: string[] = [];
