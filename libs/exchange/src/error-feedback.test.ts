@@ -57,10 +57,12 @@ describe('topk with error feedback through the exchange', () => {
 
 describe('subjects of the data plane', () => {
   it('are built by libs/protocol and reject injected tokens', () => {
-    expect(subjects.reduce('j1', 2, 3, 4)).toBe('gp.job.j1.r.2.3.4');
-    expect(subjects.reduceShardRounds('j1', 2, 4)).toBe('gp.job.j1.r.2.*.4');
+    expect(subjects.reduce('j1', 2, 3, 4, 'm1')).toBe('gp.job.j1.r.2.3.4.m1');
+    expect(subjects.reduceShardRounds('j1', 2, 4)).toBe('gp.job.j1.r.2.*.4.*');
     expect(subjects.gatherEpoch('j1', 2)).toBe('gp.job.j1.g.2.>');
-    expect(subjects.exchangeControl('j1')).toBe('gp.job.j1.x');
+    expect(subjects.exchangeControl('j1', 'm1')).toBe('gp.job.j1.x.m1');
+    expect(subjects.exchangeControlAll('j1')).toBe('gp.job.j1.x.*');
     expect(() => subjects.gatherEpoch('j1.>', 2)).toThrow();
+    expect(() => subjects.reduce('j1', 2, 3, 4, 'm1.*')).toThrow();
   });
 });

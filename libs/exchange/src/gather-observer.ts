@@ -1,4 +1,4 @@
-import { subjects } from '@gradpool/protocol';
+import { lastToken, senderOf, subjects } from '@gradpool/protocol';
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import { codecFromWire } from './codecs/index.js';
 import { type Codec, CodecIds } from './codecs/codec.js';
@@ -90,8 +90,12 @@ export class GatherObserver implements AsyncIterable<ObservedRound> {
       return this.reject('?', (e as Error).message);
     }
     if (h.kind === ChunkKinds.abort) return;
-    if (h.kind !== ChunkKinds.gather || h.jobId !== this.opts.jobId) return this.reject(h.senderId, 'not a gather of this job');
-    if (msg.subject !== subjects.gather(this.opts.jobId, h.epoch, h.round, h.shard)) return this.reject(h.senderId, 'header does not match subject');
+    // The subject's owner token is pinned to the publisher by its NATS permissions, so rejects
+    // blame it rather than the header's sender, who may be impersonated.
+    const owner = lastToken(msg.subject);
+    if (h.kind !== ChunkKinds.gather || h.jobId !== this.opts.jobId) return this.reject(owner, 'not a gather of this job');
+    if (senderOf(msg.subject, subjects.gatherHead(this.opts.jobId, h.epoch, h.round, h.shard)) === null) return this.reject(owner, 'header does not match subject');
+    if (owner !== h.senderId) return this.reject(owner, `subject sender ${JSON.stringify(owner)} is not the header's sender ${JSON.stringify(h.senderId)}`);
     if (h.epoch < this.last.epoch || (h.epoch === this.last.epoch && h.round <= this.last.round)) return;
     if (h.shard >= h.shardCount || h.shardCount === 0 || h.totalSize === 0 || h.shardCount > h.totalSize) return this.reject(h.senderId, 'bad layout');
     const layout = new ShardLayout(h.totalSize, h.shardCount);

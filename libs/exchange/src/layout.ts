@@ -1,3 +1,4 @@
+import { isToken } from '@gradpool/protocol';
 import { ExchangeUsageError } from './errors.js';
 
 /**
@@ -43,6 +44,8 @@ export function validateRoster(r: Roster): number {
   if (!Number.isInteger(r.epoch) || r.epoch < 0 || r.epoch > 0xffffffff) throw new ExchangeUsageError(`bad epoch ${r.epoch}`);
   if (r.members.length < 1 || r.members.length > 0xffff) throw new ExchangeUsageError(`roster must have 1..65535 members`);
   if (new Set(r.members).size !== r.members.length) throw new ExchangeUsageError('roster has duplicate members');
+  // Members' ids are the sender tokens of the subjects they publish on.
+  for (const m of r.members) if (!isToken(m)) throw new ExchangeUsageError(`member id ${JSON.stringify(m)} is not a valid subject token`);
   const self = r.members.indexOf(r.selfId);
   if (self < 0) throw new ExchangeUsageError(`${r.selfId} is not in the roster of epoch ${r.epoch}`);
   return self;

@@ -255,6 +255,42 @@ describe('faults', () => {
     await Promise.all(ms.map((m) => m.close()));
   });
 
+  it('a chunk or gather whose subject names another sender than its header is rejected naming both, never counted', async () => {
+    const job = jobId();
+    const members = ids(3, 'imp');
+    const ms = await spawnMembers(members, { natsUrl: NATS_URL, jobId: job, size: SIZE, epoch: 1, codec: { name: 'fp32' }, deadlineMs: 5000, chunkBytes: CHUNK_BYTES, seed: SEED });
+    cleanup.push(...ms);
+    const nc = await connect({ servers: NATS_URL });
+    const observed: string[] = [];
+    const observer = new GatherObserver({ nc, jobId: job, onReject: (sender, reason) => observed.push(`${sender}: ${reason}`) });
+    await nc.flush();
+    const samples = samplesOf(3);
+    // Member 2 publishes on its own subjects (all its NATS permissions allow) with headers naming
+    // member 1: a reduce chunk for member 0's shard 0 and a gather of member 1's shard 1.
+    ms[0].round({ round: 0, samples: samples[0], returnMean: true });
+    ms[1].round({ round: 0, samples: samples[1], returnMean: true });
+    ms[2].round({ round: 0, samples: samples[2], fault: 'impersonate', returnMean: true });
+    const results = await Promise.all(ms.map((m) => m.result()));
+    for (const r of results) expect(r.ok, r.error?.message).toBe(true);
+    const geo = results[0].geometry!;
+    const contributors = Array.from({ length: geo.shards }, () => [0, 1, 2]);
+    expect(results[0].shards!.map((s) => s.contributors)).toEqual(contributors);
+    const grads = members.map((_, i) => gradient(SEED, i, 0, SIZE));
+    const expected = referenceMean(createCodec({ name: 'fp32' }), SIZE, geo, grads, samples, contributors);
+    for (const r of results) expect(Buffer.from(decodeMean(r.mean!).buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+    const forged = 'imp-m2: subject sender "imp-m2" is not the header\'s sender "imp-m1"';
+    // Member 0 owns shard 0 and gathers shard 1; member 1 owns shard 1.
+    expect(results[0].rejects!.map((x) => `${x.sender}: ${x.reason}`)).toEqual([forged, forged]);
+    expect(results[1].rejects!.map((x) => `${x.sender}: ${x.reason}`)).toEqual([forged]);
+    expect(results[0].stats!.rejected).toBe(2);
+    const round = await observer.next(AbortSignal.timeout(10_000));
+    expect(Buffer.from(round!.mean.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+    expect(observed).toEqual([forged]);
+    observer.close();
+    await nc.close();
+    await Promise.all(ms.map((m) => m.close()));
+  });
+
   it('a straggler past the deadline is left out of the other owners\' shards; everyone still agrees', async () => {
     const job = jobId();
     const members = ids(3, 'slow');
@@ -270,7 +306,8 @@ describe('faults', () => {
     const allSeen = new Promise<void>((resolve) => {
       nc.subscribe(subjects.gatherEpoch(job, 1), {
         callback: (_e, msg) => {
-          const shard = Number(msg.subject.split('.').pop());
+          // …g.<epoch>.<round>.<shard>.<owner>
+          const shard = Number(msg.subject.split('.').at(-2));
           if (others.has(shard)) seen.add(shard);
           if (seen.size === others.size) resolve();
         },

@@ -1,4 +1,4 @@
-import { subjects } from '@gradpool/protocol';
+import { lastToken, senderOf, subjects } from '@gradpool/protocol';
 import { Events, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { createCodec } from './codecs/index.js';
 import { type Codec, CodecIds, type CodecSpec } from './codecs/codec.js';
@@ -171,6 +171,8 @@ interface EpochState {
 }
 
 const MAX_HEADER_SLACK = 1024;
+/** '.', the NATS token separator. */
+const DOT = 0x2e;
 
 /** mean[i] = float32(acc[i] / total), in one pass (a small function, so that it is optimised
  * on its own); false when any value is non-finite. */
@@ -246,7 +248,7 @@ export class RoundExchange {
     if (this.chunkBytes < 4096) throw new ExchangeUsageError(`chunkBytes ${this.chunkBytes} is too small`);
     this.log = logger.child({ jobId: opts.jobId, workerId: opts.roster.selfId });
     this.setRoster(opts.roster);
-    this.controlSub = this.nc.subscribe(subjects.exchangeControl(this.jobId), { callback: (err, msg) => !err && this.guard(() => this.onControl(msg)) });
+    this.controlSub = this.nc.subscribe(subjects.exchangeControlAll(this.jobId), { callback: (err, msg) => !err && this.guard(() => this.onControl(msg)) });
     void this.watchStatus();
     const onClosed = () => {
       if (this.closed) return;
@@ -368,7 +370,7 @@ export class RoundExchange {
         // Our subscriptions must be on the server before peers resend; a closed connection's
         // flush never settles, so it races the round's own failure.
         await Promise.race([this.nc.flush().catch(() => undefined), done]);
-        this.publish(subjects.exchangeControl(this.jobId), encodeResend(ep.roster.epoch, round, ep.self));
+        this.publish(subjects.exchangeControl(this.jobId, ep.roster.selfId), encodeResend(ep.roster.epoch, round, ep.self));
       }
       await this.publishRound(ep, st, grad, samples, options.signal);
       const publishMs = performance.now() - started;
@@ -478,7 +480,7 @@ export class RoundExchange {
       const len = layout.length(s);
       const chunkCount = Math.ceil(len / ce);
       const owner = ShardLayout.owner(s, ep.members);
-      const subject = subjects.reduce(this.jobId, roster.epoch, st.round, s);
+      const subject = subjects.reduce(this.jobId, roster.epoch, st.round, s, roster.selfId);
       const messages: Uint8Array[] = [];
       for (let c = 0; c < chunkCount; c++) {
         const offset = c * ce;
@@ -544,12 +546,12 @@ export class RoundExchange {
       return this.reject('?', `malformed reduce message: ${(e as HeaderError).message}`);
     }
     if (this.codec.id !== CodecIds.int8) payload = aligned(payload);
-    const sender = this.attribute(ep, h);
+    const sender = this.attribute(ep, h, msg.subject);
     if (h.kind !== ChunkKinds.reduce) return this.reject(sender, `kind ${h.kind} on a reduce subject`);
     if (h.jobId !== this.jobId) return this.reject(sender, `chunk for job ${JSON.stringify(h.jobId)}`);
-    if (h.epoch !== ep.roster.epoch || msg.subject !== subjects.reduce(this.jobId, h.epoch, h.round, h.shard)) {
-      return this.reject(sender, `header (epoch ${h.epoch}, round ${h.round}, shard ${h.shard}) does not match subject ${msg.subject}`);
-    }
+    const from = h.epoch === ep.roster.epoch ? senderOf(msg.subject, subjects.reduceHead(this.jobId, h.epoch, h.round, h.shard)) : null;
+    if (from === null) return this.reject(sender, `header (epoch ${h.epoch}, round ${h.round}, shard ${h.shard}) does not match subject ${msg.subject}`);
+    if (from !== h.senderId) return this.rejectForged(ep, from, h.senderId);
     if (sender === '?') return this.reject(`${h.senderId}`, `sender ${JSON.stringify(h.senderId)} is not member ${h.senderIndex} of epoch ${h.epoch}`);
     const j = h.senderIndex;
     if (j === ep.self) return;
@@ -671,7 +673,7 @@ export class RoundExchange {
     }
     const s = o.shard;
     const len = ep.layout.length(s);
-    const subject = subjects.gather(this.jobId, ep.roster.epoch, st.round, s);
+    const subject = subjects.gather(this.jobId, ep.roster.epoch, st.round, s, ep.roster.selfId);
     const base = {
       epoch: ep.roster.epoch,
       round: st.round,
@@ -781,12 +783,12 @@ export class RoundExchange {
       return this.reject('?', `malformed gather message: ${(e as HeaderError).message}`);
     }
     if (this.codec.id !== CodecIds.int8) payload = aligned(payload);
-    const sender = this.attribute(ep, h);
+    const sender = this.attribute(ep, h, msg.subject);
     if (h.kind !== ChunkKinds.gather && h.kind !== ChunkKinds.abort) return this.reject(sender, `kind ${h.kind} on a gather subject`);
     if (h.jobId !== this.jobId) return this.reject(sender, `gather for job ${JSON.stringify(h.jobId)}`);
-    if (h.epoch !== ep.roster.epoch || msg.subject !== subjects.gather(this.jobId, h.epoch, h.round, h.shard)) {
-      return this.reject(sender, `header (epoch ${h.epoch}, round ${h.round}, shard ${h.shard}) does not match subject ${msg.subject}`);
-    }
+    const from = h.epoch === ep.roster.epoch ? senderOf(msg.subject, subjects.gatherHead(this.jobId, h.epoch, h.round, h.shard)) : null;
+    if (from === null) return this.reject(sender, `header (epoch ${h.epoch}, round ${h.round}, shard ${h.shard}) does not match subject ${msg.subject}`);
+    if (from !== h.senderId) return this.rejectForged(ep, from, h.senderId);
     if (h.shard >= ep.layout.shards) return this.reject(sender, `no shard ${h.shard}`);
     const owner = ShardLayout.owner(h.shard, ep.members);
     if (sender === '?' || h.senderIndex !== owner) return this.reject(h.senderId, `gather of shard ${h.shard} not from its owner`);
@@ -860,8 +862,15 @@ export class RoundExchange {
 
   // ---- validation helpers ----
 
-  private attribute(ep: EpochState, h: ChunkHeader): string {
-    return h.senderIndex < ep.members && ep.roster.members[h.senderIndex] === h.senderId ? h.senderId : '?';
+  /**
+   * The header's sender when it is the roster member at the header's index and the subject's
+   * sender token (pinned to the publisher by its NATS permissions) names it too; else '?', so a
+   * forged header never gets an innocent member blamed.
+   */
+  private attribute(ep: EpochState, h: ChunkHeader, subject: string): string {
+    const id = h.senderId;
+    const ok = h.senderIndex < ep.members && ep.roster.members[h.senderIndex] === id && subject.endsWith(id) && subject.charCodeAt(subject.length - id.length - 1) === DOT;
+    return ok ? id : '?';
   }
 
   private checkGeometry(ep: EpochState, h: ChunkHeader, chunkElems: number): string | null {
@@ -906,6 +915,16 @@ export class RoundExchange {
     }
     if (sum !== h.samples) return `Σn ${h.samples} is not the sum of the contributors' ${sum}`;
     return null;
+  }
+
+  /**
+   * A message whose subject names a sender other than its header's. Per-worker publish permissions
+   * pin a subject's sender token to the publisher, so the subject is the one to blame (when it is a
+   * member); the header's sender may be an innocent member being impersonated.
+   */
+  private rejectForged(ep: EpochState, subjectSender: string, headerSender: string): void {
+    const blame = ep.roster.members.includes(subjectSender) ? subjectSender : '?';
+    this.reject(blame, `subject sender ${JSON.stringify(subjectSender)} is not the header's sender ${JSON.stringify(headerSender)}`);
   }
 
   private reject(sender: string, reason: string): void {
@@ -1078,6 +1097,8 @@ export class RoundExchange {
     const r = decodeResend(msg.data);
     const ep = this.epoch;
     if (!r || r.epoch !== ep.roster.epoch || r.senderIndex === ep.self || r.senderIndex >= ep.members) return;
+    const from = lastToken(msg.subject);
+    if (from !== ep.roster.members[r.senderIndex]) return this.rejectForged(ep, from, ep.roster.members[r.senderIndex]);
     const st = ep.rounds.get(r.round);
     if (!st) return;
     this.republish(ep, st, r.senderIndex);
@@ -1088,7 +1109,7 @@ export class RoundExchange {
     for (const [s, messages] of st.sent) {
       const owner = ShardLayout.owner(s, ep.members);
       if (owner === ep.self || (to !== null && owner !== to)) continue;
-      const subject = subjects.reduce(this.jobId, ep.roster.epoch, st.round, s);
+      const subject = subjects.reduce(this.jobId, ep.roster.epoch, st.round, s, ep.roster.selfId);
       for (const m of messages) {
         this.publish(subject, m);
         this.stats.republished++;
@@ -1096,7 +1117,7 @@ export class RoundExchange {
     }
     for (const o of st.owned.values()) {
       if (!o.done) continue;
-      const subject = subjects.gather(this.jobId, ep.roster.epoch, st.round, o.shard);
+      const subject = subjects.gather(this.jobId, ep.roster.epoch, st.round, o.shard, ep.roster.selfId);
       for (const m of o.messages) {
         this.publish(subject, m);
         this.stats.republished++;
@@ -1114,7 +1135,7 @@ export class RoundExchange {
         for (const st of ep.rounds.values()) {
           if (!st.entered && !st.owned.size) continue;
           this.republish(ep, st, null);
-          this.publish(subjects.exchangeControl(this.jobId), encodeResend(ep.roster.epoch, st.round, ep.self));
+          this.publish(subjects.exchangeControl(this.jobId, ep.roster.selfId), encodeResend(ep.roster.epoch, st.round, ep.self));
         }
       });
     }

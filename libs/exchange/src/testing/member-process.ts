@@ -29,7 +29,7 @@ export interface MemberInit {
   seed: number;
 }
 
-export type Fault = 'die-mid-round' | 'evil' | 'hold';
+export type Fault = 'die-mid-round' | 'evil' | 'hold' | 'impersonate';
 
 export interface RoundCommand {
   type: 'round';
@@ -106,7 +106,7 @@ async function dieMidRound(cmd: RoundCommand, grad: Float32Array): Promise<never
     );
     const start = layout.start(s) + offset;
     codec.encode(grad.subarray(start, start + length), payload);
-    nc.publish(subjects.reduce(init.jobId, ex.roster.epoch, cmd.round, s), message);
+    nc.publish(subjects.reduce(init.jobId, ex.roster.epoch, cmd.round, s, init.selfId), message);
   }
   await nc.flush();
   process.kill(process.pid, 'SIGKILL');
@@ -120,7 +120,7 @@ async function misbehave(cmd: RoundCommand, grad: Float32Array): Promise<void> {
   const self = members.indexOf(init.selfId);
   const codec = createCodec(init.codec);
   const s = 0;
-  const subject = subjects.reduce(init.jobId, ex.roster.epoch, cmd.round, s);
+  const subject = subjects.reduce(init.jobId, ex.roster.epoch, cmd.round, s, init.selfId);
   const len = layout.length(s);
   const ce = geometry.reduceChunkElems;
   const chunkCount = Math.ceil(len / ce);
@@ -147,10 +147,54 @@ async function misbehave(cmd: RoundCommand, grad: Float32Array): Promise<void> {
     const n1 = Math.min(ce, len1);
     const dup = allocateChunk({ ...base, shard: 1, chunkCount: Math.ceil(len1 / ce), length: n1, shardLength: len1, shardStart: layout.start(1), payloadBytes: codec.payloadBytes(n1) }, senderIdentity(init.jobId, init.selfId));
     codec.encode(grad.subarray(layout.start(1), layout.start(1) + n1), dup.payload);
-    const subject1 = subjects.reduce(init.jobId, ex.roster.epoch, cmd.round, 1);
+    const subject1 = subjects.reduce(init.jobId, ex.roster.epoch, cmd.round, 1, init.selfId);
     nc.publish(subject1, dup.message);
     nc.publish(subject1, dup.message);
   }
+  await nc.flush();
+}
+
+/**
+ * Before its honest round, impersonates member 1 on the subjects its own NATS permissions allow
+ * (sender token = its own id): a reduce chunk of shard 0 and a gather of shard 1 (member 1's) whose
+ * headers name member 1, all 1e6 (they would corrupt the mean if counted).
+ */
+async function impersonate(cmd: RoundCommand): Promise<void> {
+  const { layout, geometry } = ex;
+  const members = ex.roster.members;
+  const victim = 1;
+  const codec = createCodec(init.codec);
+  const id = senderIdentity(init.jobId, members[victim]);
+  const common = { codec: codec.id, epoch: ex.roster.epoch, round: cmd.round, chunk: 0, offset: 0, codecParam: codec.param, senderIndex: victim, shardCount: layout.shards, totalSize: init.size };
+  const len0 = layout.length(0);
+  const n0 = Math.min(geometry.reduceChunkElems, len0);
+  const reduce = allocateChunk(
+    { ...common, kind: ChunkKinds.reduce, shard: 0, chunkCount: Math.ceil(len0 / geometry.reduceChunkElems), length: n0, samples: cmd.samples, shardLength: len0, payloadBytes: codec.payloadBytes(n0), shardStart: layout.start(0), contributors: [], contributorSamples: [] },
+    id,
+  );
+  codec.encode(new Float32Array(n0).fill(1e6), reduce.payload);
+  nc.publish(subjects.reduce(init.jobId, ex.roster.epoch, cmd.round, 0, init.selfId), reduce.message);
+  const len1 = layout.length(1);
+  const n1 = Math.min(geometry.gatherChunkElems, len1);
+  const all = members.map((_, i) => i);
+  const gather = allocateChunk(
+    {
+      ...common,
+      kind: ChunkKinds.gather,
+      shard: 1,
+      chunkCount: Math.ceil(len1 / geometry.gatherChunkElems),
+      length: n1,
+      samples: cmd.samples * members.length,
+      shardLength: len1,
+      payloadBytes: codec.payloadBytes(n1),
+      shardStart: layout.start(1),
+      contributors: all,
+      contributorSamples: all.map(() => cmd.samples),
+    },
+    id,
+  );
+  codec.encode(new Float32Array(n1).fill(1e6), gather.payload);
+  nc.publish(subjects.gather(init.jobId, ex.roster.epoch, cmd.round, 1, init.selfId), gather.message);
   await nc.flush();
 }
 
@@ -162,6 +206,7 @@ async function runRound(cmd: RoundCommand, round: number): Promise<RoundReply> {
   if (cmd.roster) ex.setRoster({ ...cmd.roster, selfId: init.selfId });
   if (cmd.fault === 'die-mid-round') await dieMidRound({ ...cmd, round }, grad);
   if (cmd.fault === 'evil') await misbehave({ ...cmd, round }, grad);
+  if (cmd.fault === 'impersonate') await impersonate({ ...cmd, round });
   if (cmd.fault === 'hold') await new Promise<void>((r) => (release = r));
   const startedAt = performance.timeOrigin + performance.now();
   const cpu0 = process.cpuUsage();
