@@ -25,6 +25,10 @@ program
   .addOption(new Option('--backend <backend>', `compute backend: auto|gpu|node|wasm|cpu (env ${ENV.backend}; default auto)`))
   .option('--state-dir <dir>', `where the worker identity is kept (env ${ENV.stateDir}; default ~/.gradpool)`)
   .option('--insecure', `plaintext gRPC, no TLS (env ${ENV.insecure}=1)`)
+  .option(
+    '--cache-max-bytes <size>',
+    `size cap of the dataset shard cache in the state dir, e.g. 500MiB, 10GiB; 0: no cache (env ${ENV.cacheMaxBytes}; default 2GiB)`,
+  )
   .option('--log-level <level>', `trace|debug|info|warn|error|fatal|silent (env ${ENV.logLevel}; default info)`)
   .addHelpText(
     'after',

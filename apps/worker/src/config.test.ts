@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BACKEND_ORDER } from '@gradpool/training';
-import { BACKEND_NAMES, ConfigError, identityFileName, parseCoordinatorAddress, parseJoinConfig } from './config.js';
+import { BACKEND_NAMES, ConfigError, identityFileName, parseByteSize, parseCoordinatorAddress, parseJoinConfig } from './config.js';
 
 const defaults = { hostname: 'donor-box', homedir: '/home/donor' };
 const parse = (flags: Parameters<typeof parseJoinConfig>[0], env: Record<string, string> = {}) => parseJoinConfig(flags, env, defaults);
@@ -25,7 +25,19 @@ describe('parseJoinConfig', () => {
       identityFile: '/home/donor/.gradpool/worker-donor-box.json',
       insecure: false,
       logLevel: 'info',
+      cacheMaxBytes: 2 * 1024 ** 3,
     });
+  });
+
+  it('takes the shard cache cap from --cache-max-bytes over GRADPOOL_CACHE_MAX_BYTES, and says what is wrong with a bad one', () => {
+    const base = { coordinator: 'coord:50051', token: 'tok' };
+    expect(parse(base, { GRADPOOL_CACHE_MAX_BYTES: '512MiB' }).cacheMaxBytes).toBe(512 * 1024 ** 2);
+    expect(parse({ ...base, cacheMaxBytes: '10G' }, { GRADPOOL_CACHE_MAX_BYTES: '512MiB' }).cacheMaxBytes).toBe(10 * 1024 ** 3);
+    expect(parse({ ...base, cacheMaxBytes: '0' }).cacheMaxBytes).toBe(0);
+    expect(errorOf(() => parse({ ...base, cacheMaxBytes: 'lots' })).message).toBe(
+      '--cache-max-bytes: "lots" is not a size; use bytes or a number with KiB, MiB, GiB or TiB, e.g. 2GiB or 500MiB (0: no shard cache)',
+    );
+    expect(errorOf(() => parse(base, { GRADPOOL_CACHE_MAX_BYTES: '-1' })).message).toMatch(/^GRADPOOL_CACHE_MAX_BYTES: "-1" is not a size/);
   });
 
   it('takes the environment when a flag is absent, and flags over the environment', () => {
@@ -96,6 +108,24 @@ describe('parseCoordinatorAddress', () => {
 describe('BACKEND_NAMES', () => {
   it('are the backends libs/training knows, best first', () => {
     expect(BACKEND_NAMES).toEqual(BACKEND_ORDER);
+  });
+});
+
+describe('parseByteSize', () => {
+  it('reads bytes, and numbers with binary units', () => {
+    expect(parseByteSize('1048576', 'x')).toBe(1024 ** 2);
+    expect(parseByteSize(' 500 MiB ', 'x')).toBe(500 * 1024 ** 2);
+    expect(parseByteSize('1.5g', 'x')).toBe(1.5 * 1024 ** 3);
+    expect(parseByteSize('2GiB', 'x')).toBe(2 * 1024 ** 3);
+    expect(parseByteSize('1T', 'x')).toBe(1024 ** 4);
+    expect(parseByteSize('64k', 'x')).toBe(65536);
+    expect(parseByteSize('0', 'x')).toBe(0);
+  });
+
+  it('refuses what is not a size, naming where it came from', () => {
+    for (const bad of ['', 'GiB', '-5', '1e9', '2 GB', '3 lots', '1.2.3', '99999999999 TiB']) {
+      expect(errorOf(() => parseByteSize(bad, '--cache-max-bytes')).message).toMatch(/^--cache-max-bytes: ".*" is not a size/);
+    }
   });
 });
 

@@ -24,7 +24,11 @@ export const ENV = {
   stateDir: 'GRADPOOL_STATE_DIR',
   insecure: 'GRADPOOL_INSECURE',
   logLevel: 'GRADPOOL_LOG_LEVEL',
+  cacheMaxBytes: 'GRADPOOL_CACHE_MAX_BYTES',
 } as const;
+
+/** Default size cap of the shard cache (`--cache-max-bytes`): 2 GiB. */
+export const DEFAULT_CACHE_MAX_BYTES = 2 * 1024 ** 3;
 
 export interface JoinFlags {
   coordinator?: string;
@@ -34,6 +38,7 @@ export interface JoinFlags {
   stateDir?: string;
   insecure?: boolean;
   logLevel?: string;
+  cacheMaxBytes?: string;
 }
 
 export interface JoinDefaults {
@@ -58,6 +63,8 @@ export interface JoinConfig {
   /** Plaintext gRPC (no TLS). */
   insecure: boolean;
   logLevel: LogLevel;
+  /** Size cap of the shard cache in `<stateDir>/cache`, in bytes; 0: no cache. */
+  cacheMaxBytes: number;
 }
 
 /** Display names: 1..64 printable characters (the proto's rule). */
@@ -78,6 +85,21 @@ export function parseCoordinatorAddress(raw: string, source: string): string {
   if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) throw bad('port must be 1..65535');
   if (!HOST_RE.test(host) && !IPV6_RE.test(host)) throw bad(`"${host}" is not a host name or IP address`);
   return value;
+}
+
+const BYTE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tib: 1024 ** 4 };
+
+/**
+ * A size in bytes: an integer, or a number with a binary unit (`512MiB`, `1.5G`, `10 GiB`;
+ * K/M/G/T mean KiB/MiB/GiB/TiB). Returns whole bytes or throws a ConfigError naming `source`.
+ */
+export function parseByteSize(raw: string, source: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw.trim());
+  const unit = m ? BYTE_UNITS[m[2].toLowerCase()] : undefined;
+  const bytes = m && unit !== undefined ? Math.floor(Number(m[1]) * unit) : NaN;
+  if (!Number.isSafeInteger(bytes))
+    throw new ConfigError(`${source}: "${raw}" is not a size; use bytes or a number with KiB, MiB, GiB or TiB, e.g. 2GiB or 500MiB (0: no shard cache)`);
+  return bytes;
 }
 
 /** A file-name-safe form of the worker name for the identity file. */
@@ -130,6 +152,9 @@ export function parseJoinConfig(flags: JoinFlags, env: Readonly<Record<string, s
   if (!(LOG_LEVELS as readonly string[]).includes(levelRaw))
     throw new ConfigError(`${ll.source}: unknown log level "${ll.value}"; use one of ${LOG_LEVELS.join(', ')}`);
 
+  const cm = pick(flags.cacheMaxBytes, ENV.cacheMaxBytes);
+  const cacheMaxBytes = cm.value === undefined ? DEFAULT_CACHE_MAX_BYTES : parseByteSize(cm.value, cm.source);
+
   return Object.freeze({
     coordinator,
     token,
@@ -139,6 +164,7 @@ export function parseJoinConfig(flags: JoinFlags, env: Readonly<Record<string, s
     identityFile: join(stateDir, identityFileName(name)),
     insecure,
     logLevel: levelRaw as LogLevel,
+    cacheMaxBytes,
   });
 }
 
@@ -156,6 +182,8 @@ function flagName(envName: string): string {
       return 'state-dir';
     case ENV.logLevel:
       return 'log-level';
+    case ENV.cacheMaxBytes:
+      return 'cache-max-bytes';
     default:
       return envName;
   }

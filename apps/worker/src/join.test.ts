@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { formatDoctorReport } from './doctor.js';
 import { ExitCode } from './exit-codes.js';
-import { outcomeToResult } from './join.js';
+import { createRunner, outcomeToResult } from './join.js';
+import { silentLogger } from './logger.js';
 
 const config = { coordinator: 'coord:50051' };
 
@@ -43,5 +44,22 @@ describe('formatDoctorReport', () => {
       ].join('\n'),
     );
     expect(formatDoctorReport([{ backend: 'cpu', ok: false, reason: 'x' }])).toMatch(/no backend loads/);
+  });
+});
+
+describe('createRunner', () => {
+  const logger = silentLogger();
+  // The runner's options are private; what it was given is what this test checks.
+  const optsOf = (runner: unknown) => (runner as { opts: { cacheDir: string | null; cacheMaxBytes?: number } }).opts;
+
+  it('puts the shard cache in the state dir, capped at --cache-max-bytes', () => {
+    expect(optsOf(createRunner({ stateDir: '/home/donor/.gradpool', cacheMaxBytes: 500 * 1024 ** 2 }, logger))).toMatchObject({
+      cacheDir: '/home/donor/.gradpool/cache',
+      cacheMaxBytes: 500 * 1024 ** 2,
+    });
+  });
+
+  it('has no shard cache when the cap is 0', () => {
+    expect(optsOf(createRunner({ stateDir: '/home/donor/.gradpool', cacheMaxBytes: 0 }, logger)).cacheDir).toBeNull();
   });
 });

@@ -28,9 +28,13 @@ export interface JoinResult {
   message?: string;
 }
 
-/** The runner the agent hands assignments to: training, with the shard cache in the state dir. */
-export function createRunner(config: JoinConfig, logger: Logger): AssignmentRunner {
-  return new TrainingRunner({ logger, cacheDir: join(config.stateDir, 'cache') });
+/** The runner the agent hands assignments to: training, with the shard cache in the state dir (none when its cap is 0). */
+export function createRunner(config: Pick<JoinConfig, 'stateDir' | 'cacheMaxBytes'>, logger: Logger): AssignmentRunner {
+  return new TrainingRunner({
+    logger,
+    cacheDir: config.cacheMaxBytes > 0 ? join(config.stateDir, 'cache') : null,
+    cacheMaxBytes: config.cacheMaxBytes,
+  });
 }
 
 /** Exit code and message for how the agent ended. */
