@@ -172,9 +172,11 @@ export const jobs = pgTable(
     name: text('name').notNull(),
     /** null: a public job any group that allows public jobs may serve. */
     groupId: uuid('group_id').references(() => groups.id, { onDelete: 'cascade' }),
-    datasetId: uuid('dataset_id')
-      .notNull()
-      .references(() => datasets.id, { onDelete: 'restrict' }),
+    /**
+     * Null once the dataset was deleted: only a job that has ended can lose its dataset (the
+     * delete is refused while a queued, running or paused job uses it); its history stays.
+     */
+    datasetId: uuid('dataset_id').references(() => datasets.id, { onDelete: 'set null' }),
     status: jobStatus('status').notNull().default('queued'),
     statusReason: text('status_reason').notNull().default(''),
     spec: jsonb('spec').notNull().$type<Record<string, unknown>>(),

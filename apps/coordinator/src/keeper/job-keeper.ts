@@ -128,6 +128,8 @@ export class JobKeeper {
   /** Restores params from the latest checkpoint + replay up to jobs.round, then follows gathers. */
   async start(): Promise<void> {
     const { deps } = this;
+    // Only an ended job can lose its dataset (deleting one is refused while a live job uses it).
+    if (this.job.datasetId === null) throw new Error(`the dataset of job ${this.job.id} was deleted`);
     this.train = await deps.shardsOf(this.job.datasetId, 'train');
     this.trainTotal = this.train.reduce((a, s) => a + s.sampleCount, 0);
     this.data = this.job.dataState ? decodeDataState(this.job.dataState, this.trainTotal) : freshDataState(this.trainTotal);
@@ -527,6 +529,7 @@ export class JobKeeper {
    * them, so later evaluations send only the parameters), else inline between yields.
    */
   async evaluate(split: 'validation' | 'test'): Promise<{ loss: number; accuracy?: number; samples: number } | null> {
+    if (this.job.datasetId === null) return null;
     const rows = await this.deps.shardsOf(this.job.datasetId, split);
     if (!rows.length) return null;
     const store = await this.deps.shardStore();

@@ -9,7 +9,7 @@ import { parseJobSpec, type JobSpec } from '@gradpool/protocol';
 import { createOptimizer, encodeCheckpoint, paramHash } from '@gradpool/training';
 import { createHash, randomUUID } from 'node:crypto';
 import { assertGroupAccess, type Principal } from '../auth/principal.js';
-import { FailedPreconditionError, NotFoundError, PermissionDeniedError } from '../errors.js';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { CheckpointRepository } from '../repositories/checkpoint.repository.js';
 import { CreditRepository } from '../repositories/credit.repository.js';
@@ -29,7 +29,8 @@ export interface JobView {
   id: string;
   name: string;
   groupId: string | null;
-  datasetId: string;
+  /** Null once the dataset was deleted (only an ended job can lose it; `spec.datasetId` keeps the id it ran on). */
+  datasetId: string | null;
   status: JobStatus;
   statusReason: string;
   priority: number;
@@ -109,6 +110,8 @@ export class JobService {
         });
       } catch (err) {
         await this.blobs.destroy(id);
+        // The dataset was deleted between validation and this insert (its foreign key check failed).
+        if (violates(err, 'jobs_dataset_id_datasets_id_fk')) throw new InvalidArgumentError(`datasetId: dataset ${spec.datasetId} was deleted while the job was being submitted`, { cause: err });
         throw err;
       }
       this.specs.rememberParamCount(id, model.paramCount);
@@ -165,13 +168,17 @@ export class JobService {
         })),
       };
     }
-    const train = await this.shards.listByDataset(job.datasetId, 'train');
-    const trainSamples = train.reduce((a, s) => a + s.sampleCount, 0);
-    const perEpoch = Math.ceil(trainSamples / spec.globalBatch);
-    const totalRounds = spec.rounds !== undefined ? Math.min(spec.rounds, spec.epochs !== undefined ? spec.epochs * perEpoch : Infinity) : (spec.epochs ?? 1) * perEpoch;
+    // A job whose dataset was deleted has ended: its round count stays, its total is unknown.
+    let totalRounds: number | null = null;
+    if (job.datasetId !== null) {
+      const train = await this.shards.listByDataset(job.datasetId, 'train');
+      const trainSamples = train.reduce((a, s) => a + s.sampleCount, 0);
+      const perEpoch = Math.ceil(trainSamples / spec.globalBatch);
+      totalRounds = spec.rounds !== undefined ? Math.min(spec.rounds, spec.epochs !== undefined ? spec.epochs * perEpoch : Infinity) : (spec.epochs ?? 1) * perEpoch;
+    }
     const recent = await this.rounds.recent(id, 20);
     let etaSeconds: number | null = null;
-    if (recent.length >= 2 && job.status === 'running') {
+    if (totalRounds !== null && recent.length >= 2 && job.status === 'running') {
       const span = recent[0].committedAt.getTime() - recent[recent.length - 1].committedAt.getTime();
       const perRound = span / (recent.length - 1) / 1000;
       etaSeconds = Math.max(0, (totalRounds - job.round - 1) * perRound);
@@ -198,6 +205,7 @@ export class JobService {
 
   async resume(p: Principal, id: string): Promise<JobDetail> {
     const job = await this.find(p, id, 'write');
+    if (job.datasetId === null) throw new FailedPreconditionError(`job ${job.name} cannot resume: its dataset ${(job.spec as { datasetId?: string }).datasetId ?? ''} was deleted`);
     const row = await this.jobs.transition(id, ['paused'], { status: 'queued', statusReason: 'resumed; waiting for workers' });
     if (!row) throw new FailedPreconditionError(`job ${job.name} is ${job.status}; only paused jobs resume`);
     await this.events.record(id, 'job.state', { status: 'queued', by: p.name, resumed: true });
@@ -290,4 +298,12 @@ export class JobService {
       finishedAt: j.finishedAt?.toISOString() ?? null,
     };
   }
+}
+
+/** Whether `err` (or an error it wraps: drizzle puts the pg error in `cause`) is a violation of `constraint`. */
+function violates(err: unknown, constraint: string): boolean {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { constraint?: unknown }).constraint === constraint) return true;
+  }
+  return false;
 }
