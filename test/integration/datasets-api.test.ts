@@ -1,11 +1,13 @@
 /**
  * Datasets through the real coordinator (in-process, fresh database, its own shard bucket on
  * the real nats-server): built-in MNIST, streamed uploads, the admin CLI, errors as 4xx with
- * nothing left behind, and deletion rules.
+ * nothing left behind, and deletion rules (refused while a live job uses the dataset; ended jobs
+ * keep their history with dataset_id null).
  */
 import { startCoordinator, toConfig, type CoordinatorHandle } from '@gradpool/coordinator';
 // The CLI is not part of the coordinator's library exports; tests call it in-process.
 import { runCli } from '../../apps/coordinator/src/cli/run.js';
+import { buckets } from '@gradpool/protocol';
 import { createTestDatabase, TEST_NATS_URL, type TestDatabase } from '@gradpool/testing';
 import { connect, type NatsConnection, type ObjectStore } from 'nats';
 import { randomBytes } from 'node:crypto';
@@ -24,6 +26,8 @@ let dir: string;
 const adminKey = `test-admin-${randomBytes(12).toString('hex')}`;
 const bucket = `gp_shards_it_${randomBytes(4).toString('hex')}`;
 const MAX_FILE_BYTES = 256 * 1024;
+/** Jobs submitted here: their checkpoint buckets are removed at the end. */
+const jobIds: string[] = [];
 
 async function api(method: string, path: string, body?: unknown, key: string | null = adminKey): Promise<{ status: number; body: any }> {
   const headers: Record<string, string> = {};
@@ -82,6 +86,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await handle?.close();
+  for (const id of jobIds) await nc?.jetstream().views.os(buckets.checkpoints(id)).then((o) => o.destroy()).catch(() => undefined);
   await os?.destroy().catch(() => undefined);
   await nc?.close();
   await sql?.end();
@@ -151,15 +156,94 @@ describe('datasets API', () => {
     expect((await api('POST', '/v1/datasets', { builtin: 'mnist', seed: 1 })).status).toBe(409);
   });
 
-  it('refuses to delete a dataset a job uses (409), then deletes it and its objects', async () => {
+  it('refuses to delete a dataset a live job uses (409 naming it); ended jobs keep their history', async () => {
+    const before = await objectCount();
+    const csv = new TextEncoder().encode(`f1,f2,label\n${Array.from({ length: 1200 }, (_, i) => `${i % 11},${(i * 3) % 5},${i % 3}`).join('\n')}\n`);
+    const importAs = async (name: string) => {
+      const up = await upload(csv, 'held.csv');
+      const r = await api('POST', '/v1/datasets', { name, format: 'csv', files: [up.body.uploadId], seed: 9, shardBytes: 4096 });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      return r.body;
+    };
+    const held = await importAs('held');
+    const twin = await importAs('held-twin'); // same samples: shares every object with `held`
+    const objects = new Set([...held.splits.train.shards, ...held.splits.validation.shards].map((s: any) => s.sha256)).size;
+    expect(await objectCount()).toBe(before + objects);
+
+    const spec = {
+      name: 'holds-data',
+      datasetId: held.id,
+      model: { kind: 'mlp', inputShape: [2], hidden: [4], numClasses: 3 },
+      optimizer: { kind: 'sgd', lr: 0.1 },
+      globalBatch: 20,
+      rounds: 4,
+      evalEvery: 0,
+    };
+    const submitted = await api('POST', '/v1/jobs', spec);
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    const live = submitted.body.id as string;
+    jobIds.push(live);
+    expect(submitted.body.status).toBe('queued'); // no workers: it waits, as a live job
+
+    const queued = await api('DELETE', `/v1/datasets/${held.id}`);
+    expect(queued.status).toBe(409);
+    expect(queued.body.message).toContain(`holds-data (${live}, queued)`);
+    expect((await api('POST', `/v1/jobs/${live}/pause`)).body.status).toBe('paused');
+    const paused = await api('DELETE', `/v1/datasets/${held.id}`);
+    expect(paused.status).toBe(409);
+    expect(paused.body.message).toContain(`holds-data (${live}, paused)`);
+
+    // A job that completed earlier on the same dataset, with a metric: an ended job does not block.
+    const done = (
+      await sql.query(
+        `insert into jobs (name, dataset_id, spec, status, round, samples_processed, finished_at)
+         select 'finished-earlier', dataset_id, spec, 'completed', 3, 80, now() from jobs where id = $1 returning id`,
+        [live],
+      )
+    ).rows[0].id as string;
+    await sql.query(`insert into metrics (job_id, round, name, value) values ($1, 3, 'loss', 0.5)`, [done]);
+    expect((await api('DELETE', `/v1/datasets/${held.id}`)).status).toBe(409);
+
+    expect((await api('POST', `/v1/jobs/${live}/cancel`)).body.status).toBe('cancelled');
+    expect((await api('DELETE', `/v1/datasets/${held.id}`)).status).toBe(204);
+    expect((await api('GET', `/v1/datasets/${held.id}`)).status).toBe(404);
+    // Every object is still named by the twin's shard rows, so none went.
+    expect(await objectCount()).toBe(before + objects);
+
+    const cancelled = await api('GET', `/v1/jobs/${live}`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body).toMatchObject({ status: 'cancelled', datasetId: null, totalRounds: null, etaSeconds: null });
+    expect(cancelled.body.spec.datasetId).toBe(held.id);
+    expect((await api('GET', `/v1/jobs/${live}/checkpoints`)).body).toEqual([expect.objectContaining({ round: 0 })]);
+    const completed = await api('GET', `/v1/jobs/${done}`);
+    expect(completed.status).toBe(200);
+    expect(completed.body).toMatchObject({ status: 'completed', datasetId: null, round: 3, samplesProcessed: 80 });
+    expect((await api('GET', `/v1/jobs/${done}/metrics`)).body).toEqual([{ round: 3, loss: 0.5 }]);
+    const listed = (await api('GET', '/v1/jobs')).body.filter((j: any) => j.id === live || j.id === done);
+    expect(listed.map((j: any) => j.datasetId)).toEqual([null, null]);
+
+    // A paused job without its dataset cannot arise through the API; if one did, resuming says why.
+    await sql.query(`update jobs set status = 'paused' where id = $1`, [live]);
+    const resumed = await api('POST', `/v1/jobs/${live}/resume`);
+    expect(resumed.status).toBe(409);
+    expect(resumed.body.message).toMatch(/cannot resume: its dataset .* was deleted/);
+    await sql.query(`update jobs set status = 'cancelled' where id = $1`, [live]);
+
+    expect((await api('DELETE', `/v1/datasets/${twin.id}`)).status).toBe(204);
+    expect(await objectCount()).toBe(before);
+  });
+
+  it('refuses to delete a dataset a job uses (409), then deletes it and its objects once the job ended', async () => {
     const job = await sql.query(`insert into jobs (name, dataset_id, spec) values ('j', $1, '{}') returning id`, [mnistId]);
     const refused = await api('DELETE', `/v1/datasets/${mnistId}`);
     expect(refused.status).toBe(409);
-    expect(refused.body.message).toMatch(/used by job/);
-    await sql.query('delete from jobs where id = $1', [job.rows[0].id]);
+    expect(refused.body.message).toMatch(/used by a live job: j \(.*, queued\)/);
+    await sql.query(`update jobs set status = 'failed' where id = $1`, [job.rows[0].id]);
     expect((await api('DELETE', `/v1/datasets/${mnistId}`)).status).toBe(204);
     expect(await objectCount()).toBe(0);
     expect(await datasetRows()).toBe(0);
+    const kept = await sql.query('select dataset_id from jobs where id = $1', [job.rows[0].id]);
+    expect(kept.rows).toEqual([{ dataset_id: null }]);
   });
 
   it('imports a CSV through the CLI (streamed upload), lists, shows and deletes it', async () => {

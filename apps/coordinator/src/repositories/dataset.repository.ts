@@ -1,11 +1,15 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { datasets, jobs, shards, type DbHandle, type DbOrTx } from '@gradpool/db';
-import { asc, eq, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { isUuid } from '../secrets.js';
 import { DATABASE } from '../tokens.js';
+import type { JobStatus } from './job.repository.js';
 
 export type DatasetRow = typeof datasets.$inferSelect;
 export type NewDataset = typeof datasets.$inferInsert;
+
+/** Job states in which a job may still run: its dataset must stay. */
+export const LIVE_JOB_STATUSES: readonly JobStatus[] = ['queued', 'running', 'paused'];
 
 export interface SplitCount {
   datasetId: string;
@@ -24,9 +28,21 @@ export class DatasetRepository {
     return row;
   }
 
-  async findById(id: string, tx: DbOrTx = this.handle.db): Promise<DatasetRow | undefined> {
-    if (!isUuid(id)) return undefined;
+  /** Undefined for null: a job whose dataset was deleted reads as one whose dataset is gone. */
+  async findById(id: string | null, tx: DbOrTx = this.handle.db): Promise<DatasetRow | undefined> {
+    if (id === null || !isUuid(id)) return undefined;
     const [row] = await tx.select().from(datasets).where(eq(datasets.id, id)).limit(1);
+    return row;
+  }
+
+  /**
+   * The dataset row locked FOR UPDATE until `tx` ends. A job insert that references it checks
+   * the foreign key with a KEY SHARE lock, so it waits for this transaction, and one already in
+   * flight commits first: a check of the dataset's jobs after this lock misses none.
+   */
+  async lockById(id: string, tx: DbOrTx): Promise<DatasetRow | undefined> {
+    if (!isUuid(id)) return undefined;
+    const [row] = await tx.select().from(datasets).where(eq(datasets.id, id)).for('update');
     return row;
   }
 
@@ -44,16 +60,25 @@ export class DatasetRepository {
     return row;
   }
 
-  /** Deletes the dataset (its shard rows go with it: on delete cascade). */
+  /**
+   * Deletes the dataset. Its shard rows go with it (on delete cascade); its jobs stay, with
+   * dataset_id set to null (on delete set null), keeping their rounds, metrics and credits.
+   */
   async delete(id: string, tx: DbOrTx = this.handle.db): Promise<boolean> {
     const rows = await tx.delete(datasets).where(eq(datasets.id, id)).returning({ id: datasets.id });
     return rows.length > 0;
   }
 
-  /** Ids of the jobs that reference the dataset. */
-  async jobsUsing(id: string, tx: DbOrTx = this.handle.db): Promise<string[]> {
-    const rows = await tx.select({ id: jobs.id }).from(jobs).where(eq(jobs.datasetId, id));
-    return rows.map((r) => r.id);
+  /**
+   * The live jobs (queued, running, paused) that use the dataset, oldest first. A job that has
+   * ended (completed, failed, cancelled) never runs again, so it does not hold the dataset.
+   */
+  liveJobsUsing(id: string, tx: DbOrTx = this.handle.db): Promise<{ id: string; name: string; status: JobStatus }[]> {
+    return tx
+      .select({ id: jobs.id, name: jobs.name, status: jobs.status })
+      .from(jobs)
+      .where(and(eq(jobs.datasetId, id), inArray(jobs.status, [...LIVE_JOB_STATUSES])))
+      .orderBy(asc(jobs.createdAt));
   }
 
   /** Samples and shards per (dataset, split). */

@@ -278,19 +278,31 @@ export class DatasetService {
     return rows.map((r) => ({ index: r.index, samples: r.sampleCount, sha256: r.sha256, bytes: r.bytes }));
   }
 
-  /** Deletes a dataset and the objects no other dataset shares; refused while a job uses it. */
+  /**
+   * Deletes a dataset and the objects no other dataset shares. Refused (409, naming them) while
+   * a queued, running or paused job uses it; jobs that have ended keep their history and read
+   * `datasetId: null` from then on.
+   */
   async delete(id: string): Promise<void> {
-    const row = await this.datasets.findById(id);
-    if (!row) throw new NotFoundError(`no dataset ${id}`);
-    if (row.status === 'importing') throw new FailedPreconditionError(`dataset ${row.name} is still importing`);
-    const users = await this.datasets.jobsUsing(id);
-    if (users.length > 0) throw new ConflictError(`dataset ${row.name} is used by job(s) ${users.join(', ')}; delete them first`);
-    const hashes = (await this.shards.listByDataset(id)).map((s) => s.sha256);
-    await this.datasets.delete(id);
+    const { name, hashes } = await this.handle.db.transaction(async (tx) => {
+      const row = await this.datasets.lockById(id, tx);
+      if (!row) throw new NotFoundError(`no dataset ${id}`);
+      if (row.status === 'importing') throw new FailedPreconditionError(`dataset ${row.name} is still importing`);
+      const live = await this.datasets.liveJobsUsing(id, tx);
+      if (live.length > 0) {
+        const names = live.map((j) => `${j.name} (${j.id}, ${j.status})`).join(', ');
+        throw new ConflictError(`dataset ${row.name} is used by ${live.length === 1 ? 'a live job' : `${live.length} live jobs`}: ${names}; cancel ${live.length === 1 ? 'it' : 'them'} or wait until ${live.length === 1 ? 'it ends' : 'they end'}`);
+      }
+      const rows = await this.shards.listByDataset(id, undefined, tx);
+      await this.datasets.delete(id, tx);
+      return { name: row.name, hashes: rows.map((s) => s.sha256) };
+    });
+    // After the commit: an object goes only when no shard row of another dataset names it.
     const keep = await this.shards.referenced(hashes);
     const store = await this.store();
-    for (const h of new Set(hashes)) if (!keep.has(h)) await store.delete(h);
-    this.log.info({ datasetId: id, name: row.name, objectsDeleted: hashes.length - keep.size }, 'dataset deleted');
+    const gone = [...new Set(hashes)].filter((h) => !keep.has(h));
+    for (const h of gone) await store.delete(h);
+    this.log.info({ datasetId: id, name, objectsDeleted: gone.length, objectsKept: new Set(hashes).size - gone.length }, 'dataset deleted');
   }
 
   private view(r: DatasetRow, counts: { split: SplitName; samples: number }[]): DatasetView {
