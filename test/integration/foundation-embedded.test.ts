@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { register, TestSession, waitFor, workerClient } from './foundation-helpers.js';
+import { register, TestSession, waitFor, workerClient, type ApiResponse } from './foundation-helpers.js';
 
 const ADMIN = 'embedded-admin-key-0123456789';
 let pg: Awaited<ReturnType<typeof startEmbeddedPostgres>>;
@@ -46,7 +46,7 @@ afterAll(async () => {
 
 describe('embedded services', () => {
   it('run the coordinator: migrations, API, registration and a session online', async () => {
-    const api = async (method: string, path: string, body?: unknown) => {
+    const api = async (method: string, path: string, body?: unknown): Promise<ApiResponse> => {
       const res = await fetch(`${coord.httpUrl}${path}`, {
         method,
         headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },

@@ -3,6 +3,7 @@
  * from Postgres and the latest checkpoint, the members reconnect (same identity within the lease)
  * and go on; no committed round is lost or committed twice.
  */
+import type { CoordinatorMessage__Output } from '@gradpool/protocol';
 import { TEST_NATS_URL } from '@gradpool/testing';
 import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,7 +33,7 @@ describe('coordinator restart', () => {
     const ws = [await fakeWorker(a, token, 'r1'), await fakeWorker(a, token, 'r2')];
     const sub = await a.api('POST', '/v1/jobs', mlpSpec(datasetId, { name: 'restart', groupId, minWorkers: 2, maxWorkers: 2, rounds: 8, checkpointEvery: 5 }));
     const jobId = sub.body.id as string;
-    const msgs = [];
+    const msgs: (readonly [CoordinatorMessage__Output, CoordinatorMessage__Output])[] = [];
     for (const w of ws) msgs.push([await w.session.next('assignment'), await w.session.next('roster')] as const);
     let open!: () => void;
     const opened = new Promise<void>((r) => (open = r));
