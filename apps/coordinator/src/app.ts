@@ -8,7 +8,8 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { Type } from '@nestjs/common';
 import { connect as connectDb, runMigrations, type DbHandle } from '@gradpool/db';
-import { connect as connectNats, type NatsConnection } from 'nats';
+import { connect as connectNats, credsAuthenticator, type NatsConnection } from 'nats';
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module.js';
 import type { CoordinatorConfig } from './config.js';
@@ -64,10 +65,18 @@ export async function startCoordinator(config: CoordinatorConfig, opts: StartOpt
     throw new UnavailableError(`cannot migrate the database at ${redactUrl(config.databaseUrl)} (DATABASE_URL): ${(err as Error).message}`, { cause: err });
   }
   const db: DbHandle = connectDb(config.databaseUrl, { max: config.databasePoolMax, applicationName: 'gradpool-coordinator' });
+  let natsCreds: Uint8Array | undefined;
+  try {
+    if (config.natsCredsFile) natsCreds = await readFile(config.natsCredsFile);
+  } catch (err) {
+    await db.close();
+    throw new UnavailableError(`cannot read the NATS credentials file ${config.natsCredsFile} (NATS_CREDS): ${(err as Error).message}`, { cause: err });
+  }
   let nats: NatsConnection;
   try {
     nats = await connectNats({
       servers: [...config.natsServers],
+      ...(natsCreds ? { authenticator: credsAuthenticator(natsCreds) } : {}),
       name: 'gradpool-coordinator',
       maxReconnectAttempts: -1,
       reconnectTimeWait: 1000,

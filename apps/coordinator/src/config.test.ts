@@ -59,6 +59,14 @@ describe('toConfig', () => {
     expect(c.natsAdvertise).toEqual(['nats://nats-0:4222', 'tls://nats-1:4222']);
   });
 
+  it('turns on per-worker NATS users with an account seed, and reads the coordinator\'s credentials file', () => {
+    const seed = `SA${'B'.repeat(56)}`;
+    const c = toConfig({ GRADPOOL_NATS_ACCOUNT_SEED: ` ${seed} `, NATS_CREDS: '/etc/gradpool/coordinator.creds' });
+    expect(c.workerNatsUsers).toEqual({ accountSeed: seed, ttlMs: 7 * 24 * 3_600_000 });
+    expect(c.natsCredsFile).toBe('/etc/gradpool/coordinator.creds');
+    expect(toConfig({}).workerNatsUsers).toBeUndefined();
+  });
+
   it.each([
     [{ GRADPOOL_HTTP_PORT: 'eighty' }, /GRADPOOL_HTTP_PORT/],
     [{ GRADPOOL_GRPC_PORT: '70000' }, /GRADPOOL_GRPC_PORT/],
@@ -72,6 +80,9 @@ describe('toConfig', () => {
     [{ GRADPOOL_WORKER_NATS_USER: 'w' }, /GRADPOOL_WORKER_NATS_USER and GRADPOOL_WORKER_NATS_PASSWORD go together/],
     [{ GRADPOOL_WORKER_NATS_TOKEN: 't', GRADPOOL_WORKER_NATS_USER: 'w', GRADPOOL_WORKER_NATS_PASSWORD: 'p' }, /not both/],
     [{ GRADPOOL_LEASE_MS: '1000' }, /GRADPOOL_LEASE_MS \(1000\) must be at least .*\(15000\)/],
+    [{ GRADPOOL_NATS_ACCOUNT_SEED: 'SUAFOO' }, /GRADPOOL_NATS_ACCOUNT_SEED: must be a NATS account nkey seed/],
+    [{ GRADPOOL_NATS_ACCOUNT_SEED: `SA${'A'.repeat(56)}`, GRADPOOL_WORKER_NATS_TOKEN: 't' }, /every worker gets its own NATS user; unset GRADPOOL_WORKER_NATS/],
+    [{ GRADPOOL_WORKER_NATS_TTL_MS: '1000' }, /GRADPOOL_WORKER_NATS_TTL_MS/],
   ])('rejects %o naming the variable', (env, message) => {
     expect(() => toConfig(env)).toThrow(ConfigError);
     expect(() => toConfig(env)).toThrow(message);

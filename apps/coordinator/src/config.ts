@@ -17,6 +17,14 @@ export interface CoordinatorConfig {
   readonly natsAdvertise: readonly string[];
   /** Credentials handed to workers with the NATS servers (empty strings when none). */
   readonly workerNats: { readonly user: string; readonly password: string; readonly token: string };
+  /** A NATS credentials file (user JWT + seed) for the coordinator's own connections (NATS_CREDS). */
+  readonly natsCredsFile: string | undefined;
+  /**
+   * Per-worker NATS users (libs/nats-auth): the seed of the NATS account that holds Gradpool's
+   * subjects signs, for each worker and job, a user limited to that job (docs/nats-auth.md).
+   * Unset: every worker gets `workerNats`.
+   */
+  readonly workerNatsUsers: { readonly accountSeed: string; readonly ttlMs: number } | undefined;
   readonly http: { readonly host: string; readonly port: number };
   readonly grpc: { readonly host: string; readonly port: number };
   /** Bootstrap admin API key; when absent and no admin key exists, one is generated at first start. */
@@ -42,6 +50,9 @@ export const ENV_VARS = [
   'GRADPOOL_WORKER_NATS_USER',
   'GRADPOOL_WORKER_NATS_PASSWORD',
   'GRADPOOL_WORKER_NATS_TOKEN',
+  'NATS_CREDS',
+  'GRADPOOL_NATS_ACCOUNT_SEED',
+  'GRADPOOL_WORKER_NATS_TTL_MS',
   'GRADPOOL_HTTP_HOST',
   'GRADPOOL_HTTP_PORT',
   'GRADPOOL_GRPC_HOST',
@@ -112,6 +123,16 @@ const envSchema = z.object({
   GRADPOOL_WORKER_NATS_USER: z.preprocess(blankToUndefined, z.string().optional()),
   GRADPOOL_WORKER_NATS_PASSWORD: z.preprocess(blankToUndefined, z.string().optional()),
   GRADPOOL_WORKER_NATS_TOKEN: z.preprocess(blankToUndefined, z.string().optional()),
+  NATS_CREDS: z.preprocess(blankToUndefined, z.string().optional()),
+  GRADPOOL_NATS_ACCOUNT_SEED: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .trim()
+      .refine((s) => /^SA[A-Z2-7]{56}$/.test(s), 'must be a NATS account nkey seed (SA…, 58 characters)')
+      .optional(),
+  ),
+  GRADPOOL_WORKER_NATS_TTL_MS: int(60_000, 366 * 24 * 3_600_000, 7 * 24 * 3_600_000),
   GRADPOOL_HTTP_HOST: z.preprocess(blankToUndefined, z.string().default('0.0.0.0')),
   GRADPOOL_HTTP_PORT: port(8080),
   GRADPOOL_GRPC_HOST: z.preprocess(blankToUndefined, z.string().default('0.0.0.0')),
@@ -161,6 +182,9 @@ export function toConfig(env: Env): CoordinatorConfig {
   if (e.GRADPOOL_WORKER_NATS_TOKEN && e.GRADPOOL_WORKER_NATS_USER) {
     throw new ConfigError('invalid configuration: give GRADPOOL_WORKER_NATS_TOKEN or GRADPOOL_WORKER_NATS_USER/PASSWORD, not both');
   }
+  if (e.GRADPOOL_NATS_ACCOUNT_SEED && (e.GRADPOOL_WORKER_NATS_TOKEN || e.GRADPOOL_WORKER_NATS_USER)) {
+    throw new ConfigError('invalid configuration: with GRADPOOL_NATS_ACCOUNT_SEED every worker gets its own NATS user; unset GRADPOOL_WORKER_NATS_USER/PASSWORD/TOKEN');
+  }
   const missWindow = e.GRADPOOL_HEARTBEAT_INTERVAL_MS * e.GRADPOOL_HEARTBEAT_MISSES;
   if (e.GRADPOOL_LEASE_MS < missWindow) {
     throw new ConfigError(
@@ -178,6 +202,8 @@ export function toConfig(env: Env): CoordinatorConfig {
       password: e.GRADPOOL_WORKER_NATS_PASSWORD ?? '',
       token: e.GRADPOOL_WORKER_NATS_TOKEN ?? '',
     },
+    natsCredsFile: e.NATS_CREDS,
+    workerNatsUsers: e.GRADPOOL_NATS_ACCOUNT_SEED ? { accountSeed: e.GRADPOOL_NATS_ACCOUNT_SEED, ttlMs: e.GRADPOOL_WORKER_NATS_TTL_MS } : undefined,
     http: { host: e.GRADPOOL_HTTP_HOST, port: e.GRADPOOL_HTTP_PORT },
     grpc: { host: e.GRADPOOL_GRPC_HOST, port: e.GRADPOOL_GRPC_PORT },
     adminKey: e.GRADPOOL_ADMIN_KEY,

@@ -12,6 +12,7 @@ import { DEFAULT_JOB_SCHEDULER_SETTINGS, JOB_SCHEDULER_SETTINGS, JobScheduler, t
 import { JobCheckpointsService } from './services/job-checkpoints.service.js';
 import { JobEventsService } from './services/job-events.service.js';
 import { JobRosterService } from './services/job-roster.service.js';
+import { WorkerNatsAccessService } from './services/worker-nats-access.service.js';
 import { JobSpecsService } from './services/job-specs.service.js';
 import { JOB_KICK, JobService } from './services/job.service.js';
 import { KEEPER_OPTIONS, KeeperService } from './services/keeper.service.js';
@@ -40,6 +41,7 @@ export interface JobsSettings {
     JobCheckpointsService,
     JobSpecsService,
     JobRosterService,
+    WorkerNatsAccessService,
     KeeperService,
     SchedulingService,
     JobScheduler,

@@ -37,7 +37,7 @@ function base64UrlPadded(b: Uint8Array): string {
 /**
  * The NATS permissions a worker needs to read shards of `bucket` (and nothing else of it):
  * stream info (to bind), direct gets of metadata and chunks, and replies on its inbox.
- * The coordinator adds these to the credentials it hands out at registration.
+ * libs/nats-auth gives them to each worker's NATS user (with an inbox of its own instead of `_INBOX.>`).
  */
 export function shardReaderPermissions(bucket: string = buckets.shards): { publish: string[]; subscribe: string[] } {
   const stream = `OBJ_${bucket}`;

@@ -13,6 +13,7 @@
  *   checks it), which is how `replay.ts` of the worker reads them.
  * - Its job's checkpoint bucket: read-only through consumers and gets.
  */
+import { shardReaderPermissions } from '@gradpool/datasets';
 import { buckets, subjects, token, UPDATES_STREAM, updateSubjects } from '@gradpool/protocol';
 
 export interface SubjectPermissions {
@@ -29,7 +30,6 @@ export function workerInboxPrefix(workerId: string): string {
 
 /** The NATS permissions of worker `workerId` for job `jobId`. */
 export function workerJobPermissions(workerId: string, jobId: string, opts: { shardsBucket?: string; updatesStream?: string } = {}): SubjectPermissions {
-  const shards = `OBJ_${opts.shardsBucket ?? buckets.shards}`;
   const ckpt = `OBJ_${buckets.checkpoints(jobId)}`;
   const updates = opts.updatesStream ?? UPDATES_STREAM;
   const api = '$JS.API';
@@ -40,9 +40,7 @@ export function workerJobPermissions(workerId: string, jobId: string, opts: { sh
       `${api}.INFO`,
       `${api}.STREAM.NAMES`,
       // Dataset shards: read-only.
-      `${api}.STREAM.INFO.${shards}`,
-      `${api}.DIRECT.GET.${shards}`,
-      `${api}.DIRECT.GET.${shards}.>`,
+      ...shardReaderPermissions(opts.shardsBucket ?? buckets.shards).publish,
       // The keeper's updates of this job only: the filter is part of the create subject.
       `${api}.CONSUMER.CREATE.${updates}.*.${updateSubjects.job(jobId)}`,
       `${api}.CONSUMER.DELETE.${updates}.*`,

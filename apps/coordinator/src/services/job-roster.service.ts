@@ -9,6 +9,7 @@ import type { DbHandle } from '@gradpool/db';
 import { parseJobSpec, type JobSpec } from '@gradpool/protocol';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger.js';
+import { WorkerNatsAccessService } from './worker-nats-access.service.js';
 import { CheckpointRepository } from '../repositories/checkpoint.repository.js';
 import { DatasetRepository } from '../repositories/dataset.repository.js';
 import { JobRepository, type JobRow } from '../repositories/job.repository.js';
@@ -91,6 +92,7 @@ export class JobRosterService {
     private readonly specs: JobSpecsService,
     private readonly registry: SessionRegistry,
     private readonly events: JobEventsService,
+    private readonly natsAccess: WorkerNatsAccessService,
   ) {
     this.log = logger.child({ component: 'rosters' });
   }
@@ -157,9 +159,10 @@ export class JobRosterService {
     // A removal of someone already gone (several members report the same missing owner) is a no-op.
     if (c.remove?.length && !removed.length && !added.length && !c.resync?.length) return null;
     if (c.add?.length && !added.length && !c.remove?.length) return null;
-    const dataset = await this.datasets.findById(job.datasetId);
+    // A live job's dataset cannot be deleted (DatasetService), so this is a bug, not a user error.
+    const dataset = job.datasetId ? await this.datasets.findById(job.datasetId) : undefined;
+    if (!dataset || !job.datasetId) throw new Error(`the dataset of job ${jobId} is gone`);
     const train = await this.shards.listByDataset(job.datasetId, 'train');
-    if (!dataset) throw new Error(`dataset ${job.datasetId} of job ${jobId} is gone`);
 
     if (ids.length < spec.minWorkers) {
       // Not enough workers: the job waits (its state is in Postgres and the latest checkpoint).
@@ -256,7 +259,7 @@ export class JobRosterService {
     if (job.status !== 'running') for (const id of ids) fresh.add(id);
     if (fresh.size) {
       const assignment = await this.assignment({ ...job, epoch }, spec, dataset, train);
-      for (const id of fresh) if (ids.includes(id)) this.registry.send(id, { assignment });
+      for (const id of fresh) if (ids.includes(id)) this.registry.send(id, { assignment: { ...assignment, nats: await this.natsAccess.forJob(id, jobId) } });
     }
     const update = this.rosterUpdate(info);
     for (const id of ids) this.registry.send(id, { roster: update });
@@ -279,10 +282,10 @@ export class JobRosterService {
     const latest = await this.rosters.latest(jobId);
     if (!job || !latest || job.status !== 'running') return;
     const spec = parseJobSpec(job.spec);
-    const dataset = await this.datasets.findById(job.datasetId);
+    const dataset = job.datasetId ? await this.datasets.findById(job.datasetId) : undefined;
+    if (!dataset || !job.datasetId) return;
     const train = await this.shards.listByDataset(job.datasetId, 'train');
-    if (!dataset) return;
-    this.registry.send(workerId, { assignment: await this.assignment(job, spec, dataset, train) });
+    this.registry.send(workerId, { assignment: { ...(await this.assignment(job, spec, dataset, train)), nats: await this.natsAccess.forJob(workerId, jobId) } });
     this.registry.send(workerId, { roster: this.rosterUpdate(this.epochInfo(jobId, latest)) });
   }
 

@@ -17,6 +17,8 @@ export function natsOptions(access: NatsAccess__Output, name: string): Connectio
     reconnectTimeWait: 500,
     timeout: 10_000,
   };
+  // A per-worker NATS user may subscribe to its own inbox prefix only (libs/nats-auth).
+  if (access.inboxPrefix) opts.inboxPrefix = access.inboxPrefix;
   if (access.creds) opts.authenticator = credsAuthenticator(new TextEncoder().encode(access.creds));
   else if (access.token) opts.token = access.token;
   else if (access.user) {

@@ -6,7 +6,7 @@
  * and compares its hash with the keeper's after each round.
  */
 import { UPDATE_HEADERS, updateSubjects } from '@gradpool/protocol';
-import { consumerOpts, type JsMsg, type NatsConnection } from 'nats';
+import { AckPolicy, createInbox, DeliverPolicy, nanos, nuid, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { FaultKinds, RunnerFault } from './faults.js';
 
 export interface ReplayedUpdate {
@@ -41,7 +41,7 @@ interface Assembly {
   dataState: string;
 }
 
-function intHeader(m: JsMsg, name: string): number {
+function intHeader(m: Msg, name: string): number {
   const v = Number(m.headers?.get(name));
   if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`header ${name} is ${JSON.stringify(m.headers?.get(name) ?? null)}`);
   return v;
@@ -50,17 +50,13 @@ function intHeader(m: JsMsg, name: string): number {
 /** Yields the committed updates of rounds [from, to) in order; throws RunnerFault 'replay-gap'. */
 export async function* replayUpdates(o: ReplayOptions): AsyncGenerator<ReplayedUpdate> {
   if (o.to <= o.from) return;
-  // An ordered push consumer (the legacy API): the simplified `consumers` API needs
-  // nats-server 2.10 for subject filters, and we meet 2.9 servers.
-  const copts = consumerOpts();
-  copts.orderedConsumer();
-  copts.deliverAll();
-  let sub;
+  let feed: UpdatesFeed;
   try {
-    sub = await o.nc.jetstream().subscribe(updateSubjects.job(o.jobId), copts);
+    feed = await openUpdatesFeed(o.nc, o.stream, o.jobId, DeliverPolicy.All);
   } catch (err) {
     throw new RunnerFault(FaultKinds.replayGap, `cannot read the updates stream ${o.stream}: ${(err as Error).message}`);
   }
+  const sub = feed.sub;
   const it = sub[Symbol.asyncIterator]();
   const pending = new Map<number, Assembly>();
   let next = o.from;
@@ -83,6 +79,7 @@ export async function* replayUpdates(o: ReplayOptions): AsyncGenerator<ReplayedU
       }
       if (got.done) throw new RunnerFault(FaultKinds.replayGap, `the updates stream ${o.stream} ended before round ${next}`);
       const m = got.value;
+      if (isStatus(o.nc, m)) continue;
       let round: number, chunk: number, chunks: number, offset: number, size: number;
       try {
         round = intHeader(m, UPDATE_HEADERS.round);
@@ -119,7 +116,7 @@ export async function* replayUpdates(o: ReplayOptions): AsyncGenerator<ReplayedU
       }
     }
   } finally {
-    sub.unsubscribe();
+    await feed.close();
   }
 }
 
@@ -127,14 +124,86 @@ export async function* replayUpdates(o: ReplayOptions): AsyncGenerator<ReplayedU
  * The newest update the keeper has published for the job (its round and the keeper's hash after
  * it), or null when the stream holds none or cannot be asked.
  */
-export async function latestUpdate(nc: NatsConnection, stream: string, jobId: string): Promise<{ round: number; paramHash: string } | null> {
+export async function latestUpdate(nc: NatsConnection, stream: string, jobId: string, waitMs = 5000): Promise<{ round: number; paramHash: string } | null> {
+  let feed: UpdatesFeed;
   try {
-    const jsm = await nc.jetstreamManager();
-    const m = await jsm.streams.getMessage(stream, { last_by_subj: updateSubjects.job(jobId) });
-    const round = Number(m.header.get(UPDATE_HEADERS.round));
-    if (!Number.isSafeInteger(round) || round < 0) return null;
-    return { round, paramHash: m.header.get(UPDATE_HEADERS.paramHash) };
+    feed = await openUpdatesFeed(nc, stream, jobId, DeliverPolicy.Last);
   } catch {
     return null;
   }
+  try {
+    if (feed.pending === 0) return null;
+    const it = feed.sub[Symbol.asyncIterator]();
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const got = await Promise.race([it.next(), new Promise<null>((r) => (timer = setTimeout(() => r(null), Math.max(0, deadline - Date.now()))))]);
+      clearTimeout(timer);
+      if (!got || got.done) return null;
+      if (isStatus(nc, got.value)) continue;
+      const h = got.value.headers;
+      const round = Number(h?.get(UPDATE_HEADERS.round));
+      if (!Number.isSafeInteger(round) || round < 0) return null;
+      return { round, paramHash: h?.get(UPDATE_HEADERS.paramHash) ?? '' };
+    }
+  } finally {
+    await feed.close();
+  }
+}
+
+interface UpdatesFeed {
+  /** Delivers the job's update messages, with the consumer's heartbeats and flow-control requests. */
+  sub: Subscription;
+  /** Messages the consumer had to deliver when it was created. */
+  pending: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A push consumer on the job's updates, delivered to an inbox of this connection. It is created
+ * with its name and filter in the request subject (`$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`),
+ * so a worker's NATS user can be allowed to read its own job's updates and no other's
+ * (libs/nats-auth permissions.ts); nats.js' ordered consumers use the unfiltered create subject.
+ * Heartbeats and flow control are answered here (`isStatus`).
+ */
+async function openUpdatesFeed(nc: NatsConnection, stream: string, jobId: string, deliver: DeliverPolicy): Promise<UpdatesFeed> {
+  const jsm = await nc.jetstreamManager({ checkAPI: false });
+  const inboxPrefix = (nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
+  const inbox = createInbox(inboxPrefix);
+  const sub = nc.subscribe(inbox);
+  const name = `replay_${nuid.next()}`;
+  try {
+    const info = await jsm.consumers.add(stream, {
+      name,
+      filter_subject: updateSubjects.job(jobId),
+      deliver_subject: inbox,
+      deliver_policy: deliver,
+      ack_policy: AckPolicy.None,
+      flow_control: true,
+      idle_heartbeat: nanos(5000),
+      inactive_threshold: nanos(60_000),
+      mem_storage: true,
+      num_replicas: 1,
+    });
+    return {
+      sub,
+      pending: info.num_pending,
+      close: async () => {
+        sub.unsubscribe();
+        await jsm.consumers.delete(stream, name).catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    sub.unsubscribe();
+    throw err;
+  }
+}
+
+/** A heartbeat or flow-control request of a push consumer (answered), not an update. */
+function isStatus(nc: NatsConnection, m: Msg): boolean {
+  if (m.data.byteLength > 0 || m.headers?.code !== 100) return false;
+  if (m.reply) m.respond();
+  const stalled = m.headers.get('Nats-Consumer-Stalled');
+  if (stalled) nc.publish(stalled);
+  return true;
 }

@@ -38,7 +38,7 @@ export class ShardSource {
   }
 
   private openStore(): Promise<ShardStore> {
-    this.store ??= ShardStore.open(this.opts.nc, { bucket: this.opts.bucket });
+    this.store ??= ShardStore.open(this.opts.nc, { bucket: this.opts.bucket, readOnly: true });
     return this.store;
   }
 

@@ -1,5 +1,6 @@
 // Original file: gradpool/v1/worker.proto
 
+import type { NatsAccess as _gradpool_v1_NatsAccess, NatsAccess__Output as _gradpool_v1_NatsAccess__Output } from '../../gradpool/v1/NatsAccess.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -19,6 +20,11 @@ export interface Assignment {
   'checkpointBucket'?: (string);
   'checkpointKey'?: (string);
   'checkpointRound'?: (number | string | Long);
+  /**
+   * Data-plane access for this job: with per-worker NATS users, credentials limited to this job's
+   * subjects and buckets (libs/nats-auth). Absent: the registration's NatsAccess serves.
+   */
+  'nats'?: (_gradpool_v1_NatsAccess | null);
 }
 
 /**
@@ -38,4 +44,9 @@ export interface Assignment__Output {
   'checkpointBucket': (string);
   'checkpointKey': (string);
   'checkpointRound': (string);
+  /**
+   * Data-plane access for this job: with per-worker NATS users, credentials limited to this job's
+   * subjects and buckets (libs/nats-auth). Absent: the registration's NatsAccess serves.
+   */
+  'nats': (_gradpool_v1_NatsAccess__Output | null);
 }

@@ -14,6 +14,10 @@ export interface NatsAccess {
    * A NATS credentials file's content (user JWT + nkey seed), when decentralised auth is used.
    */
   'creds'?: (string);
+  /**
+   * The inbox prefix the connection must use (per-worker users may subscribe to no other inbox).
+   */
+  'inboxPrefix'?: (string);
 }
 
 /**
@@ -29,4 +33,8 @@ export interface NatsAccess__Output {
    * A NATS credentials file's content (user JWT + nkey seed), when decentralised auth is used.
    */
   'creds': (string);
+  /**
+   * The inbox prefix the connection must use (per-worker users may subscribe to no other inbox).
+   */
+  'inboxPrefix': (string);
 }

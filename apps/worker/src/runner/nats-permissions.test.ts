@@ -1,0 +1,144 @@
+/**
+ * A worker's own NATS user (libs/nats-auth, as the coordinator issues it with an Assignment)
+ * against a nats-server in operator mode: everything the runner does for its job works through
+ * the runner's own code (connect, shard reads, catching up from the keeper's updates,
+ * checkpoints, the exchange's subjects), and nothing beyond its job does.
+ */
+import { buckets, subjects } from '@gradpool/protocol';
+import { ShardStore } from '@gradpool/datasets';
+import { ensureUpdatesStream, publishUpdate } from '@gradpool/exchange';
+import { WorkerCredentialIssuer } from '@gradpool/nats-auth';
+import { startSecuredNatsServer, type SecuredNats } from '@gradpool/testing';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, credsAuthenticator, type NatsConnection } from 'nats';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CheckpointReader } from './model-state.js';
+import { connectDataPlane } from './nats-connect.js';
+import { latestUpdate, replayUpdates } from './replay.js';
+
+const NATS_SERVER = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
+const J1 = 'job1';
+const J2 = 'job2';
+
+let dir: string;
+let nats: SecuredNats;
+let admin: NatsConnection;
+let sha256: string;
+const open: NatsConnection[] = [];
+
+async function workerConnection(workerId: string, jobId: string): Promise<NatsConnection> {
+  const issuer = WorkerCredentialIssuer.fromSeed(nats.setup.account.seed, { ttlMs: 3_600_000 });
+  const c = await issuer.forJob(workerId, jobId);
+  const nc = await connectDataPlane({ servers: [nats.url], user: '', password: '', token: '', creds: c.creds, inboxPrefix: c.inboxPrefix }, `test ${workerId}`);
+  open.push(nc);
+  return nc;
+}
+
+/** Resolves with the server's permission error for an operation, or 'ok'. */
+async function outcome(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** Whether `sub`'s connection receives a message published by `pub` on `subject` within 500 ms. */
+async function delivered(pub: NatsConnection, sub: NatsConnection, subject: string): Promise<boolean> {
+  const s = sub.subscribe(subjects.jobAll(J1));
+  await sub.flush();
+  let got = false;
+  const done = (async () => {
+    for await (const m of s) if (m.subject === subject) got = true;
+  })();
+  pub.publish(subject, new Uint8Array([1, 2, 3]));
+  await pub.flush().catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 500));
+  s.unsubscribe();
+  await done;
+  return got;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gp-nats-auth-'));
+  nats = await startSecuredNatsServer(NATS_SERVER, dir);
+  admin = await connect({ servers: nats.url, authenticator: credsAuthenticator(new TextEncoder().encode(nats.setup.coordinatorCreds)) });
+  const store = await ShardStore.open(admin);
+  ({ sha256 } = await store.put(new Uint8Array(3_000_000).map((_, i) => i % 251)));
+  const jsm = await admin.jetstreamManager();
+  await ensureUpdatesStream(jsm);
+  for (const job of [J1, J2]) for (let r = 0; r < 3; r++) await publishUpdate(admin.jetstream(), job, r, new Float32Array(10).fill(r), `hash-${job}-${r}`);
+  for (const job of [J1, J2]) await (await admin.jetstream().views.os(buckets.checkpoints(job))).putBlob({ name: 'round-00000002' }, new Uint8Array(100));
+}, 60_000);
+
+afterAll(async () => {
+  for (const nc of open) await nc.close().catch(() => undefined);
+  await admin?.close();
+  await nats?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a worker NATS user limited to one job', () => {
+  it('does what the runner needs for its job', async () => {
+    const w1 = await workerConnection('w1', J1);
+    const w2 = await workerConnection('w2', J1);
+    const shards = await ShardStore.open(w1, { readOnly: true });
+    expect((await shards.get(sha256)).byteLength).toBe(3_000_000);
+    expect(await latestUpdate(w1, 'GP_UPDATES', J1)).toEqual({ round: 2, paramHash: `hash-${J1}-2` });
+    const rounds: number[] = [];
+    for await (const u of replayUpdates({ nc: w1, stream: 'GP_UPDATES', jobId: J1, size: 10, from: 0, to: 3, signal: new AbortController().signal, idleTimeoutMs: 5000 })) {
+      rounds.push(u.round);
+      expect(u.paramHash).toBe(`hash-${J1}-${u.round}`);
+    }
+    expect(rounds).toEqual([0, 1, 2]);
+    expect(await new CheckpointReader(w1, buckets.checkpoints(J1)).rounds()).toEqual([2]);
+    // The exchange: its own reduce, gather and control subjects reach the other member.
+    expect(await delivered(w1, w2, subjects.reduce(J1, 1, 0, 0, 'w1'))).toBe(true);
+    expect(await delivered(w1, w2, subjects.gather(J1, 1, 0, 0, 'w1'))).toBe(true);
+    expect(await delivered(w1, w2, subjects.exchangeControl(J1, 'w1'))).toBe(true);
+  });
+
+  it('cannot speak for another member, reach another job, or write anything shared', async () => {
+    const w1 = await workerConnection('w1', J1);
+    const w2 = await workerConnection('w2', J1);
+    // Spoofing: w1 publishing as w2 is refused by the server, so w2 never sees it.
+    expect(await delivered(w1, w2, subjects.reduce(J1, 1, 0, 0, 'w2'))).toBe(false);
+    expect(await delivered(w1, w2, subjects.gather(J1, 1, 0, 0, 'w2'))).toBe(false);
+    // Another job: no publishing into it, no listening to it.
+    expect(await delivered(w1, admin, subjects.reduce(J2, 1, 0, 0, 'w1'))).toBe(false);
+    const spy = w1.subscribe(subjects.jobAll(J2));
+    const listened = (async () => {
+      for await (const m of spy) void m;
+    })();
+    await w1.flush();
+    expect(await outcome(Promise.race([listened, new Promise((_, no) => setTimeout(() => no(new Error('no error within 3 s')), 3000))]))).toMatch(/permissions violation/i);
+    expect(await latestUpdate(w1, 'GP_UPDATES', J2)).toBeNull();
+    const replayJ2 = (async () => {
+      for await (const u of replayUpdates({ nc: w1, stream: 'GP_UPDATES', jobId: J2, size: 10, from: 0, to: 3, signal: new AbortController().signal, idleTimeoutMs: 2000 })) void u;
+    })();
+    expect(await outcome(replayJ2)).toMatch(/cannot read the updates stream.*permissions violation/i);
+    expect(await outcome(new CheckpointReader(w1, buckets.checkpoints(J2)).rounds())).toMatch(/permissions violation/i);
+    // Shared state is read-only: shards, the keeper's updates, streams.
+    const asWorker = await ShardStore.open(w1, { readOnly: true });
+    expect(await outcome(asWorker.put(new Uint8Array(10)))).toMatch(/read-only/);
+    expect(await outcome(w1.jetstream().publish(`$O.${buckets.shards}.C.x`, new Uint8Array(4)))).toMatch(/permissions violation/i);
+    expect(await outcome(w1.jetstream().publish('gp.keeper.job1.u.9', new Uint8Array(4)))).toMatch(/permissions violation/i);
+    const jsm = await w1.jetstreamManager({ checkAPI: false });
+    expect(await outcome(jsm.streams.delete('GP_UPDATES'))).toMatch(/permissions violation/i);
+    expect(await outcome(jsm.streams.purge(`OBJ_${buckets.shards}`))).toMatch(/permissions violation/i);
+    // The data are all still there.
+    expect(await latestUpdate(admin, 'GP_UPDATES', J2)).toEqual({ round: 2, paramHash: `hash-${J2}-2` });
+  });
+
+  it('is refused once it has expired, and a seed that is not an account seed is a clear error', async () => {
+    expect(() => WorkerCredentialIssuer.fromSeed('SUAM…', { ttlMs: 60_000 })).toThrow(/not an nkey seed/);
+    expect(() => WorkerCredentialIssuer.fromSeed(nats.setup.account.seed, { ttlMs: 1000 })).toThrow(/at least a minute/);
+    const issuer = WorkerCredentialIssuer.fromSeed(nats.setup.account.seed, { ttlMs: 60_000 });
+    const old = await issuer.forJob('w9', J1, Date.now() - 3_600_000);
+    const err = await outcome(connectDataPlane({ servers: [nats.url], user: '', password: '', token: '', creds: old.creds, inboxPrefix: old.inboxPrefix }, 'expired'));
+    expect(err).toMatch(/cannot connect to NATS.*(authorization|expired)/i);
+  });
+});

@@ -1,0 +1,73 @@
+// Per-worker NATS users end to end (DESIGN rule 1, docs/nats-auth.md): a nats-server in operator
+// mode, the real coordinator holding the account seed, and real workers that get, with each
+// Assignment, a NATS user limited to that job. Two workers train, a third joins mid-job and
+// catches up from the keeper's updates and a checkpoint through its own limited user; the job
+// completes with every sample counted once and every member's hash equal to the keeper's, and no
+// process hit a permission the design did not give it.
+import { Cluster, startSecuredNatsServer, type ClusterDataset, type SecuredNats } from '@gradpool/testing';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const NATS_SERVER = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
+
+let dir: string;
+let nats: SecuredNats;
+let cluster: Cluster;
+let mnist: ClusterDataset;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gp-e2e-nats-auth-'));
+  nats = await startSecuredNatsServer(NATS_SERVER, dir);
+  cluster = await Cluster.start({
+    workers: 2,
+    coordinator: { natsUrl: nats.url, env: nats.coordinatorEnv, heartbeatIntervalMs: 2000, heartbeatMisses: 5 },
+    worker: { logLevel: 'debug' },
+  });
+  mnist = await cluster.importMnist();
+  await cluster.waitForWorkers(2);
+});
+
+afterAll(async () => {
+  if (process.env.GP_E2E_DUMP) cluster?.dumpLogs(`${process.env.GP_E2E_DUMP}/nats-auth`);
+  await cluster?.[Symbol.asyncDispose]();
+  await nats?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('per-worker NATS users', () => {
+  it('workers limited to their job train it to the end; a late joiner catches up through its own user', async () => {
+    const globalBatch = 1000;
+    const epochs = 2;
+    const job = await cluster.submitJob({
+      name: 'e2e nats auth',
+      datasetId: mnist.id,
+      model: { kind: 'mlp', inputShape: [28, 28, 1], hidden: [64], activation: 'relu', numClasses: 10 },
+      optimizer: { kind: 'adam', lr: 5e-3 },
+      globalBatch,
+      epochs,
+      minWorkers: 2,
+      maxWorkers: 3,
+      roundDeadlineMs: 20_000,
+      checkpointEvery: 5,
+      evalEvery: 0,
+      seed: 11,
+    });
+    await cluster.waitForRound(job.id, 6);
+    const late = cluster.startWorker({ name: 'late' });
+    const lateId = await cluster.workerId(late);
+    const end = await cluster.waitForEnd(job.id, 300_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${cluster.trouble()}`);
+    });
+    expect(end.status, `${end.statusReason}\n${cluster.trouble()}`).toBe('completed');
+    expect(end.samplesProcessed).toBe(epochs * mnist.splits!.train.samples);
+    const rounds = await cluster.rounds(job.id);
+    expect(rounds.map((r) => r.round)).toEqual(Array.from({ length: end.round + 1 }, (_, i) => i));
+    expect(rounds.some((r) => r.contributors.includes(lateId)), 'the late joiner contributed').toBe(true);
+    // It started from a checkpoint and the keeper's updates, read with its own limited user.
+    expect(late.logs().some((l) => l.msg === 'caught up from the updates stream' || l.msg === 'checkpoint loaded')).toBe(true);
+    expect(await cluster.events(job.id, ['job.hash-mismatch'])).toEqual([]);
+    for (const w of cluster.workers) expect(w.output()).not.toMatch(/permissions violation/i);
+  });
+});
