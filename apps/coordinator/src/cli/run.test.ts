@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -45,5 +45,28 @@ describe('gradpool datasets import: files', () => {
     const r = await cli('datasets', 'import', train, '--format', 'csv', '--name', 'x');
     expect(r.code).toBe(1);
     expect(r.err.join('\n')).toMatch(/cannot reach the coordinator at http:\/\/127\.0\.0\.1:1/);
+  });
+});
+
+describe('gradpool nats init', () => {
+  it('writes an operator-mode nats-server config, the coordinator credentials and its env, then refuses to overwrite them', async () => {
+    const out = join(dir, 'nats');
+    const first = await cli('nats', 'init', '--out', out, '--port', '4333', '--store-dir', '/srv/js');
+    expect(first.code, first.err.join('\n')).toBe(0);
+    const conf = readFileSync(join(out, 'nats-server.conf'), 'utf8');
+    expect(conf).toMatch(/^port: 4333$/m);
+    expect(conf).toMatch(/^operator: eyJ/m);
+    expect(conf).toContain('resolver: MEMORY');
+    expect(conf).toContain('"/srv/js"');
+    expect(readFileSync(join(out, 'coordinator.creds'), 'utf8')).toContain('BEGIN NATS USER JWT');
+    const envFile = readFileSync(join(out, 'coordinator.env'), 'utf8');
+    expect(envFile).toMatch(/^GRADPOOL_NATS_ACCOUNT_SEED=SA[A-Z2-7]{56}$/m);
+    expect(envFile).toContain(`NATS_CREDS=${join(out, 'coordinator.creds')}`);
+    expect(statSync(join(out, 'coordinator.env')).mode & 0o077).toBe(0);
+    const again = await cli('nats', 'init', '--out', out);
+    expect(again.code).toBe(2);
+    expect(again.err.join('\n')).toMatch(/exist.*--force/);
+    expect((await cli('nats', 'init', '--out', out, '--force')).code).toBe(0);
+    expect((await cli('nats', 'init', '--out', out, '--force', '--port', 'x')).code).toBe(2);
   });
 });

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ApiClient, ApiError } from './api-client.js';
 import { datasetsCommand } from './datasets.command.js';
+import { natsCommand } from './nats.command.js';
 
 export interface CliIo {
   out(line: string): void;
@@ -39,6 +40,9 @@ export async function runCli(argv: string[], env: CliEnv, io: CliIo): Promise<nu
   const datasets = datasetsCommand(io, client);
   for (const c of [datasets, ...datasets.commands]) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
   program.addCommand(datasets);
+  const nats = natsCommand(io);
+  for (const c of [nats, ...nats.commands]) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+  program.addCommand(nats);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

@@ -131,7 +131,7 @@ async function createJob(env: Env, overrides: Partial<AssignedJobInput['spec']> 
     dataset: { id: randomUUID(), name: 'synthetic', featureShape: [FEATURES], numClasses: CLASSES, train: env.shards },
     updatesStream: stream,
   };
-  const assignment: Assignment__Output = { jobId, jobName: 'runner-test', specJson: JSON.stringify(job), checkpointBucket: bucket, checkpointKey: 'round-0', checkpointRound: '0' };
+  const assignment: Assignment__Output = { jobId, jobName: 'runner-test', specJson: JSON.stringify(job), checkpointBucket: bucket, checkpointKey: 'round-0', checkpointRound: '0', nats: null };
   return { jobId, assignment, stream, paramCount };
 }
 
@@ -280,7 +280,7 @@ describe('TrainingRunner on a real nats-server', () => {
       shards.push({ index: i, sha256: sha256Hex(bytes), samples: SHARD_SAMPLES, bytes: bytes.byteLength });
     }
     const cacheDir = mkdtempSync(join(tmpdir(), 'gp-runner-cache-'));
-    env = { url: server.url, nc, access: { servers: [server.url], user: '', password: '', token: '', creds: '' }, shardBucket, shards, cacheDir };
+    env = { url: server.url, nc, access: { servers: [server.url], user: '', password: '', token: '', creds: '', inboxPrefix: '' }, shardBucket, shards, cacheDir };
   });
 
   afterAll(async () => {
@@ -336,7 +336,7 @@ describe('TrainingRunner on a real nats-server', () => {
       expect(samplesLeft(decodeDataState(keeper.dataStates.get(5)!, 240))).toBe(240 - 60 - 90);
       expect(a.reports.every((r) => r.samples === 10 && Number.isFinite(r.loss) && Number(r.bytesSent) > 0)).toBe(true);
       // The loss goes down on this learnable problem.
-      expect(a.reports[5].loss).toBeLessThan(a.reports[0].loss);
+      expect(Number(a.reports[5].loss)).toBeLessThan(Number(a.reports[0].loss));
       expect(c.states.some((s) => s.state === 'WORKER_STATE_SYNCING')).toBe(true);
       expect(a.states.some((s) => s.state === 'WORKER_STATE_TRAINING')).toBe(true);
     } finally {
