@@ -16,6 +16,7 @@ import { bold, dim, table } from './print.js';
 interface DemoOptions extends TrainingOptions {
   workers: number;
   onlyOnline: boolean;
+  ownNats: boolean;
 }
 
 function positiveInt(v: string): number {
@@ -57,12 +58,13 @@ function parseArgs(argv: string[]): DemoOptions {
     .option('--lr <rate>', "Adam's learning rate", positiveFloat, 5e-3)
     .option('--out <dir>', 'where the trained model is written', 'gradpool-demo-model')
     .option('--only-online', 'stop after the workers are online (no training)', false)
+    .option('--own-nats', 'start a private nats-server with per-worker NATS users even if one answers on 127.0.0.1:4222', false)
     .showHelpAfterError()
     .exitOverride();
   cmd.parse(argv, { from: 'user' });
   const o = cmd.opts();
   if (o.batch < o.workers) throw new InvalidArgumentError(`--batch ${o.batch} is smaller than --workers ${o.workers}`);
-  return { workers: o.workers, model: o.model, codec: o.codec, epochs: o.epochs, batch: o.batch, lr: o.lr, outDir: o.out, onlyOnline: o.onlyOnline };
+  return { workers: o.workers, model: o.model, codec: o.codec, epochs: o.epochs, batch: o.batch, lr: o.lr, outDir: o.out, onlyOnline: o.onlyOnline, ownNats: o.ownNats };
 }
 
 async function main(): Promise<number> {
@@ -88,13 +90,13 @@ async function main(): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   console.log(bold('Gradpool demo') + dim(` — ${opts.workers} workers, model ${opts.model}, codec ${opts.codec}`));
-  const services = await ensureServices((line) => console.log(dim(`  ${line}`)));
+  const services = await ensureServices((line) => console.log(dim(`  ${line}`)), 'gradpool_demo', { ownNats: opts.ownNats });
   const workers: WorkerProcess[] = [];
   let coordinator: CoordinatorProcess | undefined;
   try {
     console.log(`${bold('1.')} starting the coordinator`);
     coordinator = await CoordinatorProcess.start({
-      env: { GRADPOOL_DB_POOL_MAX: String(services.databasePoolMax) },
+      env: { GRADPOOL_DB_POOL_MAX: String(services.databasePoolMax), ...services.coordinatorEnv },
       databaseUrl: services.databaseUrl,
       natsUrl: services.natsUrl,
       // Defaults (5 s × 3): a worker busy with a long step must not look dead.

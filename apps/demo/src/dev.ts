@@ -37,7 +37,7 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   try {
-    const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: services.databaseUrl, NATS_URL: services.natsUrl };
+    const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: services.databaseUrl, NATS_URL: services.natsUrl, ...services.coordinatorEnv };
     // An embedded PGlite serves one session at a time.
     if (services.started.includes('pglite')) env.GRADPOOL_DB_POOL_MAX = String(services.databasePoolMax);
     const child = spawn(process.execPath, [COORDINATOR_MAIN], { env, stdio: ['inherit', 'pipe', 'inherit'] });

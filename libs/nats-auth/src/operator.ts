@@ -56,11 +56,14 @@ export async function createNatsOperator(name = 'gradpool'): Promise<NatsOperato
   };
 }
 
-/** A nats-server configuration for `setup` (memory resolver with both accounts preloaded). */
-export function natsServerConfig(setup: NatsOperatorSetup, opts: { host?: string; port?: number; storeDir: string }): string {
+/**
+ * A nats-server configuration for `setup` (memory resolver with both accounts preloaded). Address,
+ * port and JetStream storage are written only when given (a caller may pass them as flags).
+ */
+export function natsServerConfig(setup: NatsOperatorSetup, opts: { host?: string; port?: number; storeDir?: string } = {}): string {
   return [
-    `host: ${JSON.stringify(opts.host ?? '127.0.0.1')}`,
-    `port: ${opts.port ?? 4222}`,
+    ...(opts.host !== undefined ? [`host: ${JSON.stringify(opts.host)}`] : []),
+    ...(opts.port !== undefined ? [`port: ${opts.port}`] : []),
     `operator: ${setup.operatorJwt}`,
     `system_account: ${setup.systemAccount.publicKey}`,
     'resolver: MEMORY',
@@ -68,7 +71,7 @@ export function natsServerConfig(setup: NatsOperatorSetup, opts: { host?: string
     `  ${setup.account.publicKey}: ${setup.account.jwt}`,
     `  ${setup.systemAccount.publicKey}: ${setup.systemAccount.jwt}`,
     '}',
-    `jetstream: { store_dir: ${JSON.stringify(opts.storeDir)} }`,
+    ...(opts.storeDir !== undefined ? [`jetstream: { store_dir: ${JSON.stringify(opts.storeDir)} }`] : []),
     '',
   ].join('\n');
 }

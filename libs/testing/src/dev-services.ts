@@ -3,8 +3,9 @@
  * answer, otherwise an embedded Postgres (PGlite over its socket server) and a `nats-server`
  * found on PATH, started with JetStream. Entry points pass what they read from the environment.
  */
+import { createNatsOperator, natsServerConfig, type NatsOperatorSetup } from '@gradpool/nats-auth';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { delimiter, join, resolve } from 'node:path';
 import pg from 'pg';
@@ -25,6 +26,8 @@ export interface DevServicesOptions {
   extraBinDirs?: readonly string[];
   /** The port of 127.0.0.1 probed for a running NATS; default 4222. */
   natsPort?: number;
+  /** Start a private nats-server (per-worker users) even when one answers on `natsPort`. */
+  startNats?: boolean;
   /** On a Postgres found on localhost, use (and create if missing) this database instead of `postgres`. */
   database?: string;
   /** Progress messages for the person running the demo. */
@@ -38,6 +41,8 @@ export interface DevServices {
   databasePoolMax: number;
   /** What was started, for the demo's summary. */
   started: ('pglite' | 'nats-server')[];
+  /** Environment the coordinator needs for these services (a started NATS: NATS_CREDS and the account seed). */
+  coordinatorEnv: Record<string, string>;
   close(): Promise<void>;
 }
 
@@ -76,13 +81,15 @@ export async function ensureDevServices(opts: DevServicesOptions = {}): Promise<
     }
 
     let natsUrl = opts.natsUrl;
+    let coordinatorEnv: Record<string, string> = {};
     if (!natsUrl) {
       const natsPort = opts.natsPort ?? 4222;
-      if (await tcpAnswers('127.0.0.1', natsPort)) {
+      if (!opts.startNats && (await tcpAnswers('127.0.0.1', natsPort))) {
         natsUrl = natsPort === 4222 ? DEFAULT_NATS_URL : `nats://127.0.0.1:${natsPort}`;
         log(`NATS: using the one on 127.0.0.1:${natsPort}`);
       } else {
         const bin = findExecutable('nats-server', opts.pathEnv ?? '', opts.extraBinDirs);
+        if (!bin && opts.startNats) throw new DevServicesError('no nats-server binary was found to start (install nats-server, e.g. sudo apt-get install nats-server)');
         if (!bin) {
           throw new DevServicesError(
             `No NATS server answers on 127.0.0.1:${natsPort} and no nats-server binary was found.\n` +
@@ -92,14 +99,17 @@ export async function ensureDevServices(opts: DevServicesOptions = {}): Promise<
               '  or point NATS_URL at a running server.',
           );
         }
-        const nats = await startNatsServer(bin, join(dataDir, 'nats'));
+        // Started here, it is secured as a deployment should be: every worker gets a NATS user
+        // limited to its jobs (docs/nats-auth.md); the coordinator gets the account seed.
+        const nats = await startSecuredNatsServer(bin, join(dataDir, 'nats-secured'));
         closers.push(nats.close);
         started.push('nats-server');
         natsUrl = nats.url;
-        log(`NATS: none on 127.0.0.1:${natsPort}, started ${bin} with JetStream at ${nats.url}`);
+        coordinatorEnv = nats.coordinatorEnv;
+        log(`NATS: ${opts.startNats ? 'asked for our own,' : `none on 127.0.0.1:${natsPort},`} started ${bin} with JetStream at ${nats.url}, per-worker users (operator mode)`);
       }
     }
-    return { databaseUrl, natsUrl, databasePoolMax, started, close };
+    return { databaseUrl, natsUrl, databasePoolMax, started, coordinatorEnv, close };
   } catch (err) {
     await close();
     throw err;
@@ -182,11 +192,13 @@ export async function startEmbeddedPostgres(dir: string | undefined): Promise<{ 
   };
 }
 
-/** Starts `nats-server -js` on a free port of 127.0.0.1; resolves once it logs that it is ready. */
-export async function startNatsServer(bin: string, storeDir: string): Promise<{ url: string; close: () => Promise<void> }> {
+/** Starts `nats-server -js` (with `configFile` if given) on a free port of 127.0.0.1; resolves once it logs that it is ready. */
+export async function startNatsServer(bin: string, storeDir: string, configFile?: string): Promise<{ url: string; close: () => Promise<void> }> {
   mkdirSync(storeDir, { recursive: true });
   const port = await freePort();
-  const child: ChildProcess = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // With a configuration file (operator mode, secured-nats.ts), the flags still set address, port and storage.
+  const args = [...(configFile ? ['-c', configFile] : []), '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir];
+  const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   let stderr = '';
   try {
@@ -217,5 +229,50 @@ export async function startNatsServer(bin: string, storeDir: string): Promise<{ 
       clearTimeout(timer);
       if (child.exitCode === null) child.kill('SIGKILL');
     },
+  };
+}
+
+/**
+ * A private nats-server in operator mode (decentralised JWT auth, libs/nats-auth): the demo's and
+ * dev script's NATS when they start one, and the tests of per-worker NATS users. The coordinator
+ * gets its credentials file and the account seed it signs workers' users with (`coordinatorEnv`).
+ */
+export interface SecuredNats {
+  url: string;
+  setup: NatsOperatorSetup;
+  /** The coordinator's credentials file (NATS_CREDS). */
+  credsFile: string;
+  /** Environment for a coordinator using this server with per-worker users. */
+  coordinatorEnv: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `bin` (nats-server) in operator mode with its state under `dir`: the operator setup is
+ * made once and kept in `dir/setup.json` (so a restart finds its JetStream data under the same
+ * account), the server's configuration and the coordinator's credentials are written beside it.
+ */
+export async function startSecuredNatsServer(bin: string, dir: string): Promise<SecuredNats> {
+  mkdirSync(dir, { recursive: true });
+  const setupFile = join(dir, 'setup.json');
+  let setup: NatsOperatorSetup;
+  if (existsSync(setupFile)) {
+    setup = JSON.parse(readFileSync(setupFile, 'utf8')) as NatsOperatorSetup;
+  } else {
+    setup = await createNatsOperator();
+    writeFileSync(setupFile, JSON.stringify(setup), { mode: 0o600 });
+  }
+  const storeDir = join(dir, 'jetstream');
+  const confFile = join(dir, 'nats-server.conf');
+  writeFileSync(confFile, natsServerConfig(setup));
+  const credsFile = join(dir, 'coordinator.creds');
+  writeFileSync(credsFile, setup.coordinatorCreds, { mode: 0o600 });
+  const server = await startNatsServer(bin, storeDir, confFile);
+  return {
+    url: server.url,
+    setup,
+    credsFile,
+    coordinatorEnv: { NATS_URL: server.url, NATS_CREDS: credsFile, GRADPOOL_NATS_ACCOUNT_SEED: setup.account.seed },
+    close: server.close,
   };
 }

@@ -3,4 +3,3 @@ export * from './worker-process.js';
 export * from './coordinator-process.js';
 export * from './dev-services.js';
 export * from './cluster.js';
-export * from './secured-nats.js';
