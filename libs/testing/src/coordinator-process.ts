@@ -18,8 +18,12 @@ export interface CoordinatorProcessOptions {
   /** A migrated (or empty) database, e.g. `(await createTestDatabase()).url`. */
   databaseUrl: string;
   natsUrl?: string;
-  /** Admin API key; default a random one (read it back from `adminKey`). */
-  adminKey?: string;
+  /**
+   * Admin API key; default a random one (read it back from `adminKey`). `null`: start without
+   * GRADPOOL_ADMIN_KEY (also when the test's own environment has one), as a first start where
+   * the coordinator generates a key and prints it once; `adminKey` is then ''.
+   */
+  adminKey?: string | null;
   /** 0 (default): any free port at first start; restarts reuse the bound ports. */
   httpPort?: number;
   grpcPort?: number;
@@ -49,7 +53,7 @@ export class CoordinatorProcess implements AsyncDisposable {
   private exited: Promise<CoordinatorExit> | undefined;
 
   private constructor(private readonly opts: CoordinatorProcessOptions) {
-    this.adminKey = opts.adminKey ?? `test-admin-${randomBytes(12).toString('hex')}`;
+    this.adminKey = opts.adminKey === null ? '' : (opts.adminKey ?? `test-admin-${randomBytes(12).toString('hex')}`);
     this.httpPort = opts.httpPort ?? 0;
     this.grpcPort = opts.grpcPort ?? 0;
   }
@@ -123,6 +127,7 @@ export class CoordinatorProcess implements AsyncDisposable {
       GRADPOOL_ADMIN_KEY: this.adminKey,
       LOG_LEVEL: o.logLevel ?? process.env.GRADPOOL_TEST_LOG_LEVEL ?? 'warn',
     };
+    if (o.adminKey === null) delete env.GRADPOOL_ADMIN_KEY;
     if (o.heartbeatIntervalMs !== undefined) env.GRADPOOL_HEARTBEAT_INTERVAL_MS = String(o.heartbeatIntervalMs);
     if (o.heartbeatMisses !== undefined) env.GRADPOOL_HEARTBEAT_MISSES = String(o.heartbeatMisses);
     if (o.leaseMs !== undefined) env.GRADPOOL_LEASE_MS = String(o.leaseMs);
