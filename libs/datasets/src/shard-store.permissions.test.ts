@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { connect } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeShard, sha256Hex } from './shard.codec.js';
-import { shardReaderPermissions, ShardStore } from './shard-store.js';
+import { shardReaderPermissions } from '@gradpool/nats-auth';
+import { ShardStore } from './shard-store.js';
 
 const NATS_SERVER = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
 const BUCKET = 'gp_shards';
@@ -29,7 +30,7 @@ jetstream { store_dir: ${JSON.stringify(join(dir, 'js'))} }
 authorization {
   users = [
     { user: "coordinator", password: "c" }
-    { user: "worker", password: "w", permissions: { publish: { allow: [${q(perms.publish)}] }, subscribe: { allow: [${q(perms.subscribe)}] } } }
+    { user: "worker", password: "w", permissions: { publish: { allow: [${q(perms.publish)}] }, subscribe: { allow: ["_INBOX.>"] } } }
   ]
 }
 `;
@@ -69,6 +70,14 @@ describe('read-only shard access', () => {
       // The server, too, refuses writes from these credentials.
       await expect(worker.jetstream({ timeout: 1000 }).publish(`$O.${BUCKET}.C.intruder`, new Uint8Array(8))).rejects.toThrow();
       await expect((await admin.jetstreamManager()).streams.getMessage(`OBJ_${BUCKET}`, { last_by_subj: `$O.${BUCKET}.C.intruder` })).rejects.toThrow();
+      // Nor can they list the bucket or read its messages by sequence: only an object whose name they know.
+      const jsm = (await worker.jetstreamManager({ checkAPI: false })) as unknown as {
+        direct: { getMessage(s: string, q: object): Promise<unknown> };
+        consumers: { add(s: string, c: object): Promise<unknown> };
+      };
+      await expect(jsm.direct.getMessage(`OBJ_${BUCKET}`, { seq: 1 })).rejects.toThrow(/permissions violation/i);
+      await expect(jsm.consumers.add(`OBJ_${BUCKET}`, { ack_policy: 'none', deliver_subject: '_INBOX.x' })).rejects.toThrow(/permissions violation/i);
+      await expect(jsm.consumers.add(`OBJ_${BUCKET}`, { name: 'spy', filter_subject: `$O.${BUCKET}.M.>`, ack_policy: 'none', deliver_subject: '_INBOX.x' })).rejects.toThrow(/permissions violation/i);
     } finally {
       await worker.close().catch(() => undefined);
       await admin.close();

@@ -3,13 +3,14 @@
  * puts them at import; workers get them straight from NATS with read-only credentials (the
  * coordinator never proxies shard bytes).
  */
+import { isStatusMessage, openFilteredFeed } from '@gradpool/nats-auth';
 import { buckets } from '@gradpool/protocol';
 import { createHash, randomBytes } from 'node:crypto';
 import { headers, type JetStreamClient, type JetStreamManager, type NatsConnection, type ObjectStore, type StoredMsg } from 'nats';
 
 /** JetStream direct get; present on nats.js' JetStreamManager at runtime but not in its public type. */
 interface DirectGet {
-  getMessage(stream: string, query: { next_by_subj: string; seq: number } | { last_by_subj: string }): Promise<StoredMsg>;
+  getMessage(stream: string, query: { last_by_subj: string }): Promise<StoredMsg>;
 }
 
 /** The object-store metadata this store reads (a subset of nats.js' ObjectInfo). */
@@ -27,24 +28,13 @@ import { sha256Hex } from './shard.codec.js';
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Object-store chunk size for shard puts: under the server's default max_payload (1 MiB) with room for headers. */
 const PUT_CHUNK_BYTES = 1000 * 1024;
+/** Longest wait for the next chunk of an object being read. */
+const CHUNK_WAIT_MS = 30_000;
 
 /** base64url with padding, as the object store encodes names and digests. */
 function base64UrlPadded(b: Uint8Array): string {
   const s = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
   return s + '='.repeat((4 - (s.length % 4)) % 4);
-}
-
-/**
- * The NATS permissions a worker needs to read shards of `bucket` (and nothing else of it):
- * stream info (to bind), direct gets of metadata and chunks, and replies on its inbox.
- * libs/nats-auth gives them to each worker's NATS user (with an inbox of its own instead of `_INBOX.>`).
- */
-export function shardReaderPermissions(bucket: string = buckets.shards): { publish: string[]; subscribe: string[] } {
-  const stream = `OBJ_${bucket}`;
-  return {
-    publish: [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.DIRECT.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}.>`],
-    subscribe: ['_INBOX.>'],
-  };
 }
 
 export interface ShardStoreOptions {
@@ -54,7 +44,7 @@ export interface ShardStoreOptions {
   replicas?: number;
   /**
    * Workers: bind without creating or managing anything, so that the credentials of
-   * `shardReaderPermissions` suffice; `put` and `delete` then throw.
+   * `shardReaderPermissions` (libs/nats-auth) suffice; `put` and `delete` then throw.
    */
   readOnly?: boolean;
 }
@@ -78,6 +68,7 @@ export class ShardStore implements ShardSink {
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly chunkBytes: number,
+    private readonly nc: NatsConnection,
   ) {}
 
   /**
@@ -93,7 +84,8 @@ export class ShardStore implements ShardSink {
     if (!jsm.direct) throw new Error('this nats.js has no JetStream direct get API');
     const maxPayload = 'info' in nc ? nc.info?.max_payload : undefined;
     const chunkBytes = Math.max(4096, Math.min(PUT_CHUNK_BYTES, (maxPayload ?? PUT_CHUNK_BYTES + 24 * 1024) - 24 * 1024));
-    return new ShardStore(os, bucket, jsm.direct, js, jsm, chunkBytes);
+    const conn = 'jetstream' in nc ? nc : (nc as unknown as { nc: NatsConnection }).nc;
+    return new ShardStore(os, bucket, jsm.direct, js, jsm, chunkBytes, conn);
   }
 
   /** Stores `bytes` under their sha256 unless an object with that key exists (idempotent). */
@@ -197,27 +189,41 @@ export class ShardStore implements ShardSink {
   }
 
   /**
-   * The object's bytes, read chunk by chunk with JetStream direct gets into one buffer. This
-   * skips nats.js' getBlob, whose pure-JS SHA-256 of every chunk limits it to a few tens of
-   * MB/s (docs/bench/datasets.md); the caller verifies with the native sha256 instead.
+   * The object's bytes: its metadata by name (a direct get), then its chunks through one consumer
+   * filtered to the object's chunk subject (libs/nats-auth filtered-feed.ts), into one buffer.
+   * Neither lets a reader list the bucket or read other objects, so workers' NATS users can be
+   * allowed exactly this (`shardReaderPermissions`); it also beats one direct get per chunk. This
+   * skips nats.js' getBlob, whose pure-JS SHA-256 of every chunk limits it to a few tens of MB/s
+   * (docs/bench/datasets.md); the caller verifies with the native sha256 instead.
    */
   private async fetch(key: string): Promise<Uint8Array | null> {
     const info = await this.info(key);
     if (!info) return null;
     const out = new Uint8Array(info.size);
-    const stream = `OBJ_${this.bucket}`;
-    const subject = `$O.${this.bucket}.C.${info.nuid}`;
-    let at = 0;
-    let seq = 0;
-    for (let chunk = 0; chunk < info.chunks; chunk++) {
-      const m = await this.direct.getMessage(stream, { next_by_subj: subject, seq: seq + 1 });
-      if (at + m.data.byteLength > out.byteLength) throw new Error(`object ${key}: chunks exceed its size ${info.size}`);
-      out.set(m.data, at);
-      at += m.data.byteLength;
-      seq = m.seq;
+    if (info.chunks === 0) return out;
+    const feed = await openFilteredFeed(this.nc, `OBJ_${this.bucket}`, `$O.${this.bucket}.C.${info.nuid}`);
+    try {
+      if (feed.pending < info.chunks) throw new Error(`object ${key}: ${feed.pending} of its ${info.chunks} chunks are stored`);
+      const it = feed.sub[Symbol.asyncIterator]();
+      let at = 0;
+      for (let chunk = 0; chunk < info.chunks; ) {
+        let timer: NodeJS.Timeout | undefined;
+        const got = await Promise.race([it.next(), new Promise<null>((r) => (timer = setTimeout(() => r(null), CHUNK_WAIT_MS)))]);
+        clearTimeout(timer);
+        if (!got || got.done) throw new Error(`object ${key}: chunk ${chunk} of ${info.chunks} did not arrive within ${CHUNK_WAIT_MS} ms`);
+        const m = got.value;
+        if (isStatusMessage(this.nc, m)) continue;
+        if (at + m.data.byteLength > out.byteLength) throw new Error(`object ${key}: chunks exceed its size ${info.size}`);
+        out.set(m.data, at);
+        at += m.data.byteLength;
+        chunk++;
+      }
+      if (at !== info.size) throw new Error(`object ${key}: chunks hold ${at} bytes, its size is ${info.size}`);
+      return out;
+    } finally {
+      // The consumer's deletion need not hold up the caller (it would expire by itself).
+      void feed.close();
     }
-    if (at !== info.size) throw new Error(`object ${key}: chunks hold ${at} bytes, its size is ${info.size}`);
-    return out;
   }
 
   /** Removes a shard (the coordinator does so only when no dataset references it). */

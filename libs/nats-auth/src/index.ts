@@ -1,3 +1,4 @@
 export * from './permissions.js';
 export * from './operator.js';
 export * from './worker-credentials.js';
+export * from './filtered-feed.js';

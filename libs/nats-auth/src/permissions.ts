@@ -6,14 +6,13 @@
  * - Exchange: it publishes only on subjects that end with its own id (the receiver checks that
  *   token against the chunk's sender, so no member can speak for another), and subscribes to its
  *   job's subjects and its own inbox.
- * - Dataset shards (`gp_shards`, shared by all datasets for de-duplication): read-only, through
- *   direct gets. No write, purge or delete.
+ * - Dataset shards (`gp_shards`, shared by all datasets for de-duplication): read-only, an object
+ *   by its name only (`shardReaderPermissions`). No listing, no write, purge or delete.
  * - The keeper's updates (`GP_UPDATES`, one stream for all jobs): a consumer may be created only
  *   with a filter on its own job's subjects (the create subject names the filter, so the server
  *   checks it), which is how `replay.ts` of the worker reads them.
  * - Its job's checkpoint bucket: read-only through consumers and gets.
  */
-import { shardReaderPermissions } from '@gradpool/datasets';
 import { buckets, subjects, token, UPDATES_STREAM, updateSubjects } from '@gradpool/protocol';
 
 export interface SubjectPermissions {
@@ -21,6 +20,25 @@ export interface SubjectPermissions {
   pub: string[];
   /** Subjects (with wildcards) the user may subscribe to. */
   sub: string[];
+}
+
+/**
+ * What reading shards of `bucket` takes, and nothing more: an object's metadata by its name (a
+ * direct get with the subject in the request subject) and its chunks by the nuid the metadata
+ * names (a filtered consumer, filtered-feed.ts). Names are sha256 keys, which a worker learns from
+ * its job's dataset; there is no way to list the bucket or read a message by sequence number.
+ */
+export function shardReaderPermissions(bucket: string = buckets.shards): { publish: string[] } {
+  const stream = `OBJ_${bucket}`;
+  return {
+    publish: [
+      `$JS.API.STREAM.INFO.${stream}`,
+      `$JS.API.DIRECT.GET.${stream}.$O.${bucket}.M.*`,
+      `$JS.API.CONSUMER.CREATE.${stream}.*.$O.${bucket}.C.*`,
+      `$JS.API.CONSUMER.DELETE.${stream}.*`,
+      `$JS.FC.${stream}.>`,
+    ],
+  };
 }
 
 /** The inbox prefix of a worker's connections: replies and consumer deliveries go there, not to `_INBOX.>`. */

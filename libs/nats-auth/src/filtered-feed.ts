@@ -1,0 +1,62 @@
+/**
+ * Reading a JetStream stream the way a limited NATS user may: a push consumer whose name and
+ * filter are in the create subject (`$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`), so a
+ * permission on that subject holds the reader to the subjects it names (permissions.ts). nats.js'
+ * ordered consumers and payload-form direct gets name no filter in their subject, so no permission
+ * can limit them. The worker reads the keeper's updates and dataset shards this way; it is also
+ * faster than chunk-by-chunk direct gets (one request, then the server streams).
+ */
+import { AckPolicy, createInbox, DeliverPolicy, nanos, nuid, type Msg, type NatsConnection, type Subscription } from 'nats';
+
+export interface FilteredFeed {
+  /** The consumer's deliveries: messages, and heartbeats / flow-control requests (`isStatusMessage`). */
+  sub: Subscription;
+  /** Messages the consumer had to deliver when it was created. */
+  pending: number;
+  /** Unsubscribes and deletes the consumer (it would expire by itself after a minute idle). */
+  close(): Promise<void>;
+}
+
+/** A push consumer on `stream` filtered to `filter` (one subject, wildcards allowed), delivered to an inbox of `nc`. */
+export async function openFilteredFeed(nc: NatsConnection, stream: string, filter: string, deliver: DeliverPolicy = DeliverPolicy.All): Promise<FilteredFeed> {
+  const jsm = await nc.jetstreamManager({ checkAPI: false });
+  // A limited user may subscribe to its own inbox prefix only (permissions.ts).
+  const inboxPrefix = (nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
+  const inbox = createInbox(inboxPrefix);
+  const sub = nc.subscribe(inbox);
+  const name = `feed_${nuid.next()}`;
+  try {
+    const info = await jsm.consumers.add(stream, {
+      name,
+      filter_subject: filter,
+      deliver_subject: inbox,
+      deliver_policy: deliver,
+      ack_policy: AckPolicy.None,
+      flow_control: true,
+      idle_heartbeat: nanos(5000),
+      inactive_threshold: nanos(60_000),
+      mem_storage: true,
+      num_replicas: 1,
+    });
+    return {
+      sub,
+      pending: info.num_pending,
+      close: async () => {
+        sub.unsubscribe();
+        await jsm.consumers.delete(stream, name).catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    sub.unsubscribe();
+    throw err;
+  }
+}
+
+/** A heartbeat or flow-control request of a push consumer (answered here), not a stream message. */
+export function isStatusMessage(nc: NatsConnection, m: Msg): boolean {
+  if (m.data.byteLength > 0 || m.headers?.code !== 100) return false;
+  if (m.reply) m.respond();
+  const stalled = m.headers.get('Nats-Consumer-Stalled');
+  if (stalled) nc.publish(stalled);
+  return true;
+}
