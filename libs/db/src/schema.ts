@@ -164,6 +164,25 @@ export const shards = pgTable(
   (t) => [primaryKey({ columns: [t.datasetId, t.split, t.index] }), index('shards_sha256_idx').on(t.sha256)],
 );
 
+/**
+ * An import's claim on a shard object, committed (under the object's advisory lock) before the
+ * import stores or reuses the object and dropped when its shard rows commit. An object is
+ * removed only when neither a shard row nor a claim names it, so a delete or a failed import
+ * never takes an object that an import in flight will reference. Claims go with their dataset
+ * row (a failed, deleted or crashed-then-deleted import releases them).
+ */
+export const shardClaims = pgTable(
+  'shard_claims',
+  {
+    datasetId: uuid('dataset_id')
+      .notNull()
+      .references(() => datasets.id, { onDelete: 'cascade' }),
+    sha256: text('sha256').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.datasetId, t.sha256] }), index('shard_claims_sha256_idx').on(t.sha256)],
+);
+
 /** Training jobs. `spec` is the validated submission (model, optimizer, batch, codec, …). */
 export const jobs = pgTable(
   'jobs',
