@@ -1,12 +1,18 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { datasets, jobs, shards, type DbHandle, type DbOrTx } from '@gradpool/db';
+import { datasets, jobs, shardClaims, shards, type DbHandle, type DbOrTx } from '@gradpool/db';
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import pg from 'pg';
 import { isUuid } from '../secrets.js';
 import { DATABASE } from '../tokens.js';
 import type { JobStatus } from './job.repository.js';
 
 export type DatasetRow = typeof datasets.$inferSelect;
 export type NewDataset = typeof datasets.$inferInsert;
+
+/** Advisory-lock namespace of running imports ('gpim'); two-int keys share none with the app's one-bigint locks. */
+const IMPORT_LOCK_CLASS = 0x6770696d;
+/** The import lock's key for a dataset: the first 32 bits of its (random) uuid, as an int4. */
+const importKey = (id: string): number => Number.parseInt(id.replace(/-/g, '').slice(0, 8), 16) | 0;
 
 /** Job states in which a job may still run: its dataset must stay. */
 export const LIVE_JOB_STATUSES: readonly JobStatus[] = ['queued', 'running', 'paused'];
@@ -46,6 +52,40 @@ export class DatasetRepository {
     return row;
   }
 
+  /**
+   * Marks the import of dataset `id` as running, from before its row exists until the returned
+   * release is called: a session advisory lock (shared, so two imports whose keys collide both
+   * run) on a connection of its own. When the coordinator dies, Postgres ends the session and
+   * the lock goes with it, which is how `importRunning` tells a crashed import from a live one.
+   */
+  async holdImportLease(id: string): Promise<() => Promise<void>> {
+    const client = new pg.Client({ ...this.handle.pool.options, application_name: 'gradpool-import-lease' });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      await client.query('select pg_advisory_lock_shared($1, $2)', [IMPORT_LOCK_CLASS, importKey(id)]);
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+    return () => client.end().catch(() => undefined);
+  }
+
+  /**
+   * Whether an import of dataset `id` is running (its lease is held), in `tx`. When not, the
+   * exclusive lock taken here keeps a new lease out until `tx` ends.
+   */
+  async importRunning(id: string, tx: DbOrTx): Promise<boolean> {
+    const r = await tx.execute<{ ok: boolean }>(sql`select pg_try_advisory_xact_lock(${IMPORT_LOCK_CLASS}, ${importKey(id)}) as ok`);
+    return !r.rows[0]?.ok;
+  }
+
+  /** The objects an import of the dataset has claimed and not yet turned into shard rows. */
+  async claimedObjects(id: string, tx: DbOrTx = this.handle.db): Promise<string[]> {
+    const rows = await tx.select({ sha256: shardClaims.sha256 }).from(shardClaims).where(eq(shardClaims.datasetId, id));
+    return rows.map((r) => r.sha256);
+  }
+
   async findByName(name: string, tx: DbOrTx = this.handle.db): Promise<DatasetRow | undefined> {
     const [row] = await tx.select().from(datasets).where(eq(datasets.name, name)).limit(1);
     return row;
@@ -61,7 +101,7 @@ export class DatasetRepository {
   }
 
   /**
-   * Deletes the dataset. Its shard rows go with it (on delete cascade); its jobs stay, with
+   * Deletes the dataset. Its shard rows and claims go with it (on delete cascade); its jobs stay, with
    * dataset_id set to null (on delete set null), keeping their rounds, metrics and credits.
    */
   async delete(id: string, tx: DbOrTx = this.handle.db): Promise<boolean> {

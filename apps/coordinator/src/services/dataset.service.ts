@@ -3,6 +3,12 @@
  * delete. Parsing and sharding are libs/datasets' work; this service owns the rows and the
  * all-or-nothing rule: a failed import leaves no rows and no objects behind.
  *
+ * Objects are shared by every dataset with the same shards. An import claims each object
+ * (a committed `shard_claims` row) before storing or reusing it, and its shard rows replace the
+ * claims when it commits; a delete or a failed import removes an object only when no shard row
+ * and no claim names it, under the object's advisory lock. So no object an import will reference
+ * is removed under it, and none is left behind that nothing names.
+ *
  * Heavy work runs as chunked async streaming on the event loop (libs/datasets yields after
  * every ~1 MiB batch and every shard), so requests keep being served during an import.
  */
@@ -15,6 +21,7 @@ import {
   importDataset,
   importMnist,
   openSource,
+  sha256Hex,
   SPLITS,
   ShardStore,
   type DatasetFormat,
@@ -26,6 +33,7 @@ import {
 } from '@gradpool/datasets';
 import { buckets } from '@gradpool/protocol';
 import type { NatsConnection } from 'nats';
+import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { ConflictError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -116,6 +124,11 @@ export interface DatasetDetail extends DatasetView {
 export class DatasetService {
   private readonly log: Logger;
   private storePromise: Promise<ShardStore> | undefined;
+  /**
+   * Test seam: awaited when an import has stored all its objects and is about to insert its
+   * rows, the window in which a concurrent delete or failed import could take shared objects.
+   */
+  readonly hooks: { afterObjectsStored?: (datasetName: string) => Promise<void> } = {};
 
   constructor(
     private readonly datasets: DatasetRepository,
@@ -173,7 +186,7 @@ export class DatasetService {
     };
   }
 
-  /** Reserves the name, imports, then commits rows, or removes everything it created. */
+  /** Reserves the name, imports, then commits rows, or removes everything it claimed. */
   private async run(
     name: string,
     format: string,
@@ -181,16 +194,39 @@ export class DatasetService {
     work: (sink: ShardSink, opts: ImportOptions) => Promise<ImportResult>,
   ): Promise<DatasetDetail> {
     const store = await this.store();
-    const row = await this.datasets.insert({ name, format, featureShape: [], numClasses: 0, classNames: [], normalisation: {}, options });
+    // The lease marks the import as running from before its row exists until it has committed
+    // or cleaned up; a delete tells a crashed import (lease gone) from a running one by it.
+    const id = randomUUID();
+    const releaseLease = await this.datasets.holdImportLease(id);
+    try {
+      return await this.runLeased(id, name, format, options, work, store);
+    } finally {
+      await releaseLease();
+    }
+  }
+
+  private async runLeased(
+    id: string,
+    name: string,
+    format: string,
+    options: Record<string, unknown>,
+    work: (sink: ShardSink, opts: ImportOptions) => Promise<ImportResult>,
+    store: ShardStore,
+  ): Promise<DatasetDetail> {
+    const row = await this.datasets.insert({ id, name, format, featureShape: [], numClasses: 0, classNames: [], normalisation: {}, options });
     if (!row) throw new ConflictError(`a dataset named ${JSON.stringify(name)} exists`);
     const log = this.log.child({ datasetId: row.id });
     const t0 = performance.now();
-    const created: string[] = [];
+    // Every object this import stores or reuses, claimed before the put (see ShardRepository.claim).
+    const claimed = new Set<string>();
     const sink: ShardSink = {
       put: async (bytes) => {
-        const r = await store.put(bytes);
-        if (r.stored) created.push(r.sha256);
-        return r;
+        const sha256 = sha256Hex(bytes);
+        if (!claimed.has(sha256)) {
+          await this.shards.claim(row.id, sha256);
+          claimed.add(sha256);
+        }
+        return store.put(bytes);
       },
     };
     try {
@@ -203,11 +239,13 @@ export class DatasetService {
         classes: options.classes as string[] | undefined,
         tmpDir: this.settings.tmpDir,
       });
+      await this.hooks.afterObjectsStored?.(name);
       await this.handle.db.transaction(async (tx) => {
         await this.shards.insertMany(
           result.shards.map((s) => ({ datasetId: row.id, split: s.split, index: s.index, sampleCount: s.sampleCount, bytes: s.bytes, sha256: s.sha256 })),
           tx,
         );
+        await this.shards.dropClaims(row.id, tx);
         await this.datasets.update(
           row.id,
           {
@@ -231,18 +269,20 @@ export class DatasetService {
       );
       return this.get(row.id);
     } catch (err) {
-      await this.undo(row.id, created, store, log);
+      await this.undo(row.id, claimed, store, log);
       if (err instanceof DatasetFormatError) throw new InvalidArgumentError(err.message, { cause: err });
       throw err;
     }
   }
 
-  /** Removes a failed import's row and the objects it stored that nothing else references. */
-  private async undo(datasetId: string, created: string[], store: ShardStore, log: Logger): Promise<void> {
+  /**
+   * Removes a failed import's row (its claims go with it), then each object it claimed that no
+   * shard row or claim names any more, including one it reused from a dataset deleted meanwhile.
+   */
+  private async undo(datasetId: string, claimed: ReadonlySet<string>, store: ShardStore, log: Logger): Promise<void> {
     try {
       await this.datasets.delete(datasetId);
-      const keep = await this.shards.referenced(created, datasetId);
-      for (const h of created) if (!keep.has(h)) await store.delete(h);
+      for (const h of claimed) await this.shards.releaseObject(h, (k) => store.delete(k));
     } catch (err) {
       log.error({ err }, 'cleaning up a failed import failed');
     }
@@ -281,28 +321,34 @@ export class DatasetService {
   /**
    * Deletes a dataset and the objects no other dataset shares. Refused (409, naming them) while
    * a queued, running or paused job uses it; jobs that have ended keep their history and read
-   * `datasetId: null` from then on.
+   * `datasetId: null` from then on. Refused (409) while its import runs; the row of an import
+   * whose coordinator died (its lease gone) is deleted, releasing the objects it had claimed.
    */
   async delete(id: string): Promise<void> {
     const { name, hashes } = await this.handle.db.transaction(async (tx) => {
       const row = await this.datasets.lockById(id, tx);
       if (!row) throw new NotFoundError(`no dataset ${id}`);
-      if (row.status === 'importing') throw new FailedPreconditionError(`dataset ${row.name} is still importing`);
+      // An import whose lease is gone crashed: deleting its row (and claims) is its cleanup.
+      if (row.status === 'importing' && (await this.datasets.importRunning(id, tx))) {
+        throw new FailedPreconditionError(`dataset ${row.name} is still importing`);
+      }
       const live = await this.datasets.liveJobsUsing(id, tx);
       if (live.length > 0) {
         const names = live.map((j) => `${j.name} (${j.id}, ${j.status})`).join(', ');
         throw new ConflictError(`dataset ${row.name} is used by ${live.length === 1 ? 'a live job' : `${live.length} live jobs`}: ${names}; cancel ${live.length === 1 ? 'it' : 'them'} or wait until ${live.length === 1 ? 'it ends' : 'they end'}`);
       }
       const rows = await this.shards.listByDataset(id, undefined, tx);
+      const claimed = await this.datasets.claimedObjects(id, tx);
       await this.datasets.delete(id, tx);
-      return { name: row.name, hashes: rows.map((s) => s.sha256) };
+      return { name: row.name, hashes: [...rows.map((s) => s.sha256), ...claimed] };
     });
-    // After the commit: an object goes only when no shard row of another dataset names it.
-    const keep = await this.shards.referenced(hashes);
+    // After the commit: an object goes only when no shard row and no import's claim names it,
+    // decided and removed under the object's lock (an import claims it under the same lock).
     const store = await this.store();
-    const gone = [...new Set(hashes)].filter((h) => !keep.has(h));
-    for (const h of gone) await store.delete(h);
-    this.log.info({ datasetId: id, name, objectsDeleted: gone.length, objectsKept: new Set(hashes).size - gone.length }, 'dataset deleted');
+    const unique = [...new Set(hashes)];
+    let gone = 0;
+    for (const h of unique) if (await this.shards.releaseObject(h, (k) => store.delete(k))) gone++;
+    this.log.info({ datasetId: id, name, objectsDeleted: gone, objectsKept: unique.length - gone }, 'dataset deleted');
   }
 
   private view(r: DatasetRow, counts: { split: SplitName; samples: number }[]): DatasetView {
