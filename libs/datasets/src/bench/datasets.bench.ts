@@ -4,12 +4,20 @@
  * one and four concurrent readers next to raw NATS publish/subscribe throughput, same run.
  *
  *   npm run bench datasets -- [--size 1024] [--small 128] [--nats nats://127.0.0.1:4222] [--store-large]
+ *                             [--only fetch] [--reps 3]
+ *
+ * `--only fetch` skips the event-loop test and the synthetic imports: it imports MNIST into the
+ * bench bucket (so there are real ~2 MiB shards) and runs the fetch part alone. The fetch part
+ * runs one untimed warm-up pass, then `--reps` rounds, each: ShardStore.get with 1 and with 4
+ * readers and the same with a direct get per chunk (the read path before d65f2a0, for comparison in
+ * the same run), in an order that rotates per round, then raw pub/sub; it prints every round, the
+ * median and range of each row, and fetch/raw ratios per round.
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -19,6 +27,7 @@ import { hashOnlySink, importDataset, type ImportResult, type ShardSink } from '
 import { importMnist } from '../mnist.js';
 import { fileSources, openSource } from '../sources.js';
 import { ShardStore } from '../shard-store.js';
+import { sha256Hex } from '../shard.codec.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,8 +36,20 @@ const { values: args } = parseArgs({
     nats: { type: 'string', default: 'nats://127.0.0.1:4222' },
     'store-large': { type: 'boolean', default: false },
     dim: { type: 'string', default: '256' },
+    only: { type: 'string' },
+    reps: { type: 'string', default: '3' },
   },
 });
+
+if (args.only !== undefined && args.only !== 'fetch') {
+  console.error(`--only takes 'fetch' (got ${JSON.stringify(args.only)})`);
+  process.exit(2);
+}
+const REPS = Number(args.reps);
+if (!Number.isInteger(REPS) || REPS < 1) {
+  console.error(`--reps takes a positive integer (got ${JSON.stringify(args.reps)})`);
+  process.exit(2);
+}
 
 const MiB = 1024 * 1024;
 const DIM = Number(args.dim);
@@ -118,15 +139,61 @@ function printTable(title: string, header: string[], rows: (string | number)[][]
   for (const r of rows) console.log(line(r));
 }
 
-async function fetchThroughput(nc: NatsConnection[], bucket: string, keys: string[], readers: number): Promise<{ mbps: number; bytes: number; seconds: number }> {
-  const stores = await Promise.all(nc.slice(0, readers).map((c) => ShardStore.open(c, { bucket })));
+/** Reads one shard by key and returns its verified bytes. */
+type ShardReader = (sha256: string) => Promise<Uint8Array>;
+
+/** JetStream direct get; present on nats.js' JetStreamManager at runtime but not in its public type. */
+interface DirectGet {
+  getMessage(stream: string, query: { next_by_subj: string; seq: number } | { last_by_subj: string }): Promise<{ data: Uint8Array; seq: number }>;
+}
+
+/**
+ * The read path ShardStore.get had before d65f2a0, kept here only to compare in the same run:
+ * metadata by a direct get of its last message, then one direct get per ~1 MiB chunk, then the
+ * native sha256 check.
+ */
+async function directGetReader(nc: NatsConnection, bucket: string): Promise<ShardReader> {
+  const jsm = await nc.jetstreamManager();
+  const direct = (jsm as unknown as { direct: DirectGet }).direct;
+  const stream = `OBJ_${bucket}`;
+  const name = (key: string) => {
+    const t = Buffer.from(key).toString('base64url');
+    return t + '='.repeat((4 - (t.length % 4)) % 4);
+  };
+  return async (key) => {
+    const m = await direct.getMessage(stream, { last_by_subj: `$O.${bucket}.M.${name(key)}` });
+    const info = JSON.parse(new TextDecoder().decode(m.data)) as { nuid: string; size: number; chunks: number };
+    const out = new Uint8Array(info.size);
+    const subject = `$O.${bucket}.C.${info.nuid}`;
+    let at = 0;
+    let seq = 0;
+    for (let chunk = 0; chunk < info.chunks; chunk++) {
+      const c = await direct.getMessage(stream, { next_by_subj: subject, seq: seq + 1 });
+      out.set(c.data, at);
+      at += c.data.byteLength;
+      seq = c.seq;
+    }
+    if (at !== info.size || sha256Hex(out) !== key) throw new Error(`direct-get reference read of ${key} is corrupt`);
+    return out;
+  };
+}
+
+type ReadPath = 'shard-store' | 'direct-get';
+
+async function fetchThroughput(nc: NatsConnection[], bucket: string, keys: string[], readers: number, path: ReadPath): Promise<{ mbps: number; bytes: number; seconds: number }> {
+  const open = async (c: NatsConnection): Promise<ShardReader> => {
+    if (path === 'direct-get') return directGetReader(c, bucket);
+    const s = await ShardStore.open(c, { bucket });
+    return (key) => s.get(key);
+  };
+  const stores = await Promise.all(nc.slice(0, readers).map(open));
   let bytes = 0;
   const t0 = performance.now();
   await Promise.all(
-    stores.map(async (s, r) => {
+    stores.map(async (get, r) => {
       // Each reader fetches its own share, as workers fetch the shards dealt to them.
       for (let i = r; i < keys.length; i += readers) {
-        const got = await s.get(keys[i]);
+        const got = await get(keys[i]);
         bytes += got.byteLength;
       }
     }),
@@ -163,6 +230,71 @@ async function pubSubThroughput(url: string, payloadBytes: number, totalBytes: n
   return { mbps: got / MiB / seconds, seconds };
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** "median (min–max)" of `xs`, with `digits` decimals. */
+function spread(xs: number[], digits = 0): string {
+  const f = (x: number) => x.toFixed(digits);
+  return xs.length === 1 ? f(xs[0]) : `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))})`;
+}
+
+const loadavg = () => os.loadavg().map((x) => x.toFixed(1)).join(' ');
+
+/**
+ * Shard fetch for 1 and 4 readers, by ShardStore.get and by the old direct-get-per-chunk path,
+ * next to raw pub/sub, `REPS` rounds in one run (each round measures every row once, so the
+ * rows of a round share the VM's load), then median and range per row.
+ */
+async function fetchPart(ncs: NatsConnection[], bucket: string, keys: string[]): Promise<void> {
+  const rows = [
+    { name: 'ShardStore.get (filtered consumer per object) + sha256, 1 reader', readers: 1, path: 'shard-store' as const },
+    { name: 'ShardStore.get (filtered consumer per object) + sha256, 4 readers (aggregate)', readers: 4, path: 'shard-store' as const },
+    { name: 'reference: direct get per chunk (before d65f2a0) + sha256, 1 reader', readers: 1, path: 'direct-get' as const },
+    { name: 'reference: direct get per chunk (before d65f2a0) + sha256, 4 readers (aggregate)', readers: 4, path: 'direct-get' as const },
+  ];
+  const fetched: number[][] = rows.map(() => []);
+  const raw: number[] = [];
+  const loads: string[] = [];
+  // Warm-up, not counted: one pass of each path, so no row pays for the import's tail (the
+  // server still writing the stream out) or for first-use costs.
+  for (const r of rows) await fetchThroughput(ncs, bucket, keys, r.readers, r.path);
+  for (let rep = 0; rep < REPS; rep++) {
+    loads.push(loadavg());
+    // The order of the fetch rows rotates from round to round, so no path is always first.
+    for (let k = 0; k < rows.length; k++) {
+      const i = (k + rep) % rows.length;
+      fetched[i][rep] = (await fetchThroughput(ncs, bucket, keys, rows[i].readers, rows[i].path)).mbps;
+    }
+    raw.push((await pubSubThroughput(args.nats, 512 * 1024, 512 * MiB)).mbps);
+  }
+  printTable(
+    `Fetch, every round (MiB/s; ${keys.length} MNIST shards of ~2 MiB; raw pub/sub: 512 KiB messages, 512 MiB, one publisher → one subscriber)`,
+    ['round', 'load avg at start', 'new, 1 reader', 'new, 4 readers', 'old, 1 reader', 'old, 4 readers', 'raw pub/sub'],
+    raw.map((x, rep) => [rep + 1, loads[rep], ...fetched.map((f) => f[rep].toFixed(0)), x.toFixed(0)]),
+  );
+  printTable(
+    `Fetch, ${REPS} rounds: median (min–max); fetch/raw is per round (fetch ÷ that round's raw pub/sub), then median (min–max)`,
+    ['path', 'MiB/s', 'fetch / raw'],
+    [
+      ...rows.map((r, i) => [r.name, spread(fetched[i]), spread(fetched[i].map((x, rep) => x / raw[rep]), 2)]),
+      ['raw NATS publish → subscribe', spread(raw), '1'],
+    ],
+  );
+  printTable(
+    'ShardStore.get ÷ direct get per chunk (new ÷ old), per round, then median (min–max)',
+    ['readers', 'new / old'],
+    [
+      [1, spread(fetched[0].map((x, rep) => x / fetched[2][rep]), 2)],
+      [4, spread(fetched[1].map((x, rep) => x / fetched[3][rep]), 2)],
+    ],
+  );
+  console.log(`load average at the end: ${loadavg()}`);
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'gp-bench-datasets-'));
   const ncs = await Promise.all([0, 1, 2, 3].map(() => connect({ servers: args.nats })));
@@ -182,7 +314,13 @@ async function main(): Promise<void> {
     });
   };
   try {
-    console.log(`node ${process.version}, NATS ${args.nats}, synthetic dim ${DIM}, load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    console.log(`node ${process.version}, NATS ${args.nats}, synthetic dim ${DIM}, load average ${loadavg()}${args.only ? `, --only ${args.only}` : ''}, ${REPS} fetch rounds`);
+    if (args.only === 'fetch') {
+      const m = await withPeakMemory(() => importMnist(store, { seed: 1 }));
+      console.log(`MNIST 60k+10k → object store: ${m.result.shards.length} shards in ${m.seconds.toFixed(1)} s`);
+      await fetchPart(ncs, bucket, m.result.shards.map((s) => s.sha256).slice(0, 64));
+      return;
+    }
     const loop = await eventLoopDelay(() => importMnist(hashOnlySink, { seed: 1 }));
     const idle = await eventLoopDelay(async () => {
       // Baseline: the same process busy in ~0.2 ms steps that yield, as long as the import took.
@@ -219,19 +357,7 @@ async function main(): Promise<void> {
       rows.map((r) => [r.what, r.samples, r.inputMiB, r.shards, r.seconds, r.peakRssMiB, r.rssGrowthMiB]),
     );
 
-    const keys = mnist.result.shards.map((s) => s.sha256).slice(0, 64);
-    const one = await fetchThroughput(ncs, bucket, keys, 1);
-    const four = await fetchThroughput(ncs, bucket, keys, 4);
-    const raw = await pubSubThroughput(args.nats, 512 * 1024, 512 * MiB);
-    printTable(
-      `Throughput (${keys.length} MNIST shards of ~2 MiB; raw pub/sub: 512 KiB messages, 512 MiB, one publisher → one subscriber)`,
-      ['path', 'MiB/s', 'seconds'],
-      [
-        ['object store get + sha256 verify, 1 reader', one.mbps.toFixed(0), one.seconds.toFixed(2)],
-        ['object store get + sha256 verify, 4 readers (aggregate)', four.mbps.toFixed(0), four.seconds.toFixed(2)],
-        ['raw NATS publish → subscribe', raw.mbps.toFixed(0), raw.seconds.toFixed(2)],
-      ],
-    );
+    await fetchPart(ncs, bucket, mnist.result.shards.map((s) => s.sha256).slice(0, 64));
   } finally {
     await store.destroy().catch(() => undefined);
     await Promise.all(ncs.map((c) => c.close()));
