@@ -192,7 +192,7 @@ export class ShardStore implements ShardSink {
    * The object's bytes: its metadata by name (a direct get), then its chunks through one consumer
    * filtered to the object's chunk subject (libs/nats-auth filtered-feed.ts), into one buffer.
    * Neither lets a reader list the bucket or read other objects, so workers' NATS users can be
-   * allowed exactly this (`shardReaderPermissions`); it also beats one direct get per chunk. This
+   * allowed exactly this (`shardReaderPermissions`); about as fast as a direct get per chunk. This
    * skips nats.js' getBlob, whose pure-JS SHA-256 of every chunk limits it to a few tens of MB/s
    * (docs/bench/datasets.md); the caller verifies with the native sha256 instead.
    */

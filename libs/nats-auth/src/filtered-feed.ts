@@ -3,8 +3,8 @@
  * filter are in the create subject (`$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`), so a
  * permission on that subject holds the reader to the subjects it names (permissions.ts). nats.js'
  * ordered consumers and payload-form direct gets name no filter in their subject, so no permission
- * can limit them. The worker reads the keeper's updates and dataset shards this way; it is also
- * faster than chunk-by-chunk direct gets (one request, then the server streams).
+ * can limit them. The worker reads the keeper's updates and dataset shards this way (for shards
+ * about as fast as a direct get per chunk: docs/bench/datasets.md).
  */
 import { AckPolicy, createInbox, DeliverPolicy, nanos, nuid, type Msg, type NatsConnection, type Subscription } from 'nats';
 

@@ -6,7 +6,8 @@
  * and compares its hash with the keeper's after each round.
  */
 import { UPDATE_HEADERS, updateSubjects } from '@gradpool/protocol';
-import { AckPolicy, createInbox, DeliverPolicy, nanos, nuid, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { isStatusMessage, openFilteredFeed, type FilteredFeed } from '@gradpool/nats-auth';
+import { DeliverPolicy, type Msg, type NatsConnection } from 'nats';
 import { FaultKinds, RunnerFault } from './faults.js';
 
 export interface ReplayedUpdate {
@@ -50,9 +51,10 @@ function intHeader(m: Msg, name: string): number {
 /** Yields the committed updates of rounds [from, to) in order; throws RunnerFault 'replay-gap'. */
 export async function* replayUpdates(o: ReplayOptions): AsyncGenerator<ReplayedUpdate> {
   if (o.to <= o.from) return;
-  let feed: UpdatesFeed;
+  let feed: FilteredFeed;
   try {
-    feed = await openUpdatesFeed(o.nc, o.stream, o.jobId, DeliverPolicy.All);
+    // A consumer with its filter in the create subject, so a worker's NATS user limited to its job can read it.
+    feed = await openFilteredFeed(o.nc, o.stream, updateSubjects.job(o.jobId), DeliverPolicy.All);
   } catch (err) {
     throw new RunnerFault(FaultKinds.replayGap, `cannot read the updates stream ${o.stream}: ${(err as Error).message}`);
   }
@@ -79,7 +81,7 @@ export async function* replayUpdates(o: ReplayOptions): AsyncGenerator<ReplayedU
       }
       if (got.done) throw new RunnerFault(FaultKinds.replayGap, `the updates stream ${o.stream} ended before round ${next}`);
       const m = got.value;
-      if (isStatus(o.nc, m)) continue;
+      if (isStatusMessage(o.nc, m)) continue;
       let round: number, chunk: number, chunks: number, offset: number, size: number;
       try {
         round = intHeader(m, UPDATE_HEADERS.round);
@@ -125,9 +127,9 @@ export async function* replayUpdates(o: ReplayOptions): AsyncGenerator<ReplayedU
  * it), or null when the stream holds none or cannot be asked.
  */
 export async function latestUpdate(nc: NatsConnection, stream: string, jobId: string, waitMs = 5000): Promise<{ round: number; paramHash: string } | null> {
-  let feed: UpdatesFeed;
+  let feed: FilteredFeed;
   try {
-    feed = await openUpdatesFeed(nc, stream, jobId, DeliverPolicy.Last);
+    feed = await openFilteredFeed(nc, stream, updateSubjects.job(jobId), DeliverPolicy.Last);
   } catch {
     return null;
   }
@@ -140,7 +142,7 @@ export async function latestUpdate(nc: NatsConnection, stream: string, jobId: st
       const got = await Promise.race([it.next(), new Promise<null>((r) => (timer = setTimeout(() => r(null), Math.max(0, deadline - Date.now()))))]);
       clearTimeout(timer);
       if (!got || got.done) return null;
-      if (isStatus(nc, got.value)) continue;
+      if (isStatusMessage(nc, got.value)) continue;
       const h = got.value.headers;
       const round = Number(h?.get(UPDATE_HEADERS.round));
       if (!Number.isSafeInteger(round) || round < 0) return null;
@@ -149,61 +151,4 @@ export async function latestUpdate(nc: NatsConnection, stream: string, jobId: st
   } finally {
     await feed.close();
   }
-}
-
-interface UpdatesFeed {
-  /** Delivers the job's update messages, with the consumer's heartbeats and flow-control requests. */
-  sub: Subscription;
-  /** Messages the consumer had to deliver when it was created. */
-  pending: number;
-  close(): Promise<void>;
-}
-
-/**
- * A push consumer on the job's updates, delivered to an inbox of this connection. It is created
- * with its name and filter in the request subject (`$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`),
- * so a worker's NATS user can be allowed to read its own job's updates and no other's
- * (libs/nats-auth permissions.ts); nats.js' ordered consumers use the unfiltered create subject.
- * Heartbeats and flow control are answered here (`isStatus`).
- */
-async function openUpdatesFeed(nc: NatsConnection, stream: string, jobId: string, deliver: DeliverPolicy): Promise<UpdatesFeed> {
-  const jsm = await nc.jetstreamManager({ checkAPI: false });
-  const inboxPrefix = (nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix;
-  const inbox = createInbox(inboxPrefix);
-  const sub = nc.subscribe(inbox);
-  const name = `replay_${nuid.next()}`;
-  try {
-    const info = await jsm.consumers.add(stream, {
-      name,
-      filter_subject: updateSubjects.job(jobId),
-      deliver_subject: inbox,
-      deliver_policy: deliver,
-      ack_policy: AckPolicy.None,
-      flow_control: true,
-      idle_heartbeat: nanos(5000),
-      inactive_threshold: nanos(60_000),
-      mem_storage: true,
-      num_replicas: 1,
-    });
-    return {
-      sub,
-      pending: info.num_pending,
-      close: async () => {
-        sub.unsubscribe();
-        await jsm.consumers.delete(stream, name).catch(() => undefined);
-      },
-    };
-  } catch (err) {
-    sub.unsubscribe();
-    throw err;
-  }
-}
-
-/** A heartbeat or flow-control request of a push consumer (answered), not an update. */
-function isStatus(nc: NatsConnection, m: Msg): boolean {
-  if (m.data.byteLength > 0 || m.headers?.code !== 100) return false;
-  if (m.reply) m.respond();
-  const stalled = m.headers.get('Nats-Consumer-Stalled');
-  if (stalled) nc.publish(stalled);
-  return true;
 }
