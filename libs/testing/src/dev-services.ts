@@ -86,7 +86,7 @@ export async function ensureDevServices(opts: DevServicesOptions = {}): Promise<
       const natsPort = opts.natsPort ?? 4222;
       if (!opts.startNats && (await tcpAnswers('127.0.0.1', natsPort))) {
         natsUrl = natsPort === 4222 ? DEFAULT_NATS_URL : `nats://127.0.0.1:${natsPort}`;
-        log(`NATS: using the one on 127.0.0.1:${natsPort}`);
+        log(`NATS: using the one on 127.0.0.1:${natsPort}; workers share its identity (per-worker NATS users: docs/nats-auth.md; the demo: --own-nats)`);
       } else {
         const bin = findExecutable('nats-server', opts.pathEnv ?? '', opts.extraBinDirs);
         if (!bin && opts.startNats) throw new DevServicesError('no nats-server binary was found to start (install nats-server, e.g. sudo apt-get install nats-server)');
