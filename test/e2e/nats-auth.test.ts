@@ -3,7 +3,8 @@
 // Assignment, a NATS user limited to that job. Two workers train, a third joins mid-job and
 // catches up from the keeper's updates and a checkpoint through its own limited user; the job
 // completes with every sample counted once and every member's hash equal to the keeper's, and no
-// process hit a permission the design did not give it.
+// process hit a permission the design did not give it. The users lapse every 10 s, so the job also
+// shows that workers keep training on the refreshed users the coordinator sends.
 import { Cluster, startSecuredNatsServer, type ClusterDataset, type SecuredNats } from '@gradpool/testing';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +23,9 @@ beforeAll(async () => {
   nats = await startSecuredNatsServer(NATS_SERVER, dir);
   cluster = await Cluster.start({
     workers: 2,
-    coordinator: { natsUrl: nats.url, env: nats.coordinatorEnv, heartbeatIntervalMs: 2000, heartbeatMisses: 5 },
+    // Users that lapse every 10 s (refreshed every 5 s): the job outlives several, so each worker's
+    // connection must sign in again with refreshed credentials mid-job.
+    coordinator: { natsUrl: nats.url, env: { ...nats.coordinatorEnv, GRADPOOL_WORKER_NATS_TTL_MS: '10000' }, heartbeatIntervalMs: 2000, heartbeatMisses: 5 },
     worker: { logLevel: 'debug' },
   });
   mnist = await cluster.importMnist();
@@ -39,7 +42,7 @@ afterAll(async () => {
 describe('per-worker NATS users', () => {
   it('workers limited to their job train it to the end; a late joiner catches up through its own user', async () => {
     const globalBatch = 1000;
-    const epochs = 2;
+    const epochs = 3;
     const job = await cluster.submitJob({
       name: 'e2e nats auth',
       datasetId: mnist.id,
@@ -68,6 +71,11 @@ describe('per-worker NATS users', () => {
     // It started from a checkpoint and the keeper's updates, read with its own limited user.
     expect(late.logs().some((l) => l.msg === 'caught up from the updates stream' || l.msg === 'checkpoint loaded')).toBe(true);
     expect(await cluster.events(job.id, ['job.hash-mismatch'])).toEqual([]);
-    for (const w of cluster.workers) expect(w.output()).not.toMatch(/permissions violation/i);
+    // The server closed connections whose user lapsed, and they signed in again mid-job.
+    expect(cluster.workers.some((w) => w.logs().some((l) => l.msg === 'reconnected; resending the rounds in flight'))).toBe(true);
+    for (const w of cluster.workers) {
+      expect(w.output()).not.toMatch(/permissions violation/i);
+      expect(w.logs().some((l) => l.msg === 'data-plane credentials refreshed'), `${w.output().slice(-2000)}`).toBe(true);
+    }
   });
 });

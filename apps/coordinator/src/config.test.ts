@@ -62,7 +62,7 @@ describe('toConfig', () => {
   it('turns on per-worker NATS users with an account seed, and reads the coordinator\'s credentials file', () => {
     const seed = `SA${'B'.repeat(56)}`;
     const c = toConfig({ GRADPOOL_NATS_ACCOUNT_SEED: ` ${seed} `, NATS_CREDS: '/etc/gradpool/coordinator.creds' });
-    expect(c.workerNatsUsers).toEqual({ accountSeed: seed, ttlMs: 7 * 24 * 3_600_000 });
+    expect(c.workerNatsUsers).toEqual({ accountSeed: seed, ttlMs: 24 * 3_600_000 });
     expect(c.natsCredsFile).toBe('/etc/gradpool/coordinator.creds');
     expect(toConfig({}).workerNatsUsers).toBeUndefined();
   });

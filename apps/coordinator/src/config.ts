@@ -132,7 +132,7 @@ const envSchema = z.object({
       .refine((s) => /^SA[A-Z2-7]{56}$/.test(s), 'must be a NATS account nkey seed (SA…, 58 characters)')
       .optional(),
   ),
-  GRADPOOL_WORKER_NATS_TTL_MS: int(60_000, 366 * 24 * 3_600_000, 7 * 24 * 3_600_000),
+  GRADPOOL_WORKER_NATS_TTL_MS: int(10_000, 366 * 24 * 3_600_000, 24 * 3_600_000),
   GRADPOOL_HTTP_HOST: z.preprocess(blankToUndefined, z.string().default('0.0.0.0')),
   GRADPOOL_HTTP_PORT: port(8080),
   GRADPOOL_GRPC_HOST: z.preprocess(blankToUndefined, z.string().default('0.0.0.0')),

@@ -80,6 +80,8 @@ type SessionResult =
 
 interface JobSlot {
   assignment: Assignment__Output;
+  /** The newest data-plane access for the job: the assignment's, then each NatsAccessRefresh. */
+  nats: NatsAccess__Output | null;
   controller: AbortController;
   done: Promise<void>;
   listeners: Set<(roster: RosterUpdate__Output) => void>;
@@ -421,6 +423,14 @@ export class WorkerAgent implements AsyncDisposable {
           case 'drain':
             startDrain('coordinator', msg.drain?.reason || 'requested by the coordinator');
             return;
+          case 'natsRefresh': {
+            const slot = msg.natsRefresh ? this.jobs.get(msg.natsRefresh.jobId) : undefined;
+            if (slot && msg.natsRefresh?.nats) {
+              slot.nats = msg.natsRefresh.nats;
+              this.log.debug({ jobId: msg.natsRefresh.jobId }, 'data-plane credentials refreshed');
+            }
+            return;
+          }
           case 'drainAck':
             if (!drain) {
               this.log.warn({ workerId: reg.workerId }, 'DrainAck without a drain; ignored');
@@ -485,11 +495,12 @@ export class WorkerAgent implements AsyncDisposable {
     log.info({ jobName: assignment.jobName, checkpointRound: assignment.checkpointRound }, 'assignment received');
     const reg = this.registration!;
     const controller = new AbortController();
-    const slot: JobSlot = { assignment, controller, done: Promise.resolve(), listeners: new Set() };
+    const slot: JobSlot = { assignment, nats: assignment.nats, controller, done: Promise.resolve(), listeners: new Set() };
     const context: RunnerContext = {
       workerId: reg.workerId,
       groupId: reg.groupId,
       nats: reg.nats,
+      jobNats: () => slot.nats,
       latestRoster: () => this.rosters.get(jobId),
       onRoster: (listener) => {
         slot.listeners.add(listener);

@@ -24,6 +24,11 @@ export interface RunnerContext {
   readonly groupId: string;
   /** Data-plane address and credentials from Register. */
   readonly nats: NatsAccess__Output | null;
+  /**
+   * The job's own data-plane access, newest first: the assignment's, replaced by each
+   * NatsAccessRefresh (per-worker NATS users lapse); null when workers use the registration's.
+   */
+  jobNats(): NatsAccess__Output | null;
   /** The job's newest roster, if one has arrived. */
   latestRoster(): RosterUpdate__Output | undefined;
   /** Called with each roster update of this job; returns an unsubscribe function. */

@@ -35,7 +35,7 @@ export class WorkerCredentialIssuer {
       throw new NatsAuthConfigError(`the NATS account seed is not an nkey seed: ${(err as Error).message}`);
     }
     if (!kp.getPublicKey().startsWith('A')) throw new NatsAuthConfigError('the NATS account seed is not an account seed (it must start with SA)');
-    if (!(opts.ttlMs >= 60_000)) throw new NatsAuthConfigError(`worker credentials must live at least a minute, not ${opts.ttlMs} ms`);
+    if (!(opts.ttlMs >= 10_000)) throw new NatsAuthConfigError(`worker credentials must live at least 10 s, not ${opts.ttlMs} ms`);
     return new WorkerCredentialIssuer(kp, opts.ttlMs);
   }
 

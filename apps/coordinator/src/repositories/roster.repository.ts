@@ -66,6 +66,13 @@ export class RosterRepository {
     await tx.update(workers).set({ currentJobId: jobId }).where(inArray(workers.id, workerIds));
   }
 
+  /** The job each of `workerIds` is assigned, for those that have one. */
+  async currentJobs(workerIds: string[], tx: DbOrTx = this.handle.db): Promise<{ workerId: string; jobId: string }[]> {
+    if (!workerIds.length) return [];
+    const rows = await tx.select({ workerId: workers.id, jobId: workers.currentJobId }).from(workers).where(inArray(workers.id, workerIds));
+    return rows.flatMap((r) => (r.jobId ? [{ workerId: r.workerId, jobId: r.jobId }] : []));
+  }
+
   /** Clears the assignment of every worker of a job. */
   async clearJob(jobId: string, tx: DbOrTx = this.handle.db): Promise<void> {
     await tx.update(workers).set({ currentJobId: null }).where(eq(workers.currentJobId, jobId));

@@ -209,6 +209,7 @@ class TestContext implements RunnerContext {
   ) {}
   readonly groupId = 'g';
   latestRoster = () => this.roster;
+  jobNats = (): NatsAccess__Output | null => null;
   onRoster(l: (r: RosterUpdate__Output) => void) {
     this.listeners.add(l);
     return () => this.listeners.delete(l);

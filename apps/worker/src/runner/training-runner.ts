@@ -185,7 +185,7 @@ class JobRun {
     this.trainSamples = this.job.dataset.train.reduce((a, s) => a + s.samples, 0);
     if (!(this.trainSamples > 0)) throw bad('the train split has no samples');
     // The assignment's access (a NATS user limited to this job) when the coordinator issues them.
-    this.nc = await connectDataPlane(this.a.nats ?? this.ctx.nats, `gradpool-worker ${this.ctx.workerId} job ${this.a.jobId}`);
+    this.nc = await connectDataPlane(this.ctx.jobNats() ?? this.a.nats ?? this.ctx.nats, `gradpool-worker ${this.ctx.workerId} job ${this.a.jobId}`, () => this.ctx.jobNats());
     this.checkpoints = new CheckpointReader(this.nc, this.a.checkpointBucket);
     this.shards = new ShardSource({
       nc: this.nc,

@@ -10,6 +10,7 @@ import type { DrainRequest as _gradpool_v1_DrainRequest, DrainRequest__Output as
 import type { Heartbeat as _gradpool_v1_Heartbeat, Heartbeat__Output as _gradpool_v1_Heartbeat__Output } from './gradpool/v1/Heartbeat.js';
 import type { JobFault as _gradpool_v1_JobFault, JobFault__Output as _gradpool_v1_JobFault__Output } from './gradpool/v1/JobFault.js';
 import type { NatsAccess as _gradpool_v1_NatsAccess, NatsAccess__Output as _gradpool_v1_NatsAccess__Output } from './gradpool/v1/NatsAccess.js';
+import type { NatsAccessRefresh as _gradpool_v1_NatsAccessRefresh, NatsAccessRefresh__Output as _gradpool_v1_NatsAccessRefresh__Output } from './gradpool/v1/NatsAccessRefresh.js';
 import type { RegisterRequest as _gradpool_v1_RegisterRequest, RegisterRequest__Output as _gradpool_v1_RegisterRequest__Output } from './gradpool/v1/RegisterRequest.js';
 import type { RegisterResponse as _gradpool_v1_RegisterResponse, RegisterResponse__Output as _gradpool_v1_RegisterResponse__Output } from './gradpool/v1/RegisterResponse.js';
 import type { RosterMember as _gradpool_v1_RosterMember, RosterMember__Output as _gradpool_v1_RosterMember__Output } from './gradpool/v1/RosterMember.js';
@@ -36,6 +37,7 @@ export interface ProtoGrpcType {
       Heartbeat: MessageTypeDefinition<_gradpool_v1_Heartbeat, _gradpool_v1_Heartbeat__Output>
       JobFault: MessageTypeDefinition<_gradpool_v1_JobFault, _gradpool_v1_JobFault__Output>
       NatsAccess: MessageTypeDefinition<_gradpool_v1_NatsAccess, _gradpool_v1_NatsAccess__Output>
+      NatsAccessRefresh: MessageTypeDefinition<_gradpool_v1_NatsAccessRefresh, _gradpool_v1_NatsAccessRefresh__Output>
       RegisterRequest: MessageTypeDefinition<_gradpool_v1_RegisterRequest, _gradpool_v1_RegisterRequest__Output>
       RegisterResponse: MessageTypeDefinition<_gradpool_v1_RegisterResponse, _gradpool_v1_RegisterResponse__Output>
       RosterMember: MessageTypeDefinition<_gradpool_v1_RosterMember, _gradpool_v1_RosterMember__Output>

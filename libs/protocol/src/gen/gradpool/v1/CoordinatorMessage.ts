@@ -6,6 +6,7 @@ import type { RosterUpdate as _gradpool_v1_RosterUpdate, RosterUpdate__Output as
 import type { Unassignment as _gradpool_v1_Unassignment, Unassignment__Output as _gradpool_v1_Unassignment__Output } from '../../gradpool/v1/Unassignment.js';
 import type { DrainRequest as _gradpool_v1_DrainRequest, DrainRequest__Output as _gradpool_v1_DrainRequest__Output } from '../../gradpool/v1/DrainRequest.js';
 import type { DrainAck as _gradpool_v1_DrainAck, DrainAck__Output as _gradpool_v1_DrainAck__Output } from '../../gradpool/v1/DrainAck.js';
+import type { NatsAccessRefresh as _gradpool_v1_NatsAccessRefresh, NatsAccessRefresh__Output as _gradpool_v1_NatsAccessRefresh__Output } from '../../gradpool/v1/NatsAccessRefresh.js';
 
 export interface CoordinatorMessage {
   'accepted'?: (_gradpool_v1_SessionAccepted | null);
@@ -14,7 +15,8 @@ export interface CoordinatorMessage {
   'unassignment'?: (_gradpool_v1_Unassignment | null);
   'drain'?: (_gradpool_v1_DrainRequest | null);
   'drainAck'?: (_gradpool_v1_DrainAck | null);
-  'body'?: "accepted"|"assignment"|"roster"|"unassignment"|"drain"|"drainAck";
+  'natsRefresh'?: (_gradpool_v1_NatsAccessRefresh | null);
+  'body'?: "accepted"|"assignment"|"roster"|"unassignment"|"drain"|"drainAck"|"natsRefresh";
 }
 
 export interface CoordinatorMessage__Output {
@@ -24,5 +26,6 @@ export interface CoordinatorMessage__Output {
   'unassignment'?: (_gradpool_v1_Unassignment__Output | null);
   'drain'?: (_gradpool_v1_DrainRequest__Output | null);
   'drainAck'?: (_gradpool_v1_DrainAck__Output | null);
-  'body'?: "accepted"|"assignment"|"roster"|"unassignment"|"drain"|"drainAck";
+  'natsRefresh'?: (_gradpool_v1_NatsAccessRefresh__Output | null);
+  'body'?: "accepted"|"assignment"|"roster"|"unassignment"|"drain"|"drainAck"|"natsRefresh";
 }
