@@ -71,6 +71,20 @@ export const subjects = {
   },
   /** Subscribe permissions of a member in a job: everything of the job. */
   memberSubscribe: (jobId: string): string[] => [subjects.jobAll(jobId)],
+  /**
+   * Coordinator replicas' control traffic in one cluster (the replicas sharing a database): the
+   * session relay. Workers are never given these subjects.
+   */
+  control: (cluster: string) => `${SUBJECT_PREFIX}.ctl.${token(cluster, 'cluster')}`,
+  /** Everything of a cluster's control traffic (each replica's one subscription). */
+  controlAll: (cluster: string) => `${subjects.control(cluster)}.>`,
+  /** A message for a worker's session, delivered by whichever replica holds it. */
+  sessionPush: (cluster: string, workerId: string) => `${subjects.control(cluster)}.push.${token(workerId, 'worker id')}`,
+  /** An event of a worker's session (`kind`: attached, detached, roundReport, fault), from the replica holding it. */
+  sessionEvent: (cluster: string, kind: string, workerId: string) =>
+    `${subjects.control(cluster)}.evt.${token(kind, 'event kind')}.${token(workerId, 'worker id')}`,
+  /** A replica's periodic list of the sessions it holds. */
+  replicaPresence: (cluster: string, replicaId: string) => `${subjects.control(cluster)}.presence.${token(replicaId, 'replica id')}`,
 } as const;
 
 /**
