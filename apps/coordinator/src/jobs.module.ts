@@ -17,6 +17,7 @@ import { JobSpecsService } from './services/job-specs.service.js';
 import { JOB_KICK, JobService } from './services/job.service.js';
 import { KEEPER_OPTIONS, KeeperService } from './services/keeper.service.js';
 import { SchedulingService } from './services/scheduling.service.js';
+import { SessionRegistry } from './services/session-registry.js';
 import { CONFIG } from './tokens.js';
 import { WorkersModule } from './workers.module.js';
 
@@ -60,4 +61,9 @@ export interface JobsSettings {
   ],
   exports: [JobService, SchedulingService, KeeperService, JobRosterService, JobEventsService],
 })
-export class JobsModule {}
+export class JobsModule {
+  constructor(registry: SessionRegistry, scheduling: SchedulingService) {
+    // Worker events of the whole cluster reach the keepers and the scheduler on the lock holder only.
+    registry.setSchedulingProbe(() => scheduling.isLeader);
+  }
+}
