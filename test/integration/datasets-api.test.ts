@@ -4,7 +4,7 @@
  * nothing left behind, and deletion rules (refused while a live job uses the dataset; ended jobs
  * keep their history with dataset_id null).
  */
-import { startCoordinator, toConfig, type CoordinatorHandle } from '@gradpool/coordinator';
+import { startCoordinator, type CoordinatorHandle } from '@gradpool/coordinator';
 // The CLI is not part of the coordinator's library exports; tests call it in-process.
 import { runCli } from '../../apps/coordinator/src/cli/run.js';
 import { buckets } from '@gradpool/protocol';
@@ -15,6 +15,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { inProcessConfig } from './foundation-helpers.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 let handle: CoordinatorHandle;
@@ -64,16 +65,7 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
 
 beforeAll(async () => {
   database = await createTestDatabase('gp_ds');
-  const config = toConfig({
-    DATABASE_URL: database.url,
-    NATS_URL: TEST_NATS_URL,
-    GRADPOOL_HTTP_HOST: '127.0.0.1',
-    GRADPOOL_HTTP_PORT: '0',
-    GRADPOOL_GRPC_HOST: '127.0.0.1',
-    GRADPOOL_GRPC_PORT: '0',
-    GRADPOOL_ADMIN_KEY: adminKey,
-    LOG_LEVEL: process.env.GRADPOOL_TEST_LOG_LEVEL ?? 'silent',
-  });
+  const config = inProcessConfig(database.url, adminKey);
   handle = await startCoordinator({ ...config, datasets: { shardBucket: bucket, maxFileBytes: MAX_FILE_BYTES } } as typeof config);
   sql = new pg.Pool({ connectionString: database.url, max: 2 });
   // Dropping the database ends its sessions: that must not crash the test process.

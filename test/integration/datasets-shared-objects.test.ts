@@ -5,12 +5,13 @@
  * objects. The interleavings are forced with DatasetService's `afterObjectsStored` seam, on
  * the real coordinator, Postgres and nats-server.
  */
-import { startCoordinator, toConfig, type CoordinatorHandle } from '@gradpool/coordinator';
+import { startCoordinator, type CoordinatorHandle } from '@gradpool/coordinator';
 import { ShardStore } from '@gradpool/datasets';
 import { createTestDatabase, TEST_NATS_URL, type TestDatabase } from '@gradpool/testing';
 import { connect, type NatsConnection, type ObjectStore } from 'nats';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { inProcessConfig } from './foundation-helpers.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DatasetService } from '../../apps/coordinator/src/services/dataset.service.js';
 
@@ -75,16 +76,7 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 
 beforeAll(async () => {
   database = await createTestDatabase('gp_dsso');
-  const config = toConfig({
-    DATABASE_URL: database.url,
-    NATS_URL: TEST_NATS_URL,
-    GRADPOOL_HTTP_HOST: '127.0.0.1',
-    GRADPOOL_HTTP_PORT: '0',
-    GRADPOOL_GRPC_HOST: '127.0.0.1',
-    GRADPOOL_GRPC_PORT: '0',
-    GRADPOOL_ADMIN_KEY: adminKey,
-    LOG_LEVEL: process.env.GRADPOOL_TEST_LOG_LEVEL ?? 'silent',
-  });
+  const config = inProcessConfig(database.url, adminKey);
   handle = await startCoordinator({ ...config, datasets: { shardBucket: bucket } } as typeof config);
   service = handle.app.get(DatasetService);
   sql = new pg.Pool({ connectionString: database.url, max: 2 });
@@ -216,7 +208,8 @@ describe('datasets sharing shard objects', () => {
     expect(claimed.length).toBeGreaterThan(2);
     expect(await objectCount()).toBe(before + otherKeys.length + claimed.length - 1);
     // As when the coordinator dies: Postgres ends its session and the import's lease goes with it.
-    const ended = await sql.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'gradpool-import-lease'`);
+    // (Only this file's database: other test files import in parallel on the same server.)
+    const ended = await sql.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'gradpool-import-lease' and datname = $1`, [database.name]);
     expect(ended.rowCount).toBe(1);
     expect((await api('DELETE', `/v1/datasets/${row.id}`)).status).toBe(204);
     expect(await objectCount()).toBe(before + otherKeys.length);

@@ -15,7 +15,7 @@ import {
   type WorkerServiceClient,
 } from '@gradpool/protocol';
 import { createTestDatabase, TEST_NATS_URL, type TestDatabase } from '@gradpool/testing';
-import { startCoordinator, toConfig, type CoordinatorHandle, type Env } from '@gradpool/coordinator';
+import { startCoordinator, toConfig, type CoordinatorConfig, type CoordinatorHandle, type Env } from '@gradpool/coordinator';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
@@ -36,22 +36,29 @@ export interface ApiResponse<T = any> {
   body: T;
 }
 
-/** Starts a coordinator in-process on a fresh database with small heartbeat intervals. */
-export async function startTestCoordinator(env: Env = {}): Promise<TestCoordinator> {
-  const database = await createTestDatabase('gp_found');
-  const adminKey = `test-admin-${randomBytes(12).toString('hex')}`;
-  const config = toConfig({
-    DATABASE_URL: database.url,
+/** The configuration of an in-process test coordinator: loopback, free ports, the test NATS. */
+export function inProcessConfig(databaseUrl: string, adminKey: string, env: Env = {}): CoordinatorConfig {
+  return toConfig({
+    DATABASE_URL: databaseUrl,
     NATS_URL: TEST_NATS_URL,
     GRADPOOL_HTTP_HOST: '127.0.0.1',
     GRADPOOL_HTTP_PORT: '0',
     GRADPOOL_GRPC_HOST: '127.0.0.1',
     GRADPOOL_GRPC_PORT: '0',
     GRADPOOL_ADMIN_KEY: adminKey,
+    LOG_LEVEL: process.env.GRADPOOL_TEST_LOG_LEVEL ?? 'silent',
+    ...env,
+  });
+}
+
+/** Starts a coordinator in-process on a fresh database with small heartbeat intervals. */
+export async function startTestCoordinator(env: Env = {}): Promise<TestCoordinator> {
+  const database = await createTestDatabase('gp_found');
+  const adminKey = `test-admin-${randomBytes(12).toString('hex')}`;
+  const config = inProcessConfig(database.url, adminKey, {
     GRADPOOL_HEARTBEAT_INTERVAL_MS: '200',
     GRADPOOL_HEARTBEAT_MISSES: '3',
     GRADPOOL_LEASE_MS: '30000',
-    LOG_LEVEL: process.env.GRADPOOL_TEST_LOG_LEVEL ?? 'silent',
     ...env,
   });
   const handle = await startCoordinator(config);

@@ -7,8 +7,13 @@ import pg from 'pg';
 
 export const TEST_DATABASE_URL = process.env.GRADPOOL_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const TEST_NATS_URL = process.env.GRADPOOL_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
-/** Database that global setup migrates once; per-file databases are cloned from it. */
-export const TEMPLATE_DATABASE = 'gradpool_test_template';
+const TEMPLATE_PREFIX = 'gradpool_test_template';
+/**
+ * Database that global setup migrates once; per-file databases are cloned from it. One per test
+ * run (named with the run's process id, handed to the test workers through the environment), so
+ * two runs on one Postgres do not drop each other's template.
+ */
+export const TEMPLATE_DATABASE = process.env.GRADPOOL_TEST_TEMPLATE ?? `${TEMPLATE_PREFIX}_${process.pid}`;
 
 /** `url` with its database name replaced. */
 export function withDatabase(url: string, database: string): string {
@@ -56,11 +61,29 @@ export async function createTestDatabase(prefix = 'gp_t'): Promise<TestDatabase>
   };
 }
 
-/** Drops and recreates the template database and migrates it. Called by global setup. */
-export async function prepareTemplateDatabase(migrate: (url: string) => Promise<void>): Promise<void> {
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Creates and migrates this run's template database (and drops templates left by runs whose
+ * process is gone); returns the teardown that drops it. Called by global setup, which hands the
+ * name to the test workers in GRADPOOL_TEST_TEMPLATE.
+ */
+export async function prepareTemplateDatabase(migrate: (url: string) => Promise<void>): Promise<() => Promise<void>> {
   await admin(async (c) => {
-    await c.query(`drop database if exists "${TEMPLATE_DATABASE}" with (force)`);
+    const { rows } = await c.query<{ datname: string }>('select datname from pg_database where datname like $1', [`${TEMPLATE_PREFIX}%`]);
+    for (const { datname } of rows) {
+      const pid = Number(/_(\d+)$/.exec(datname)?.[1]);
+      if (datname === TEMPLATE_DATABASE || !Number.isInteger(pid) || !processAlive(pid)) await c.query(`drop database if exists "${datname}" with (force)`);
+    }
     await c.query(`create database "${TEMPLATE_DATABASE}"`);
   });
   await migrate(withDatabase(TEST_DATABASE_URL, TEMPLATE_DATABASE));
+  return () => admin(async (c) => void (await c.query(`drop database if exists "${TEMPLATE_DATABASE}" with (force)`)));
 }
