@@ -148,6 +148,20 @@ describe('datasets API', () => {
     expect((await api('POST', '/v1/datasets', { builtin: 'mnist', seed: 1 })).status).toBe(409);
   });
 
+  it('says which of a dataset\'s shards the object store lacks (Postgres and NATS parted ways)', async () => {
+    const csv = new TextEncoder().encode(`x,y,label\n${Array.from({ length: 300 }, (_, i) => `${i},${i % 5},${i % 3}`).join('\n')}\n`);
+    const up = await upload(csv, 'parted.csv');
+    const ds = await api('POST', '/v1/datasets', { name: 'parted', format: 'csv', files: [up.body.uploadId], seed: 9, shardBytes: 4096 });
+    expect(ds.status).toBe(201);
+    const detail = (await api('GET', `/v1/datasets/${ds.body.id}`)).body;
+    const hashes = [...new Set([...detail.splits.train.shards, ...detail.splits.validation.shards, ...detail.splits.test.shards].map((s: any) => s.sha256))];
+    expect((await api('GET', `/v1/datasets/${ds.body.id}/objects`)).body).toEqual({ total: hashes.length, missing: [] });
+    await os.delete(hashes[0] as string);
+    expect((await api('GET', `/v1/datasets/${ds.body.id}/objects`)).body).toEqual({ total: hashes.length, missing: [hashes[0]] });
+    expect((await api('GET', '/v1/datasets/00000000-0000-4000-8000-000000000000/objects')).status).toBe(404);
+    expect((await api('DELETE', `/v1/datasets/${ds.body.id}`)).status).toBe(204);
+  });
+
   it('refuses to delete a dataset a live job uses (409 naming it); ended jobs keep their history', async () => {
     const before = await objectCount();
     const csv = new TextEncoder().encode(`f1,f2,label\n${Array.from({ length: 1200 }, (_, i) => `${i % 11},${(i * 3) % 5},${i % 3}`).join('\n')}\n`);

@@ -58,12 +58,30 @@ const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 async function ensureMnist(api: AdminApi): Promise<Dataset> {
   const existing = (await api.get<Dataset[]>('/v1/datasets')).find((d) => d.name === 'mnist' && (d.status ?? 'ready') === 'ready');
   if (existing) {
-    console.log(dim('  MNIST is already imported; reusing it'));
-    return existing;
+    // Its rows are in Postgres; its shards must be in this NATS too (the demo may have started a
+    // new nats-server, or NATS storage was reset): otherwise import it again.
+    const objects = await api.get<{ total: number; missing: string[] }>(`/v1/datasets/${existing.id}/objects`);
+    if (objects.missing.length === 0) {
+      console.log(dim('  MNIST is already imported; reusing it'));
+      return existing;
+    }
+    console.log(dim(`  MNIST is imported, but ${objects.missing.length} of its ${objects.total} shards are not in this NATS; importing it again`));
+    try {
+      await api.request('DELETE', `/v1/datasets/${existing.id}`);
+    } catch (err) {
+      // A job of an earlier run still uses it (queued or paused): import a copy under another name.
+      if (!(err instanceof AdminApiError && err.status === 409)) throw err;
+      return importMnist(api, `mnist-${Date.now().toString(36)}`);
+    }
+    return ensureMnist(api);
   }
+  return importMnist(api, 'mnist');
+}
+
+async function importMnist(api: AdminApi, name: string): Promise<Dataset> {
   const t0 = Date.now();
   try {
-    const ds = await api.post<Dataset>('/v1/datasets', { builtin: 'mnist', name: 'mnist', normalise: 'scale', validationFraction: 0.1, seed: 1 });
+    const ds = await api.post<Dataset>('/v1/datasets', { builtin: 'mnist', name, normalise: 'scale', validationFraction: 0.1, seed: 1 });
     console.log(dim(`  imported and sharded MNIST (60 000 + 10 000 images) in ${formatDuration(Date.now() - t0)}`));
     return ds;
   } catch (err) {

@@ -94,6 +94,17 @@ export class DatasetController {
     return this.datasets.get(id);
   }
 
+  /**
+   * Checks that the object store holds every shard of the dataset: `{ total, missing: [sha256…] }`.
+   * Postgres and NATS can part ways (NATS storage lost, another NATS); such a dataset must be
+   * deleted and imported again.
+   */
+  @Get(':id/objects')
+  async objects(@Param('id') id: string) {
+    await this.datasets.get(id);
+    return this.datasets.missingObjects(id);
+  }
+
   /** Deletes the dataset and its shards (those no other dataset shares); 409 while a job uses it. */
   @Delete(':id')
   @Roles('admin')

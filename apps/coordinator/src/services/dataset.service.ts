@@ -141,6 +141,23 @@ export class DatasetService {
     this.log = logger.child({ component: 'datasets' });
   }
 
+  /**
+   * The dataset's distinct shard objects that the object store does not have. Postgres and NATS
+   * can part ways (NATS storage lost, or a coordinator pointed at another NATS): a job on such a
+   * dataset could never fetch its shards.
+   */
+  async missingObjects(datasetId: string): Promise<{ total: number; missing: string[] }> {
+    const hashes = [...new Set((await this.shards.listByDataset(datasetId)).map((s) => s.sha256))];
+    const store = await this.store();
+    const missing: string[] = [];
+    for (let i = 0; i < hashes.length; i += 16) {
+      const batch = hashes.slice(i, i + 16);
+      const present = await Promise.all(batch.map((h) => store.has(h)));
+      batch.forEach((h, j) => !present[j] && missing.push(h));
+    }
+    return { total: hashes.length, missing };
+  }
+
   /** The shard bucket (created on first use). */
   store(): Promise<ShardStore> {
     this.storePromise ??= ShardStore.open(this.nats, { bucket: this.settings.shardBucket }).catch((err) => {
