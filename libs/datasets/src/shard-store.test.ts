@@ -65,6 +65,11 @@ describe('ShardStore (real nats-server JetStream)', () => {
     expect((await store.put(bytes)).stored).toBe(true);
   });
 
+  it('says a shard is missing when its whole bucket is (a NATS whose storage was lost), not TIMEOUT', async () => {
+    const reader = await ShardStore.open(nc, { bucket: `gp_absent_${randomBytes(4).toString('hex')}`, readOnly: true });
+    await expect(reader.get('a'.repeat(64))).rejects.toBeInstanceOf(ShardNotFoundError);
+  });
+
   it('lets a second connection read without creating anything', async () => {
     const { sha256 } = await store.put(shard(5, 10));
     const nc2 = await connect({ servers: TEST_NATS_URL });

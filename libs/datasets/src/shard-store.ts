@@ -120,10 +120,22 @@ export class ShardStore implements ShardSink {
     } catch (err) {
       const e = err as { code?: string; message?: string };
       if (e.code === '404' || /no message found|message not found/i.test(e.message ?? '')) return null;
+      // A direct get on a bucket that does not exist is not answered: it times out. Say so.
+      if (e.code === 'TIMEOUT' && !(await this.bucketExists())) return null;
       throw err;
     }
     const meta = JSON.parse(new TextDecoder().decode(m.data)) as ObjectMeta;
     return meta.deleted ? null : meta;
+  }
+
+  /** Whether the bucket's stream exists (false only on a definite "stream not found"). */
+  private async bucketExists(): Promise<boolean> {
+    try {
+      await this.jsm.streams.info(`OBJ_${this.bucket}`);
+      return true;
+    } catch (err) {
+      return !/stream not found/i.test((err as Error).message ?? '');
+    }
   }
 
   /**
