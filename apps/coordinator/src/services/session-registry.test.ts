@@ -1,21 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SessionRegistry, type SessionChannel, type SessionCloseReason } from './session-registry.js';
-
-class FakeChannel implements SessionChannel {
-  sent: unknown[] = [];
-  closedWith: [SessionCloseReason, string] | undefined;
-  get closed() {
-    return !!this.closedWith;
-  }
-  send(msg: unknown): boolean {
-    if (this.closed) return false;
-    this.sent.push(msg);
-    return true;
-  }
-  close(reason: SessionCloseReason, message: string): void {
-    this.closedWith ??= [reason, message];
-  }
-}
+import { FakeChannel } from '../testing/fake-session-channel.js';
+import { SessionRegistry } from './session-registry.js';
 
 describe('SessionRegistry', () => {
   it('sends to the live session and reports when there is none', () => {

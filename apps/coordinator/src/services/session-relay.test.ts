@@ -1,22 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { FakeChannel } from '../testing/fake-session-channel.js';
 import { clusterName, decodeCoordinatorMessage, encodeCoordinatorMessage } from './session-relay.js';
-import { SessionRegistry, type SessionChannel, type SessionCluster, type SessionCloseReason, type SessionOp, type WorkerEvent } from './session-registry.js';
+import { SessionRegistry, type SessionCluster, type SessionOp, type WorkerEvent } from './session-registry.js';
 
-class FakeChannel implements SessionChannel {
-  sent: unknown[] = [];
-  closedWith: [SessionCloseReason, string] | undefined;
-  get closed() {
-    return !!this.closedWith;
-  }
-  send(msg: unknown): boolean {
-    if (this.closed) return false;
-    this.sent.push(msg);
-    return true;
-  }
-  close(reason: SessionCloseReason, message: string): void {
-    this.closedWith ??= [reason, message];
-  }
-}
 
 /** The other replicas, as a list of what the registry handed them. */
 class FakeCluster implements SessionCluster {
