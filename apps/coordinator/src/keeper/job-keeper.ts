@@ -29,6 +29,19 @@ import { tfReady } from '../services/job-specs.service.js';
 import { exportModelJson } from './model-export.js';
 import { proportionalShares, type EpochInfo, type JobRosterService } from '../services/job-roster.service.js';
 
+/** Longest wait for an evaluation or a model export before the keeper goes on without it. */
+const EVAL_LIMIT_MS = 60_000;
+
+/** `p`, or a rejection naming `what` after `ms`. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** Rounds of an epoch between checks of the shares against measured speeds. */
 export const REBALANCE_EVERY = 50;
 
@@ -344,7 +357,7 @@ export class JobKeeper {
     const windowSamples = this.recentCommits.reduce((a, c) => a + c.samples, 0) - first.samples;
     const evalDue = this.spec.evalEvery > 0 && (r + 1) % this.spec.evalEvery === 0;
     const evalResult = evalDue
-      ? await this.evaluate('validation').catch((err: unknown) => {
+      ? await within(this.evaluate('validation'), EVAL_LIMIT_MS, 'validation').catch((err: unknown) => {
           this.log.warn({ err, round: r }, 'validation failed');
           return null;
         })
@@ -570,11 +583,15 @@ export class JobKeeper {
   private async finish(r: number): Promise<void> {
     this.finishing = true;
     await this.checkpoint(r + 1);
-    const test = await this.evaluate('test').catch((err) => {
+    // A job completes even if an evaluation or the export never answers (bounded waits).
+    const test = await within(this.evaluate('test'), EVAL_LIMIT_MS, 'test evaluation').catch((err) => {
       this.log.error({ err }, 'test evaluation failed');
       return null;
     });
-    const val = await this.evaluate('validation').catch(() => null);
+    const val = await within(this.evaluate('validation'), EVAL_LIMIT_MS, 'validation').catch((err) => {
+      this.log.error({ err }, 'validation failed');
+      return null;
+    });
     const final: { name: string; value: number }[] = [];
     if (test) {
       final.push({ name: 'test_loss', value: test.loss });
@@ -588,9 +605,13 @@ export class JobKeeper {
     let model: { bucket: string; key: string } | null = null;
     try {
       const thread = this.deps.evalThread();
-      const exported = thread
-        ? await thread.exportModel({ specJson: JSON.stringify(this.spec.model), source: { params: (await this.state!.params()).buffer as ArrayBuffer, round: r + 1 } })
-        : await exportModelJson(await this.modelOf(), await this.state!.params(), r + 1);
+      const exported = await within(
+        thread
+          ? (async () => thread.exportModel({ specJson: JSON.stringify(this.spec.model), source: { params: (await this.state!.params()).buffer as ArrayBuffer, round: r + 1 } }))()
+          : (async () => exportModelJson(await this.modelOf(), await this.state!.params(), r + 1))(),
+        EVAL_LIMIT_MS,
+        'model export',
+      );
       model = await this.deps.blobs.putModel(this.job.id, JSON.stringify(exported));
     } catch (err) {
       this.log.error({ err }, 'model export failed');
