@@ -1,6 +1,6 @@
 /**
  * Helpers for the jobs suites: an in-process coordinator (jobs settings shortened), a small
- * dataset written straight into Postgres (shards' bytes are not needed by the control plane),
+ * dataset written straight into Postgres (its shards stored as an import would store them),
  * and fake workers that speak the real session protocol over grpc-js.
  */
 import { startCoordinator, toConfig, type CoordinatorHandle, type Env } from '@gradpool/coordinator';
@@ -10,9 +10,9 @@ import pg from 'pg';
 import { CAPABILITIES, register, TestSession, workerClient, type ApiResponse } from './foundation-helpers.js';
 import { parseAssignedJob, type Capabilities, type CoordinatorMessage__Output, type RoundReport, type WorkerServiceClient } from '@gradpool/protocol';
 import { RoundExchange, type AllReduceResult } from '@gradpool/exchange';
-import { advanceDataState, decodeDataState, encodeDataState, freshDataState, planRound } from '@gradpool/datasets';
+import { advanceDataState, decodeDataState, encodeDataState, encodeShard, freshDataState, planRound, sha256Hex, ShardStore } from '@gradpool/datasets';
 import { createOptimizer, decodeCheckpoint, paramHash } from '@gradpool/training';
-import type { NatsConnection } from 'nats';
+import { connect, type NatsConnection } from 'nats';
 
 export interface JobsCoordinator {
   handle: CoordinatorHandle;
@@ -83,21 +83,31 @@ export const CLASSES = 3;
 export const SHARDS = 4;
 export const PER_SHARD = 50;
 
-/** A ready dataset (shape [4], 3 classes, 4 train shards of 50, one validation shard) in Postgres only. */
-export async function insertDataset(sql: pg.Pool, name = `ds-${randomBytes(3).toString('hex')}`): Promise<string> {
+/**
+ * A ready dataset (shape [4], 3 classes, 4 train shards of 50) written straight into Postgres,
+ * its shards stored in the object store as the coordinator's import would (job submission
+ * checks that they are there). `objects: false` leaves them out, as after a lost NATS store.
+ */
+export async function insertDataset(sql: pg.Pool, opts: { name?: string; objects?: boolean } = {}): Promise<string> {
+  const name = opts.name ?? `ds-${randomBytes(3).toString('hex')}`;
   const r = await sql.query(
     `insert into datasets (name, format, status, feature_shape, num_classes, class_names, normalisation, options, ready_at)
      values ($1, 'csv', 'ready', '[4]', 3, '["a","b","c"]', '{"kind":"none"}', '{}', now()) returning id`,
     [name],
   );
   const id = r.rows[0].id as string;
-  for (let i = 0; i < SHARDS; i++) {
-    await sql.query(`insert into shards (dataset_id, split, index, sample_count, bytes, sha256) values ($1, 'train', $2, $3, 1000, $4)`, [
-      id,
-      i,
-      PER_SHARD,
-      randomBytes(32).toString('hex'),
-    ]);
+  const nc = opts.objects === false ? null : await connect({ servers: TEST_NATS_URL });
+  try {
+    const store = nc && (await ShardStore.open(nc));
+    for (let i = 0; i < SHARDS; i++) {
+      const features = Float32Array.from({ length: PER_SHARD * FEATURES }, () => Math.random());
+      const labels = Int32Array.from({ length: PER_SHARD }, (_, j) => j % CLASSES);
+      const bytes = encodeShard({ count: PER_SHARD, shape: [FEATURES], normalisation: 'none' }, features, labels);
+      const sha256 = store ? (await store.put(bytes)).sha256 : sha256Hex(bytes);
+      await sql.query(`insert into shards (dataset_id, split, index, sample_count, bytes, sha256) values ($1, 'train', $2, $3, $4, $5)`, [id, i, PER_SHARD, bytes.byteLength, sha256]);
+    }
+  } finally {
+    await nc?.close();
   }
   return id;
 }

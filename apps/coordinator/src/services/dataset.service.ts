@@ -158,6 +158,28 @@ export class DatasetService {
     return { total: hashes.length, missing };
   }
 
+  /**
+   * What an admin should read when the object store lacks some of the dataset's shards (a job
+   * on it could never fetch them), or null when it has them all.
+   */
+  async missingObjectsProblem(datasetId: string): Promise<{ message: string; missing: string[] } | null> {
+    const { total, missing } = await this.missingObjects(datasetId);
+    if (missing.length === 0) return null;
+    const name = (await this.datasets.findById(datasetId))?.name ?? datasetId;
+    const some = missing.slice(0, 3).map((h) => h.slice(0, 12)).join(', ') + (missing.length > 3 ? ', …' : '');
+    const message =
+      `dataset ${name}: the object store lacks ${missing.length} of its ${total} shard objects (${some}); ` +
+      'NATS storage was lost or the coordinator uses another NATS. Import the same data again with the same options ' +
+      '(shards are content-addressed, so that restores them; GET /v1/datasets/:id/objects lists what is missing)';
+    return { message, missing };
+  }
+
+  /** Throws FailedPreconditionError (what `missingObjectsProblem` says) unless every shard object is there. */
+  async assertObjectsPresent(datasetId: string): Promise<void> {
+    const problem = await this.missingObjectsProblem(datasetId);
+    if (problem) throw new FailedPreconditionError(problem.message);
+  }
+
   /** The shard bucket (created on first use). */
   store(): Promise<ShardStore> {
     this.storePromise ??= ShardStore.open(this.nats, { bucket: this.settings.shardBucket }).catch((err) => {
@@ -390,3 +412,4 @@ export class DatasetService {
     };
   }
 }
+

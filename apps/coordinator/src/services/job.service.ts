@@ -19,6 +19,7 @@ import { RosterRepository } from '../repositories/roster.repository.js';
 import { RoundRepository } from '../repositories/round.repository.js';
 import { ShardRepository } from '../repositories/shard.repository.js';
 import { DATABASE, LOGGER } from '../tokens.js';
+import { DatasetService } from './dataset.service.js';
 import { JobCheckpointsService } from './job-checkpoints.service.js';
 import { JobEventsService } from './job-events.service.js';
 import { JobSpecsService } from './job-specs.service.js';
@@ -81,6 +82,7 @@ export class JobService {
     private readonly events: JobEventsService,
     private readonly keepers: KeeperService,
     private readonly registry: SessionRegistry,
+    private readonly datasets: DatasetService,
   ) {
     this.log = logger.child({ component: 'jobs' });
   }
@@ -92,6 +94,12 @@ export class JobService {
     if (p.role === 'group-admin' && groupId !== p.groupId) throw new PermissionDeniedError('a group-admin key submits jobs of its own group only (set groupId)');
     const { spec, model } = await this.specs.validate(body);
     const id = randomUUID();
+    try {
+      await this.datasets.assertObjectsPresent(spec.datasetId);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
     try {
       const params = model.init(spec.seed);
       // Optimizer state starts at zero; stored explicitly so every reader restores the same bytes.
@@ -206,6 +214,7 @@ export class JobService {
   async resume(p: Principal, id: string): Promise<JobDetail> {
     const job = await this.find(p, id, 'write');
     if (job.datasetId === null) throw new FailedPreconditionError(`job ${job.name} cannot resume: its dataset ${(job.spec as { datasetId?: string }).datasetId ?? ''} was deleted`);
+    await this.datasets.assertObjectsPresent(job.datasetId);
     const row = await this.jobs.transition(id, ['paused'], { status: 'queued', statusReason: 'resumed; waiting for workers' });
     if (!row) throw new FailedPreconditionError(`job ${job.name} is ${job.status}; only paused jobs resume`);
     await this.events.record(id, 'job.state', { status: 'queued', by: p.name, resumed: true });

@@ -166,9 +166,34 @@ export class KeeperService {
 
   private async finished(jobId: string): Promise<void> {
     this.keepers.delete(jobId);
+    await this.sendAway(jobId, 'the job completed');
+  }
+
+  /** Clears the job's roster and tells its members they are no longer in it. */
+  private async sendAway(jobId: string, reason: string): Promise<void> {
     const assigned = await this.rosters.assigned(jobId);
     await this.rosters.clearJob(jobId);
-    for (const w of assigned) this.registry.send(w.id, { unassignment: { jobId, reason: 'the job completed' } });
+    for (const w of assigned) this.registry.send(w.id, { unassignment: { jobId, reason } });
+  }
+
+  /**
+   * A member could not fetch or verify a shard. When the object store has lost some of the
+   * dataset's shards, no member could: the job is paused (its committed state kept) with a
+   * reason that says what to do, instead of removing one member after another. Returns whether
+   * it was.
+   */
+  private async pauseIfShardsMissing(job: JobRow): Promise<boolean> {
+    if (!job.datasetId) return false;
+    const problem = await this.datasets.missingObjectsProblem(job.datasetId);
+    if (!problem) return false;
+    const reason = problem.message;
+    const row = await this.jobs.transition(job.id, ['running'], { status: 'paused', statusReason: `paused: ${reason}` });
+    if (!row) return true;
+    this.log.error({ jobId: job.id, datasetId: job.datasetId, missing: problem.missing.length }, 'shards missing from the object store: job paused');
+    await this.stop(job.id, true);
+    await this.sendAway(job.id, 'the job was paused: its dataset has shards missing from the object store');
+    await this.events.record(job.id, 'job.state', { status: 'paused', reason, missingShards: problem.missing.slice(0, 20) });
+    return true;
   }
 
   /** A member's fault: a missing owner is removed; a member that cannot go on is removed and not offered the job for a while. */
@@ -192,6 +217,7 @@ export class KeeperService {
       await this.roster.change(jobId, { reason: `quorum-not-met in round ${Number(fault.round)}`, startRound: Number(fault.round), ifEpoch: fault.epoch });
       return;
     }
+    if (fault.kind === 'bad-shard' && (await this.pauseIfShardsMissing(job))) return;
     this.excluded.set(`${jobId}/${workerId}`, Date.now() + FAULT_EXCLUSION_MS);
     await this.roster.change(jobId, { remove: [workerId], reason: `fault: ${fault.kind}` });
   }
