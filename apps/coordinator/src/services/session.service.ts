@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { DbHandle } from '@gradpool/db';
 import type { Heartbeat__Output, WorkerMessage__Output } from '@gradpool/protocol';
 import type { CoordinatorConfig } from '../config.js';
 import { UnauthenticatedError } from '../errors.js';
@@ -7,7 +8,7 @@ import { CoordinatorMetrics } from '../metrics.js';
 import { EventRepository } from '../repositories/event.repository.js';
 import { WorkerRepository, type WorkerStatus } from '../repositories/worker.repository.js';
 import { isUuid, secretMatches } from '../secrets.js';
-import { CONFIG, LOGGER } from '../tokens.js';
+import { CONFIG, DATABASE, LOGGER } from '../tokens.js';
 import { SessionRegistry, type SessionChannel } from './session-registry.js';
 
 const STATE_NAMES: Record<string, string> = {
@@ -32,6 +33,7 @@ export class SessionService {
   constructor(
     @Inject(CONFIG) private readonly config: CoordinatorConfig,
     @Inject(LOGGER) logger: Logger,
+    @Inject(DATABASE) private readonly handle: DbHandle,
     private readonly workers: WorkerRepository,
     private readonly events: EventRepository,
     private readonly registry: SessionRegistry,
@@ -100,9 +102,13 @@ export class SessionService {
 
   /** Marks offline every worker silent for interval × misses and ends its stream. Returns their ids. */
   async markSilentOffline(): Promise<string[]> {
-    const gone = await this.workers.markSilentOffline(this.silenceMs);
+    // The status and the event that says why are committed together: no reader sees one without the other.
+    const gone = await this.handle.db.transaction(async (tx) => {
+      const rows = await this.workers.markSilentOffline(this.silenceMs, tx);
+      await this.events.insert(rows.map((w) => ({ type: 'worker.offline', workerId: w.id, groupId: w.groupId, data: { silenceMs: this.silenceMs } })), tx);
+      return rows;
+    });
     if (gone.length === 0) return [];
-    await this.events.insert(gone.map((w) => ({ type: 'worker.offline', workerId: w.id, groupId: w.groupId, data: { silenceMs: this.silenceMs } })));
     for (const w of gone) {
       this.registry.close(w.id, 'silent', `no heartbeat for ${this.silenceMs} ms`);
       this.metrics.workerTransitions.inc({ status: 'offline' });
