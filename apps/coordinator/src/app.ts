@@ -16,6 +16,7 @@ import type { CoordinatorConfig } from './config.js';
 import { UnavailableError } from './errors.js';
 import { GrpcServer } from './grpc/grpc-server.js';
 import { createLogger, NestPinoLogger, type Logger } from './logger.js';
+import { shutdownStep } from './shutdown.js';
 import { CoordinatorMetrics } from './metrics.js';
 import { ApiKeyService } from './services/api-key.service.js';
 
@@ -129,10 +130,11 @@ export async function startCoordinator(config: CoordinatorConfig, opts: StartOpt
         (closing ??= (async () => {
           const t = performance.now();
           try {
-            await started.close();
+            await shutdownStep(log, 'application (sessions, schedulers, keepers, HTTP, gRPC)', started.close(), 60_000);
           } finally {
-            await nats.close().catch(() => undefined);
-            await db.close().catch(() => undefined);
+            await shutdownStep(log, 'NATS connection', nats.close(), 15_000);
+            const pool = db.pool;
+            await shutdownStep(log, 'database pool', db.close(), 15_000, () => ({ clients: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }));
           }
           log.info({ durationMs: Math.round(performance.now() - t) }, 'coordinator stopped');
         })()),
@@ -157,3 +159,4 @@ function instrumentHttp(app: NestFastifyApplication, metrics: CoordinatorMetrics
     done();
   });
 }
+
