@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 const BENCHES = {
   training: 'libs/training/dist/bench/training.bench.js',
   exchange: 'libs/exchange/dist/bench/exchange.bench.js',
+  'codec-work': 'libs/exchange/dist/bench/codec-work.bench.js',
   datasets: 'libs/datasets/dist/bench/datasets.bench.js',
   'training-e2e': 'apps/demo/dist/bench/training-e2e.bench.js',
 };
