@@ -46,6 +46,20 @@ describe('ShardStore (real nats-server JetStream)', () => {
     expect((await os.info(first.sha256))?.size).toBe(bytes.byteLength);
   });
 
+  it('reads dozens of objects at once over one connection (the keeper reading a large split)', async () => {
+    // 48 objects of ~2.4 MiB asked for at once: unthrottled, the server cut the connection as a
+    // slow consumer, chunks were lost, and the reads hung (heartbeats kept them waiting).
+    const objects = Array.from({ length: 48 }, (_, i) => shard(1000 + i, 800));
+    const keys = await Promise.all(objects.map(async (b) => (await store.put(b)).sha256));
+    const events: string[] = [];
+    void (async () => {
+      for await (const st of nc.status()) events.push(String(st.type));
+    })();
+    const got = await Promise.all(keys.map((k) => store.get(k)));
+    got.forEach((b, i) => expect(sha256Hex(b)).toBe(keys[i]));
+    expect(events).not.toContain('disconnect');
+  });
+
   it('refetches once on a hash mismatch, then reports ShardIntegrityError', async () => {
     const key = sha256Hex(shard(2));
     await store.putUnchecked(key, shard(3));

@@ -6,6 +6,7 @@
 import { isStatusMessage, openFilteredFeed } from '@gradpool/nats-auth';
 import { buckets } from '@gradpool/protocol';
 import { createHash, randomBytes } from 'node:crypto';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { headers, type JetStreamClient, type JetStreamManager, type NatsConnection, type ObjectStore, type StoredMsg } from 'nats';
 
 /** JetStream direct get; present on nats.js' JetStreamManager at runtime but not in its public type. */
@@ -28,8 +29,16 @@ import { sha256Hex } from './shard.codec.js';
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Object-store chunk size for shard puts: under the server's default max_payload (1 MiB) with room for headers. */
 const PUT_CHUNK_BYTES = 1000 * 1024;
-/** Longest wait for the next chunk of an object being read. */
+/** Longest wait for the next chunk of an object being read (the consumer's heartbeats do not extend it). */
 const CHUNK_WAIT_MS = 30_000;
+/**
+ * Objects read at once over one NATS connection. Each read is a push consumer that sends the
+ * whole object as fast as the server can: dozens at once (the keeper reading a 30 000-sample
+ * split) outran the client, the server cut the connection as a slow consumer, dropped chunks,
+ * and the reads (and everything else on that connection) stalled.
+ */
+export const SHARD_READS_PER_CONNECTION = 4;
+const readLimits = new WeakMap<NatsConnection, LimitFunction>();
 
 /** base64url with padding, as the object store encodes names and digests. */
 function base64UrlPadded(b: Uint8Array): string {
@@ -150,7 +159,7 @@ export class ShardStore implements ShardSink {
       this.stats.gets++;
       let bytes: Uint8Array | null;
       try {
-        bytes = await this.fetch(sha256);
+        bytes = await this.readLimit()(() => this.fetch(sha256));
       } catch (err) {
         const msg = (err as Error).message;
         if (!/corrupt|digest|chunk/i.test(msg)) throw err;
@@ -163,6 +172,13 @@ export class ShardStore implements ShardSink {
       lastProblem = `bytes hash to ${actual}`;
     }
     throw new ShardIntegrityError(`shard ${sha256} failed verification twice: ${lastProblem}`, sha256);
+  }
+
+  /** The limiter of object reads shared by every store on this connection. */
+  private readLimit(): LimitFunction {
+    let limit = readLimits.get(this.nc);
+    if (!limit) readLimits.set(this.nc, (limit = pLimit(SHARD_READS_PER_CONNECTION)));
+    return limit;
   }
 
   /**
@@ -218,9 +234,13 @@ export class ShardStore implements ShardSink {
       if (feed.pending < info.chunks) throw new Error(`object ${key}: ${feed.pending} of its ${info.chunks} chunks are stored`);
       const it = feed.sub[Symbol.asyncIterator]();
       let at = 0;
+      // The deadline is for data: the consumer's idle heartbeats (every 5 s) keep coming when its
+      // chunks were lost (a connection cut and restored), and must not keep the read waiting.
+      let deadline = performance.now() + CHUNK_WAIT_MS;
       for (let chunk = 0; chunk < info.chunks; ) {
         let timer: NodeJS.Timeout | undefined;
-        const got = await Promise.race([it.next(), new Promise<null>((r) => (timer = setTimeout(() => r(null), CHUNK_WAIT_MS)))]);
+        const wait = Math.max(0, deadline - performance.now());
+        const got = await Promise.race([it.next(), new Promise<null>((r) => (timer = setTimeout(() => r(null), wait)))]);
         clearTimeout(timer);
         if (!got || got.done) throw new Error(`object ${key}: chunk ${chunk} of ${info.chunks} did not arrive within ${CHUNK_WAIT_MS} ms`);
         const m = got.value;
@@ -229,6 +249,7 @@ export class ShardStore implements ShardSink {
         out.set(m.data, at);
         at += m.data.byteLength;
         chunk++;
+        deadline = performance.now() + CHUNK_WAIT_MS;
       }
       if (at !== info.size) throw new Error(`object ${key}: chunks hold ${at} bytes, its size is ${info.size}`);
       return out;
