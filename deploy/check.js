@@ -135,7 +135,8 @@ for (const [name, svc] of Object.entries(services)) {
   const env = Array.isArray(svc.environment) ? svc.environment.map((e) => String(e).split('=')[0]) : Object.keys(svc.environment ?? {});
   if (svc.image) checkEnv(where, svc.image, env);
 }
-if (services.nats && !JSON.stringify(services.nats.command ?? '').includes('-js')) fail('deploy/compose.yaml services.nats', 'JetStream (-js) not enabled');
+// JetStream: enabled by -js, or by the config file it runs with (its jetstream block is checked below).
+if (services.nats && !/-js|single\.conf/.test(JSON.stringify(services.nats.command ?? ''))) fail('deploy/compose.yaml services.nats', 'JetStream (-js) not enabled');
 const coordEnv = services.coordinator?.environment ?? {};
 for (const [k, host] of [['DATABASE_URL', 'postgres'], ['NATS_URL', 'nats']]) {
   if (!String(coordEnv[k] ?? '').includes(`@${host}:`) && !String(coordEnv[k] ?? '').includes(`//${host}:`)) {
@@ -222,8 +223,27 @@ else {
   } else notes.push('nats-server not installed: cluster.conf not validated by the server');
 }
 
+// ---- NATS single-server config (compose) --------------------------------------------------
+const singleConfFile = join(DEPLOY, 'nats/single.conf');
+if (!existsSync(singleConfFile)) fail('deploy/nats/single.conf', 'missing');
+else {
+  const conf = readFileSync(singleConfFile, 'utf8');
+  if (!/^\s*jetstream\s*\{/m.test(conf)) fail('deploy/nats/single.conf', 'no jetstream block');
+  const nats = services.nats;
+  if (!nats?.command?.includes('/etc/nats/single.conf')) fail('deploy/compose.yaml services.nats', 'does not run with /etc/nats/single.conf');
+  if (!(nats?.volumes ?? []).some((v) => String(v).startsWith('./nats/single.conf:/etc/nats/single.conf'))) fail('deploy/compose.yaml services.nats', 'does not mount ./nats/single.conf');
+  const bin = ['', ...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/bin']
+    .map((d) => join(d, 'nats-server'))
+    .find((p) => p !== 'nats-server' && existsSync(p));
+  if (bin) {
+    const r = spawnSync(bin, ['-c', singleConfFile, '-t'], { encoding: 'utf8', timeout: 10_000 });
+    if (r.status !== 0) fail('deploy/nats/single.conf', `nats-server -t: ${(r.stderr || r.stdout).trim()}`);
+    else notes.push(`nats/single.conf validated by ${bin}`);
+  }
+}
+
 // ---- report -----------------------------------------------------------------------------
-const checked = `compose.yaml (${Object.keys(services).length} services), ${k8sFiles.length} k8s files (${docs.length} documents), ${Object.keys(IMAGES).length} Dockerfiles, nats/cluster.conf`;
+const checked = `compose.yaml (${Object.keys(services).length} services), ${k8sFiles.length} k8s files (${docs.length} documents), ${Object.keys(IMAGES).length} Dockerfiles, nats/cluster.conf, nats/single.conf`;
 for (const n of notes) console.log(`note: ${n}`);
 if (errors.length) {
   console.error(`deploy check FAILED (${checked}):`);
