@@ -15,16 +15,7 @@
  */
 import { createCodec, parseCodecSpec } from '../codecs/index.js';
 import type { Codec, CodecSpec } from '../codecs/codec.js';
-
-function parseCount(s: string): number {
-  const m = /^([\d.]+)([kKmM]?)$/.exec(s);
-  if (!m) throw new Error(`bad count ${s}`);
-  return Math.round(Number(m[1]) * (m[2].toLowerCase() === 'm' ? 1e6 : m[2].toLowerCase() === 'k' ? 1e3 : 1));
-}
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : def;
-}
+import { arg, median, parseCount } from './args.js';
 
 const P = parseCount(arg('P', '25M'));
 const Ks = arg('K', '2,4,8').split(',').map(Number);
@@ -33,10 +24,6 @@ const reps = Number(arg('reps', '5'));
 /** The exchange's default message size (round-exchange.ts `chunkBytes`) less header room. */
 const CHUNK_BYTES = 512 * 1024 - 1024;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 function timed(fn: () => void): number {
   fn();
   const xs: number[] = [];

@@ -20,17 +20,7 @@ import { Int8Codec } from '../codecs/int8.codec.js';
 import { spawnMembers } from '../testing/members.js';
 import { PrivateNatsServer } from '../testing/nats-server.js';
 import { ThrottledLink } from './throttled-link.js';
-
-function parseCount(s: string): number {
-  const m = /^([\d.]+)([kKmM]?)$/.exec(s);
-  if (!m) throw new Error(`bad count ${s}`);
-  return Math.round(Number(m[1]) * (m[2].toLowerCase() === 'm' ? 1e6 : m[2].toLowerCase() === 'k' ? 1e3 : 1));
-}
-
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : def;
-}
+import { arg, median, parseCount } from './args.js';
 
 const Ps = arg('P', '1M,10M,25M').split(',').map(parseCount);
 const Ks = arg('K', '2,4,8').split(',').map(Number);
@@ -82,11 +72,6 @@ async function ceiling(url: string): Promise<number> {
   await nc.close();
   // Bytes per second delivered (first message excluded: the clock starts at it).
   return (r.bytes! - payload.length) / (r.ms! / 1000);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 const fmtB = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
