@@ -7,7 +7,7 @@ import { startCoordinator, toConfig, type CoordinatorHandle, type Env } from '@g
 import { createTestDatabase, TEST_NATS_URL, type TestDatabase } from '@gradpool/testing';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { CAPABILITIES, register, TestSession, workerClient, type ApiResponse } from './foundation-helpers.js';
+import { CAPABILITIES, register, TestSession, waitFor, workerClient, type ApiResponse } from './foundation-helpers.js';
 import { parseAssignedJob, type Capabilities, type CoordinatorMessage__Output, type RoundReport, type WorkerServiceClient } from '@gradpool/protocol';
 import { RoundExchange, type AllReduceResult } from '@gradpool/exchange';
 import { advanceDataState, decodeDataState, encodeDataState, encodeShard, freshDataState, planRound, sha256Hex, ShardStore } from '@gradpool/datasets';
@@ -161,6 +161,13 @@ export async function fakeWorker(c: JobsCoordinator, token: string, name: string
       w.client.close();
     },
   };
+  return w;
+}
+
+/** A fake worker, once the coordinator's database has it online. */
+export async function onlineFakeWorker(c: JobsCoordinator, sql: pg.Pool, token: string, name: string, caps: Partial<Capabilities> = {}): Promise<FakeWorker> {
+  const w = await fakeWorker(c, token, name, caps);
+  await waitFor(async () => (await sql.query(`select status from workers where id = $1`, [w.id])).rows[0].status === 'online', `${name} online`);
   return w;
 }
 

@@ -10,7 +10,7 @@ import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SchedulingService } from '../../apps/coordinator/src/services/scheduling.service.js';
 import { waitFor } from './foundation-helpers.js';
-import { fakeWorker, groupWithToken, insertDataset, jobsEnv, mlpSpec, startJobsCoordinator, type FakeWorker, type JobsCoordinator, type JobsEnv } from './jobs-helpers.js';
+import { groupWithToken, insertDataset, jobsEnv, mlpSpec, onlineFakeWorker, startJobsCoordinator, type FakeWorker, type JobsCoordinator, type JobsEnv } from './jobs-helpers.js';
 
 let env: JobsEnv;
 let c: JobsCoordinator;
@@ -32,9 +32,8 @@ afterAll(async () => {
 });
 
 async function worker(token: string, name: string): Promise<FakeWorker> {
-  const w = await fakeWorker(c, token, name);
+  const w = await onlineFakeWorker(c, env.sql, token, name);
   workers.push(w);
-  await waitFor(async () => (await env.sql.query(`select status from workers where id = $1`, [w.id])).rows[0].status === 'online', 'online');
   return w;
 }
 async function job(id: string) {

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SchedulingService } from '../../apps/coordinator/src/services/scheduling.service.js';
 import { waitFor } from './foundation-helpers.js';
-import { fakeWorker, groupWithToken, insertDataset, jobsEnv, mlpSpec, startJobsCoordinator, type FakeWorker, type JobsCoordinator, type JobsEnv } from './jobs-helpers.js';
+import { groupWithToken, insertDataset, jobsEnv, mlpSpec, onlineFakeWorker, startJobsCoordinator, type FakeWorker, type JobsCoordinator, type JobsEnv } from './jobs-helpers.js';
 
 let env: JobsEnv;
 let c: JobsCoordinator;
@@ -28,9 +28,8 @@ afterAll(async () => {
 });
 
 async function worker(token: string, name: string, caps = {}): Promise<FakeWorker> {
-  const w = await fakeWorker(c, token, name, caps);
+  const w = await onlineFakeWorker(c, env.sql, token, name, caps);
   workers.push(w);
-  await waitFor(async () => (await env.sql.query(`select status from workers where id = $1`, [w.id])).rows[0].status === 'online', 'online');
   return w;
 }
 async function job(id: string) {
