@@ -16,7 +16,7 @@ import type { CoordinatorConfig } from './config.js';
 import { UnavailableError } from './errors.js';
 import { GrpcServer } from './grpc/grpc-server.js';
 import { createLogger, NestPinoLogger, type Logger } from './logger.js';
-import { shutdownStep } from './shutdown.js';
+import { pendingShutdownParts, shutdownStep } from './shutdown.js';
 import { CoordinatorMetrics } from './metrics.js';
 import { ApiKeyService } from './services/api-key.service.js';
 
@@ -130,7 +130,7 @@ export async function startCoordinator(config: CoordinatorConfig, opts: StartOpt
         (closing ??= (async () => {
           const t = performance.now();
           try {
-            await shutdownStep(log, 'application (sessions, schedulers, keepers, HTTP, gRPC)', started.close(), 60_000);
+            await shutdownStep(log, 'application (sessions, schedulers, keepers, HTTP, gRPC)', started.close(), 60_000, () => ({ pending: pendingShutdownParts() }));
           } finally {
             await shutdownStep(log, 'NATS connection', nats.close(), 15_000);
             const pool = db.pool;

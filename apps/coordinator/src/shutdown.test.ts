@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createLogger } from './logger.js';
-import { shutdownStep } from './shutdown.js';
+import { pendingShutdownParts, shutdownPart, shutdownStep } from './shutdown.js';
 
 describe('shutdownStep', () => {
   it('gives up on a step that never ends, saying which and what is still open', async () => {
@@ -25,5 +25,17 @@ describe('shutdownStep', () => {
     } finally {
       warn.mockRestore();
     }
+  });
+
+  it('names the parts of a shutdown that have not ended', async () => {
+    let end!: () => void;
+    const stuck = shutdownPart('keeper x: round loop', () => new Promise<void>((r) => (end = r)));
+    await shutdownPart('gRPC server', async () => undefined);
+    expect(pendingShutdownParts()).toEqual(['keeper x: round loop']);
+    end();
+    await stuck;
+    expect(pendingShutdownParts()).toEqual([]);
+    await expect(shutdownPart('failing', async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(pendingShutdownParts()).toEqual([]);
   });
 });

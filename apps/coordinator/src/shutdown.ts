@@ -1,5 +1,25 @@
 import type { Logger } from './logger.js';
 
+/** Shutdown hooks (and their parts) running now, by name: what a stuck close is waiting for. */
+const pending = new Map<string, number>();
+
+/** Runs one part of a shutdown, named among the pending ones until it ends. */
+export async function shutdownPart<T>(name: string, work: () => Promise<T>): Promise<T> {
+  pending.set(name, (pending.get(name) ?? 0) + 1);
+  try {
+    return await work();
+  } finally {
+    const n = (pending.get(name) ?? 1) - 1;
+    if (n > 0) pending.set(name, n);
+    else pending.delete(name);
+  }
+}
+
+/** The parts of shutdowns in this process that have not ended. */
+export function pendingShutdownParts(): string[] {
+  return [...pending.keys()];
+}
+
 /**
  * Awaits one step of a shutdown. A step that takes more than 10 s is reported (an error log line
  * and a process warning, which reach stderr whatever the log level, with what is still open),

@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import { SessionRegistry } from '../services/session-registry.js';
 import { LOGGER } from '../tokens.js';
 import { WorkerGrpc } from './worker.grpc.js';
+import { shutdownPart } from '../shutdown.js';
 
 /** How long a clean shutdown waits for calls to finish before cancelling them. */
 const SHUTDOWN_GRACE_MS = 3000;
@@ -58,6 +59,6 @@ export class GrpcServer implements BeforeApplicationShutdown {
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    await this.close();
+    await shutdownPart('gRPC server', () => this.close());
   }
 }

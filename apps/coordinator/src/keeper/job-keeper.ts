@@ -28,6 +28,7 @@ import type { JobEventsService } from '../services/job-events.service.js';
 import { tfReady } from '../services/job-specs.service.js';
 import { exportModelJson } from './model-export.js';
 import { proportionalShares, type EpochInfo, type JobRosterService } from '../services/job-roster.service.js';
+import { shutdownPart } from '../shutdown.js';
 
 /** Longest wait for an evaluation or a model export before the keeper goes on without it. */
 const EVAL_LIMIT_MS = 60_000;
@@ -80,6 +81,8 @@ export interface KeeperOptions {
   reportGraceMs?: number;
   /** Samples per evaluation batch (default 1000). */
   evalBatch?: number;
+  /** Test seam: awaited when a job has completed, just before its keeper stops itself. */
+  beforeFinishStop?: (jobId: string) => Promise<void>;
 }
 
 interface PendingReport {
@@ -270,7 +273,7 @@ export class JobKeeper {
         // checkpoint (the scheduler starts a fresh keeper).
         this.log.error({ err, round: o.round }, 'commit failed; the keeper restarts');
         this.dirty = true;
-        await this.stop(false);
+        await this.stop(false, true);
         this.deps.onBroken(this.job.id, this);
         return;
       }
@@ -621,7 +624,8 @@ export class JobKeeper {
       await this.deps.events.record(this.job.id, 'job.state', { status: 'completed', round: r, testAccuracy: test?.accuracy, model });
     }
     this.log.info({ round: r, testAccuracy: test?.accuracy }, 'job completed');
-    await this.stop(false);
+    await this.opts.beforeFinishStop?.(this.job.id);
+    await this.stop(false, true);
     const jsm = await this.deps.nc.jetstreamManager();
     await purgeUpdates(jsm, this.job.id).catch(() => undefined);
     this.deps.onFinished(this.job.id);
@@ -629,23 +633,26 @@ export class JobKeeper {
 
   /**
    * Stops following. With `checkpoint`, lets the round in hand commit, then writes the state after
-   * the last committed round (never a state that holds an uncommitted update).
+   * the last committed round (never a state that holds an uncommitted update). `fromLoop`: called
+   * by the round loop itself (a job that completed, a failed commit), which must not wait for a
+   * stop already under way: that one waits for the loop, and each would wait for the other.
    */
-  stop(checkpoint = true): Promise<void> {
-    if (this.stopping) return this.stopping;
+  stop(checkpoint = true, fromLoop = false): Promise<void> {
+    if (this.stopping) return fromLoop ? Promise.resolve() : this.stopping;
     this.stopped = true;
     clearTimeout(this.watchdog);
     this.abort.abort();
     this.observer?.close();
+    const part = (what: string, work: () => Promise<unknown>) => shutdownPart(`keeper ${this.job.id}: ${what}`, work);
     this.stopping = (async () => {
       if (checkpoint) {
-        await this.loop;
+        await part('round loop', async () => this.loop);
         if (this.state && this.committed >= 0 && !this.dirty) {
-          await this.checkpoint(this.committed + 1).catch((err) => this.log.error({ err }, 'final checkpoint failed'));
+          await part('final checkpoint', () => this.checkpoint(this.committed + 1).catch((err) => this.log.error({ err }, 'final checkpoint failed')));
         }
       }
-      await this.state?.close();
-      if (this.model) (await this.model.catch(() => null))?.dispose();
+      await part('state thread', async () => this.state?.close());
+      if (this.model) await part('model', async () => (await this.model!.catch(() => null))?.dispose());
     })();
     return this.stopping;
   }

@@ -3,6 +3,7 @@ import type { CoordinatorConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { SessionService } from '../services/session.service.js';
 import { CONFIG, LOGGER } from '../tokens.js';
+import { shutdownPart } from '../shutdown.js';
 
 /**
  * Marks workers offline after interval × misses without a heartbeat. Ticks every heartbeat
@@ -35,7 +36,7 @@ export class WorkerLivenessScheduler implements OnApplicationBootstrap, BeforeAp
   async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.running;
+    await shutdownPart('liveness pass in progress', async () => this.running);
   }
 
   /** One pass (also used by tests). */

@@ -17,6 +17,7 @@ import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { LOGGER } from '../tokens.js';
 import { DATASET_SETTINGS, type DatasetSettings } from './dataset.service.js';
+import { shutdownPart } from '../shutdown.js';
 
 interface Upload {
   path: string;
@@ -103,6 +104,6 @@ export class DatasetUploadService implements OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
-    if (this.dir) await rm(await this.dir, { recursive: true, force: true });
+    if (this.dir) await shutdownPart('upload directory removal', async () => rm(await this.dir!, { recursive: true, force: true }));
   }
 }

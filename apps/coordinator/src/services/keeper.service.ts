@@ -27,6 +27,7 @@ import { JobEventsService } from './job-events.service.js';
 import { JobRosterService } from './job-roster.service.js';
 import { tfReady } from './job-specs.service.js';
 import { SessionRegistry } from './session-registry.js';
+import { shutdownPart } from '../shutdown.js';
 
 /** How long a worker that faulted in a job is not offered that job again. */
 const FAULT_EXCLUSION_MS = 5 * 60_000;
@@ -161,7 +162,7 @@ export class KeeperService {
   }
 
   async stopAll(checkpoint = true): Promise<void> {
-    await Promise.all([...this.keepers.keys()].map((id) => this.stop(id, checkpoint)));
+    await Promise.all([...this.keepers.keys()].map((id) => shutdownPart(`keeper ${id} stopping`, () => this.stop(id, checkpoint))));
   }
 
   private async finished(jobId: string): Promise<void> {

@@ -16,6 +16,7 @@ import { JobRosterService } from './job-roster.service.js';
 import { KeeperService } from './keeper.service.js';
 import { LeaderLock } from './scheduling-leader.js';
 import { SessionRegistry } from './session-registry.js';
+import { shutdownPart } from '../shutdown.js';
 
 interface IdleWorker {
   id: string;
@@ -148,8 +149,8 @@ export class SchedulingService {
   }
 
   async shutdown(): Promise<void> {
-    await this.ticking?.catch(() => undefined);
-    await this.keepers.stopAll(true);
-    await this.lock.release();
+    await shutdownPart('scheduling pass in progress', async () => this.ticking?.catch(() => undefined));
+    await shutdownPart('keepers stopping', () => this.keepers.stopAll(true));
+    await shutdownPart('scheduler lock release', () => this.lock.release());
   }
 }

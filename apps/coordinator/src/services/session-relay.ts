@@ -23,6 +23,7 @@ import type { CoordinatorConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { CONFIG, LOGGER, NATS } from '../tokens.js';
 import { SESSION_CLOSE_REASONS, SessionRegistry, type SessionCluster, type SessionCloseReason, type SessionOp, type WorkerEvent } from './session-registry.js';
+import { shutdownPart } from '../shutdown.js';
 
 /** How often a replica announces its sessions (ms). */
 export const PRESENCE_PERIOD_MS = 5000;
@@ -139,7 +140,7 @@ export class SessionRelay implements SessionCluster, OnModuleInit, OnApplication
     this.announce({ bye: true });
     this.closed = true;
     this.sub?.unsubscribe();
-    await this.nc.flush().catch(() => undefined);
+    await shutdownPart('session relay flush', () => this.nc.flush().catch(() => undefined));
   }
 
   forward(workerId: string, op: SessionOp): boolean {
