@@ -50,14 +50,20 @@ describe('relay codec', () => {
   });
 });
 
+/** A registry holding session 'here', linked to a cluster where another replica holds 'there'. */
+function linkedRegistry(): { r: SessionRegistry; cl: FakeCluster; c: FakeChannel } {
+  const r = new SessionRegistry();
+  const cl = new FakeCluster();
+  r.link(cl);
+  const c = new FakeChannel();
+  r.attach('here', c);
+  cl.remote.add('there');
+  return { r, cl, c };
+}
+
 describe('SessionRegistry with other replicas', () => {
   it('forwards what it cannot deliver here and answers has() cluster-wide', () => {
-    const r = new SessionRegistry();
-    const cl = new FakeCluster();
-    r.link(cl);
-    const c = new FakeChannel();
-    r.attach('here', c);
-    cl.remote.add('there');
+    const { r, cl, c } = linkedRegistry();
     expect(r.send('here', { drainAck: {} })).toBe(true);
     expect(r.send('there', { drainAck: {} })).toBe(true);
     expect(r.send('nowhere', { drainAck: {} })).toBe(false);
@@ -76,12 +82,7 @@ describe('SessionRegistry with other replicas', () => {
   });
 
   it('applies forwarded operations only to its own sessions, without forwarding again', () => {
-    const r = new SessionRegistry();
-    const cl = new FakeCluster();
-    r.link(cl);
-    const c = new FakeChannel();
-    r.attach('here', c);
-    cl.remote.add('there');
+    const { r, cl, c } = linkedRegistry();
     expect(r.applyForwarded('there', { op: 'send', msg: { drainAck: {} } })).toBe(false);
     expect(r.applyForwarded('here', { op: 'drain', reason: 'r' })).toBe(true);
     expect(r.applyForwarded('here', { op: 'drain', reason: 'r' })).toBe(false);
