@@ -34,13 +34,20 @@ export async function shutdownStep(log: Logger, step: string, work: Promise<unkn
     log.error(info, what);
     process.emitWarning(`${what} after ${info.waitedMs} ms (${JSON.stringify(detail())}; open: ${info.open.join(', ')})`, 'GradpoolShutdownWarning');
   };
+  // Counted in the timers' own durations, not by reading the clock when one fires: a Node timer
+  // can fire a fraction of a millisecond before its duration has passed on performance.now().
+  let planned = 0;
   const limit = new Promise<'limit'>((resolve) => {
-    const tick = () => {
-      if (performance.now() - t0 >= limitMs) return resolve('limit');
-      report(false);
-      timer = setTimeout(tick, 10_000);
+    const schedule = () => {
+      const d = Math.min(10_000, limitMs - planned);
+      planned += d;
+      timer = setTimeout(() => {
+        if (planned >= limitMs) return resolve('limit');
+        report(false);
+        schedule();
+      }, d);
     };
-    timer = setTimeout(tick, Math.min(10_000, limitMs));
+    schedule();
   });
   try {
     const outcome = await Promise.race([work.then(() => 'done' as const, (err: unknown) => (log.warn({ err, step }, 'shutdown step failed'), 'done' as const)), limit]);
