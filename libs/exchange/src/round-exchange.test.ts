@@ -8,6 +8,7 @@ import { gradient, referenceMean, trueMean } from './testing/fixtures.js';
 import { MemberProcess, spawnMembers } from './testing/members.js';
 import { PrivateNatsServer } from './testing/nats-server.js';
 import { ShardLayout } from './layout.js';
+import { ThrottledLink } from './bench/throttled-link.js';
 
 const NATS_URL = process.env.GRADPOOL_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 const SIZE = 60_000;
@@ -364,6 +365,45 @@ describe('faults', () => {
       await Promise.all(ms.map((m) => m.close()));
     } finally {
       await server.stop();
+    }
+  });
+
+  it('a member whose connection dropped between rounds still gets the chunks a peer sent meanwhile for the next round', async () => {
+    // Member 0 reaches the server through a link that goes down after round 0; member 1 publishes
+    // round 1 (chunks for member 0's shards that nobody receives) and waits; member 0 reconnects,
+    // and only then enters round 1. It must ask for the chunks it missed, not leave member 1 out.
+    const link = await ThrottledLink.start(NATS_URL, 100_000);
+    try {
+      const job = jobId();
+      const members = ids(2, 'gap');
+      const init = { jobId: job, size: SIZE, epoch: 1, codec: { name: 'fp32' } as CodecSpec, deadlineMs: 3000, gatherTimeoutMs: 20_000, quorum: 1, chunkBytes: CHUNK_BYTES, seed: SEED };
+      const [m0] = await spawnMembers([members[0]], { ...init, natsUrl: link.url }, members);
+      const [m1] = await spawnMembers([members[1]], { ...init, natsUrl: NATS_URL }, members);
+      const ms = [m0, m1];
+      cleanup.push(...ms);
+      const samples = samplesOf(2);
+      ms.forEach((m, i) => m.round({ round: 0, samples: samples[i] }));
+      for (const r of await Promise.all(ms.map((m) => m.result()))) expect(r.ok, r.error?.message).toBe(true);
+      link.cut();
+      m1.round({ round: 1, samples: samples[1], returnMean: true });
+      await m1.published(1);
+      link.restore();
+      const deadline = Date.now() + 10_000;
+      while (link.accepted < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(link.accepted).toBe(2);
+      // The reconnect's handshake and resubscriptions, and the exchange's handling of it.
+      await new Promise((r) => setTimeout(r, 500));
+      m0.round({ round: 1, samples: samples[0], returnMean: true });
+      const results = await Promise.all(ms.map((m) => m.result(30_000)));
+      for (const r of results) expect(r.ok, r.error?.message).toBe(true);
+      const geo = results[0].geometry!;
+      expect(results[0].shards!.map((s) => s.contributors)).toEqual(Array.from({ length: geo.shards }, () => [0, 1]));
+      const grads = members.map((_, i) => gradient(SEED, i, 1, SIZE));
+      const expected = referenceMean(createCodec({ name: 'fp32' }), SIZE, geo, grads, samples, results[0].shards!.map((s) => s.contributors));
+      for (const r of results) expect(Buffer.from(decodeMean(r.mean!).buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+      await Promise.all(ms.map((m) => m.close()));
+    } finally {
+      await link.stop();
     }
   });
 });

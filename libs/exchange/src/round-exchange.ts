@@ -1131,6 +1131,9 @@ export class RoundExchange {
       if (s.type !== Events.Reconnect) continue;
       const ep = this.epoch;
       this.log.info({ epoch: ep.roster.epoch }, 'reconnected; resending the rounds in flight');
+      // Peers may have published a round we had not reached while we were away (one that has
+      // finished the round before can be a round ahead): the next round we enter asks for it again.
+      ep.needsResend = true;
       this.guard(() => {
         for (const st of ep.rounds.values()) {
           if (!st.entered && !st.owned.size) continue;

@@ -8,11 +8,25 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 export class ThrottledLink {
+  /** Connections accepted so far (a client that reconnects adds one). */
+  accepted = 0;
+  /** While true (`cut`), new connections are closed at once, as by a link that is down. */
+  private down = false;
   private constructor(
     private readonly server: Server,
     private readonly sockets: Set<Socket>,
     readonly url: string,
   ) {}
+
+  /** Drops every connection through the link and refuses new ones until `restore` (a link that went down). */
+  cut(): void {
+    this.down = true;
+    for (const s of this.sockets) s.destroy();
+  }
+
+  restore(): void {
+    this.down = false;
+  }
 
   /** Listens on 127.0.0.1 (a free port) and forwards to `target` (nats://host:port). */
   static async start(target: string, mbps: number): Promise<ThrottledLink> {
@@ -20,7 +34,14 @@ export class ThrottledLink {
     const { hostname, port } = new URL(target);
     const bytesPerMs = (mbps * 1e6) / 8 / 1000;
     const sockets = new Set<Socket>();
-    const server = createServer((client) => {
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+    const addr = server.address();
+    if (!addr || typeof addr === 'string') throw new Error('the link proxy has no port');
+    const link = new ThrottledLink(server, sockets, `nats://127.0.0.1:${addr.port}`);
+    server.on('connection', (client) => {
+      if (link.down) return void client.destroy();
+      link.accepted++;
       const upstream = connect(Number(port), hostname);
       sockets.add(client).add(upstream);
       pace(client, upstream, bytesPerMs);
@@ -34,10 +55,7 @@ export class ThrottledLink {
       client.on('close', end).on('error', end);
       upstream.on('close', end).on('error', end);
     });
-    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-    const addr = server.address();
-    if (!addr || typeof addr === 'string') throw new Error('the link proxy has no port');
-    return new ThrottledLink(server, sockets, `nats://127.0.0.1:${addr.port}`);
+    return link;
   }
 
   /** Closes the listener and every connection through it. */
