@@ -1,6 +1,7 @@
 /**
  * `npm run bench exchange [-- --P 1M,10M,25M --K 2,4,8 --codecs fp32,fp16,bf16,int8,topk --reps 10
- *   --reps-large 3 --large 20M] [--chunk-bytes 512k] [--link-mbps 100] [--interleave]`
+ *   --reps-large 3 --large 20M] [--chunk-bytes 512k] [--link-mbps 100[,1000…]] [--server-conf 'max_pending: 64MB']
+ *   [--interleave]`
  *
  * Round time of the round protocol with K member processes on loopback through one private
  * nats-server, per codec: median over reps of (last member done − last member entered), bytes
@@ -29,9 +30,11 @@ const codecs = arg('codecs', 'fp32,fp16,bf16,int8,topk').split(',').map(parseCod
 const reps = Number(arg('reps', '10'));
 const repsLarge = Number(arg('reps-large', '3'));
 const large = parseCount(arg('large', '20M'));
-/** Each member's link to the server, Mbit/s each way (a pacing proxy per member); unset: loopback. */
-const linkMbps = process.argv.includes('--link-mbps') ? Number(arg('link-mbps', '')) : undefined;
-if (linkMbps !== undefined && !(linkMbps > 0)) throw new Error('--link-mbps takes a positive number (Mbit/s)');
+/** Each member's link to the server, Mbit/s each way (a pacing proxy per member); unset: loopback. A
+ * list gives member i the rate list[i mod length] (`--link-mbps 1000,100`: every other member slow). */
+const linkMbpsList = process.argv.includes('--link-mbps') ? arg('link-mbps', '').split(',').map(Number) : undefined;
+if (linkMbpsList && !linkMbpsList.every((x) => x > 0)) throw new Error('--link-mbps takes positive numbers (Mbit/s), comma-separated');
+const linkMbps = linkMbpsList?.join(', ');
 /** Largest message per chunk (the exchange's `chunkBytes`); unset: the exchange's default. */
 const chunkBytes = process.argv.includes('--chunk-bytes') ? parseCount(arg('chunk-bytes', '')) : undefined;
 
@@ -93,7 +96,7 @@ async function spawnCell(P: number, K: number, spec: CodecSpec): Promise<Cell> {
   const job = `bench${P}k${K}${spec.name}${Date.now().toString(36)}`;
   // One member = one natsUrl; spawnMembers gives them all the same one, so with a link each
   // member is spawned on its own proxy.
-  const links = linkMbps ? await Promise.all(members.map(() => ThrottledLink.start(server.url, linkMbps))) : [];
+  const links = linkMbps ? await Promise.all(members.map((_, i) => ThrottledLink.start(server.url, linkMbpsList![i % linkMbpsList!.length]))) : [];
   const init = { jobId: job, size: P, epoch: 1, codec: spec, deadlineMs: 600_000, gatherTimeoutMs: 1_200_000, seed: 1, chunkBytes };
   const ms = linkMbps
     ? (await Promise.all(members.map((id, i) => spawnMembers([id], { ...init, natsUrl: links[i].url }, members)))).flat()
@@ -185,7 +188,10 @@ async function interleaved(P: number, K: number, n: number): Promise<void> {
 
 const interleave = process.argv.includes('--interleave');
 const ratioLines: string[] = [];
-const server = await PrivateNatsServer.start('max_pending: 2GB\nwrite_deadline: "60s"\n');
+/** The private server's configuration: by default generous enough that no member is cut as a slow
+ * consumer; `--server-conf 'max_pending: 64MB'` tries another (nats-server's defaults: 64MB, 10s). */
+const serverConf = arg('server-conf', 'max_pending: 2GB\nwrite_deadline: "60s"').replaceAll('\\n', '\n');
+const server = await PrivateNatsServer.start(serverConf + '\n');
 let ceil0 = 0;
 try {
   ceil0 = await ceiling(server.url);
