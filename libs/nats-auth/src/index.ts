@@ -2,3 +2,4 @@ export * from './permissions.js';
 export * from './operator.js';
 export * from './worker-credentials.js';
 export * from './filtered-feed.js';
+export * from './revocations.js';

@@ -3,21 +3,28 @@
  * system account, and the `GRADPOOL` account that holds every stream and subject. The
  * coordinator connects as an unrestricted user of that account and holds the account's seed, with
  * which it signs each worker's user (`WorkerCredentialIssuer`). nats-server needs no restart or
- * reload when a worker joins: it verifies the user JWT against the account it preloaded.
+ * reload when a worker joins: it verifies the user JWT against the account it preloaded. To take a
+ * user away before it lapses, the coordinator also holds the operator's seed and a user of the
+ * system account: it signs the account again with the user in its revocation list and pushes
+ * that to the servers (`AccountRevocations`, revocations.ts).
  *
  * `gradpool-coordinator nats-init` writes these files for a deployment; the demo and the tests
  * make a throwaway one.
  */
 import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from '@nats-io/jwt';
-import { createAccount, createOperator, createUser } from '@nats-io/nkeys';
+import { createAccount, createOperator, createUser, type KeyPair } from '@nats-io/nkeys';
 
 export interface NatsOperatorSetup {
   operatorJwt: string;
+  /** Signs the accounts: the coordinator re-signs the Gradpool account to revoke users (secret). */
+  operatorSeed: string;
   systemAccount: { publicKey: string; jwt: string };
   /** The account of every Gradpool subject, stream and user; `seed` signs users (keep it secret). */
   account: { publicKey: string; jwt: string; seed: string };
   /** A credentials file (user JWT + nkey seed) for the coordinator: no permission limits. */
   coordinatorCreds: string;
+  /** A credentials file of a system-account user: the coordinator pushes account updates with it. */
+  systemCreds: string;
 }
 
 /** Account limits: unlimited, JetStream enabled. */
@@ -36,7 +43,19 @@ const ACCOUNT_LIMITS = {
   consumer: -1,
 };
 
+/** The system account: connections and subscriptions, no JetStream. */
+const SYSTEM_LIMITS = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1 };
+
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/**
+ * The Gradpool account's JWT, signed by the operator: the same claims whenever it is made, with
+ * `revocations` (user public key → unix seconds: the user's JWTs issued at or before are refused).
+ */
+export async function gradpoolAccountJwt(accountPublicKey: string, operator: KeyPair, revocations: Record<string, number> = {}): Promise<string> {
+  const revoked = Object.keys(revocations).length > 0;
+  return encodeAccount('GRADPOOL', accountPublicKey, { limits: ACCOUNT_LIMITS, ...(revoked ? { revocations } : {}) }, { signer: operator });
+}
 
 /** Makes new operator, system account, Gradpool account and coordinator user keys and JWTs. */
 export async function createNatsOperator(name = 'gradpool'): Promise<NatsOperatorSetup> {
@@ -44,15 +63,19 @@ export async function createNatsOperator(name = 'gradpool'): Promise<NatsOperato
   const sys = createAccount();
   const acc = createAccount();
   const operatorJwt = await encodeOperator(name, op, { system_account: sys.getPublicKey() });
-  const sysJwt = await encodeAccount('SYS', sys, {}, { signer: op });
-  const accJwt = await encodeAccount('GRADPOOL', acc, { limits: ACCOUNT_LIMITS }, { signer: op });
+  const sysJwt = await encodeAccount('SYS', sys, { limits: SYSTEM_LIMITS }, { signer: op });
+  const accJwt = await gradpoolAccountJwt(acc.getPublicKey(), op);
   const coord = createUser();
   const coordJwt = await encodeUser('gradpool-coordinator', coord, acc);
+  const sysUser = createUser();
+  const sysUserJwt = await encodeUser('gradpool-coordinator-system', sysUser, sys);
   return {
     operatorJwt,
+    operatorSeed: text(op.getSeed()),
     systemAccount: { publicKey: sys.getPublicKey(), jwt: sysJwt },
     account: { publicKey: acc.getPublicKey(), jwt: accJwt, seed: text(acc.getSeed()) },
     coordinatorCreds: text(fmtCreds(coordJwt, coord)),
+    systemCreds: text(fmtCreds(sysUserJwt, sysUser)),
   };
 }
 

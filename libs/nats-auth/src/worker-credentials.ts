@@ -3,7 +3,7 @@
  * (operator.ts). The coordinator hands the credentials out with each Assignment; a worker never
  * holds rights beyond the jobs it is assigned, and they lapse at `exp`.
  */
-import { encodeUser, fmtCreds } from '@nats-io/jwt';
+import { decode, encodeUser, fmtCreds } from '@nats-io/jwt';
 import { createUser, fromSeed, type KeyPair } from '@nats-io/nkeys';
 import { workerInboxPrefix, workerJobPermissions } from './permissions.js';
 
@@ -18,6 +18,10 @@ export interface WorkerCredentials {
   inboxPrefix: string;
   /** When the server stops accepting the user (ms since the epoch). */
   expiresAt: number;
+  /** The user's public key: what a revocation names. */
+  userKey: string;
+  /** When its JWT was issued (unix seconds, the JWT's `iat`). */
+  issuedAt: number;
 }
 
 export class WorkerCredentialIssuer {
@@ -56,6 +60,7 @@ export class WorkerCredentialIssuer {
       { pub: { allow: perms.pub }, sub: { allow: perms.sub }, bearer_token: false },
       { exp: Math.floor(expiresAt / 1000) },
     );
-    return { creds: new TextDecoder().decode(fmtCreds(jwt, user)), inboxPrefix: workerInboxPrefix(workerId), expiresAt };
+    const issuedAt = decode(jwt).iat;
+    return { creds: new TextDecoder().decode(fmtCreds(jwt, user)), inboxPrefix: workerInboxPrefix(workerId), expiresAt, userKey: user.getPublicKey(), issuedAt };
   }
 }

@@ -193,9 +193,9 @@ export async function startEmbeddedPostgres(dir: string | undefined): Promise<{ 
 }
 
 /** Starts `nats-server -js` (with `configFile` if given) on a free port of 127.0.0.1; resolves once it logs that it is ready. */
-export async function startNatsServer(bin: string, storeDir: string, configFile?: string): Promise<{ url: string; close: () => Promise<void> }> {
+export async function startNatsServer(bin: string, storeDir: string, configFile?: string, atPort?: number): Promise<{ url: string; close: () => Promise<void> }> {
   mkdirSync(storeDir, { recursive: true });
-  const port = await freePort();
+  const port = atPort ?? (await freePort());
   // With a configuration file (operator mode, secured-nats.ts), the flags still set address, port and storage.
   const args = [...(configFile ? ['-c', configFile] : []), '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir];
   const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -242,8 +242,10 @@ export interface SecuredNats {
   setup: NatsOperatorSetup;
   /** The coordinator's credentials file (NATS_CREDS). */
   credsFile: string;
-  /** Environment for a coordinator using this server with per-worker users. */
+  /** Environment for a coordinator using this server with per-worker users (and their revocation). */
   coordinatorEnv: Record<string, string>;
+  /** Stops the server and starts it again on the same port and storage (updates pushed to it are gone). */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -256,8 +258,11 @@ export async function startSecuredNatsServer(bin: string, dir: string): Promise<
   mkdirSync(dir, { recursive: true });
   const setupFile = join(dir, 'setup.json');
   let setup: NatsOperatorSetup;
-  if (existsSync(setupFile)) {
-    setup = JSON.parse(readFileSync(setupFile, 'utf8')) as NatsOperatorSetup;
+  const kept = existsSync(setupFile) ? (JSON.parse(readFileSync(setupFile, 'utf8')) as Partial<NatsOperatorSetup>) : null;
+  // A setup from before revocations (no operator seed) is replaced: its JetStream data goes with
+  // the old account (the demo imports what it misses again).
+  if (kept?.operatorSeed && kept.systemCreds) {
+    setup = kept as NatsOperatorSetup;
   } else {
     setup = await createNatsOperator();
     writeFileSync(setupFile, JSON.stringify(setup), { mode: 0o600 });
@@ -267,12 +272,25 @@ export async function startSecuredNatsServer(bin: string, dir: string): Promise<
   writeFileSync(confFile, natsServerConfig(setup));
   const credsFile = join(dir, 'coordinator.creds');
   writeFileSync(credsFile, setup.coordinatorCreds, { mode: 0o600 });
-  const server = await startNatsServer(bin, storeDir, confFile);
+  const systemCredsFile = join(dir, 'system.creds');
+  writeFileSync(systemCredsFile, setup.systemCreds, { mode: 0o600 });
+  let server = await startNatsServer(bin, storeDir, confFile);
+  const port = Number(new URL(server.url).port);
   return {
     url: server.url,
     setup,
     credsFile,
-    coordinatorEnv: { NATS_URL: server.url, NATS_CREDS: credsFile, GRADPOOL_NATS_ACCOUNT_SEED: setup.account.seed },
-    close: server.close,
+    coordinatorEnv: {
+      NATS_URL: server.url,
+      NATS_CREDS: credsFile,
+      GRADPOOL_NATS_ACCOUNT_SEED: setup.account.seed,
+      GRADPOOL_NATS_OPERATOR_SEED: setup.operatorSeed,
+      GRADPOOL_NATS_SYSTEM_CREDS: systemCredsFile,
+    },
+    restart: async () => {
+      await server.close();
+      server = await startNatsServer(bin, storeDir, confFile, port);
+    },
+    close: () => server.close(),
   };
 }
