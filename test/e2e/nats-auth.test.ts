@@ -4,7 +4,8 @@
 // catches up from the keeper's updates and a checkpoint through its own limited user; the job
 // completes with every sample counted once and every member's hash equal to the keeper's, and no
 // process hit a permission the design did not give it. The users lapse every 10 s, so the job also
-// shows that workers keep training on the refreshed users the coordinator sends.
+// shows that workers keep training on the refreshed users the coordinator sends. Once the job has
+// ended, every worker's users are revoked (NatsRevocationService), not left until they lapse.
 import { Cluster, startSecuredNatsServer, type ClusterDataset, type SecuredNats } from '@gradpool/testing';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -42,7 +43,8 @@ afterAll(async () => {
 describe('per-worker NATS users', () => {
   it('workers limited to their job train it to the end; a late joiner catches up through its own user', async () => {
     const globalBatch = 1000;
-    const epochs = 3;
+    // Enough rounds to outlive a user (10 s) even on a quiet machine: the lapse must fall mid-job.
+    const epochs = 6;
     const job = await cluster.submitJob({
       name: 'e2e nats auth',
       datasetId: mnist.id,
@@ -77,5 +79,13 @@ describe('per-worker NATS users', () => {
       expect(w.output()).not.toMatch(/permissions violation/i);
       expect(w.logs().some((l) => l.msg === 'data-plane credentials refreshed'), `${w.output().slice(-2000)}`).toBe(true);
     }
+    // Off the job once it completed, every worker's users are revoked, not left until they lapse.
+    const members = [...new Set(rounds.flatMap((r) => r.contributors))];
+    const unrevoked = async () => {
+      const revoked = new Set((await cluster.events(job.id, ['worker.nats-revoked'])).map((e) => e.workerId));
+      return members.filter((m) => !revoked.has(m));
+    };
+    for (const t = Date.now(); (await unrevoked()).length > 0 && Date.now() - t < 15_000; ) await new Promise((r) => setTimeout(r, 250));
+    expect(await unrevoked()).toEqual([]);
   });
 });

@@ -62,9 +62,12 @@ describe('toConfig', () => {
   it('turns on per-worker NATS users with an account seed, and reads the coordinator\'s credentials file', () => {
     const seed = `SA${'B'.repeat(56)}`;
     const c = toConfig({ GRADPOOL_NATS_ACCOUNT_SEED: ` ${seed} `, NATS_CREDS: '/etc/gradpool/coordinator.creds' });
-    expect(c.workerNatsUsers).toEqual({ accountSeed: seed, ttlMs: 24 * 3_600_000 });
+    expect(c.workerNatsUsers).toEqual({ accountSeed: seed, ttlMs: 24 * 3_600_000, revocation: undefined });
     expect(c.natsCredsFile).toBe('/etc/gradpool/coordinator.creds');
     expect(toConfig({}).workerNatsUsers).toBeUndefined();
+    const op = `SO${'C'.repeat(56)}`;
+    const r = toConfig({ GRADPOOL_NATS_ACCOUNT_SEED: seed, GRADPOOL_NATS_OPERATOR_SEED: op, GRADPOOL_NATS_SYSTEM_CREDS: '/etc/gradpool/system.creds' });
+    expect(r.workerNatsUsers?.revocation).toEqual({ operatorSeed: op, systemCredsFile: '/etc/gradpool/system.creds' });
   });
 
   it.each([
@@ -78,6 +81,9 @@ describe('toConfig', () => {
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
     [{ GRADPOOL_HTTP_PORT: '9000', GRADPOOL_GRPC_PORT: '9000' }, /GRADPOOL_HTTP_PORT and GRADPOOL_GRPC_PORT are both 9000/],
     [{ GRADPOOL_WORKER_NATS_USER: 'w' }, /GRADPOOL_WORKER_NATS_USER and GRADPOOL_WORKER_NATS_PASSWORD go together/],
+    [{ GRADPOOL_NATS_ACCOUNT_SEED: `SA${'A'.repeat(56)}`, GRADPOOL_NATS_OPERATOR_SEED: `SO${'A'.repeat(56)}` }, /GRADPOOL_NATS_OPERATOR_SEED and GRADPOOL_NATS_SYSTEM_CREDS go together/],
+    [{ GRADPOOL_NATS_OPERATOR_SEED: `SO${'A'.repeat(56)}`, GRADPOOL_NATS_SYSTEM_CREDS: '/x' }, /need GRADPOOL_NATS_ACCOUNT_SEED/],
+    [{ GRADPOOL_NATS_ACCOUNT_SEED: `SA${'A'.repeat(56)}`, GRADPOOL_NATS_OPERATOR_SEED: `SA${'A'.repeat(56)}`, GRADPOOL_NATS_SYSTEM_CREDS: '/x' }, /GRADPOOL_NATS_OPERATOR_SEED: must be a NATS operator nkey seed/],
     [{ GRADPOOL_WORKER_NATS_TOKEN: 't', GRADPOOL_WORKER_NATS_USER: 'w', GRADPOOL_WORKER_NATS_PASSWORD: 'p' }, /not both/],
     [{ GRADPOOL_LEASE_MS: '1000' }, /GRADPOOL_LEASE_MS \(1000\) must be at least .*\(15000\)/],
     [{ GRADPOOL_NATS_ACCOUNT_SEED: 'SUAFOO' }, /GRADPOOL_NATS_ACCOUNT_SEED: must be a NATS account nkey seed/],

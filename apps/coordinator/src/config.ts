@@ -24,7 +24,14 @@ export interface CoordinatorConfig {
    * subjects signs, for each worker and job, a user limited to that job (docs/nats-auth.md).
    * Unset: every worker gets `workerNats`.
    */
-  readonly workerNatsUsers: { readonly accountSeed: string; readonly ttlMs: number } | undefined;
+  readonly workerNatsUsers:
+    | {
+        readonly accountSeed: string;
+        readonly ttlMs: number;
+        /** Revoking users before they lapse: the operator's seed re-signs the account, a system user pushes it. */
+        readonly revocation: { readonly operatorSeed: string; readonly systemCredsFile: string } | undefined;
+      }
+    | undefined;
   readonly http: { readonly host: string; readonly port: number };
   readonly grpc: { readonly host: string; readonly port: number };
   /** Bootstrap admin API key; when absent and no admin key exists, one is generated at first start. */
@@ -53,6 +60,8 @@ export const ENV_VARS = [
   'NATS_CREDS',
   'GRADPOOL_NATS_ACCOUNT_SEED',
   'GRADPOOL_WORKER_NATS_TTL_MS',
+  'GRADPOOL_NATS_OPERATOR_SEED',
+  'GRADPOOL_NATS_SYSTEM_CREDS',
   'GRADPOOL_HTTP_HOST',
   'GRADPOOL_HTTP_PORT',
   'GRADPOOL_GRPC_HOST',
@@ -133,6 +142,15 @@ const envSchema = z.object({
       .optional(),
   ),
   GRADPOOL_WORKER_NATS_TTL_MS: int(10_000, 366 * 24 * 3_600_000, 24 * 3_600_000),
+  GRADPOOL_NATS_OPERATOR_SEED: z.preprocess(
+    blankToUndefined,
+    z
+      .string()
+      .trim()
+      .refine((s) => /^SO[A-Z2-7]{56}$/.test(s), 'must be a NATS operator nkey seed (SO…, 58 characters)')
+      .optional(),
+  ),
+  GRADPOOL_NATS_SYSTEM_CREDS: z.preprocess(blankToUndefined, z.string().optional()),
   GRADPOOL_HTTP_HOST: z.preprocess(blankToUndefined, z.string().default('0.0.0.0')),
   GRADPOOL_HTTP_PORT: port(8080),
   GRADPOOL_GRPC_HOST: z.preprocess(blankToUndefined, z.string().default('0.0.0.0')),
@@ -185,6 +203,12 @@ export function toConfig(env: Env): CoordinatorConfig {
   if (e.GRADPOOL_NATS_ACCOUNT_SEED && (e.GRADPOOL_WORKER_NATS_TOKEN || e.GRADPOOL_WORKER_NATS_USER)) {
     throw new ConfigError('invalid configuration: with GRADPOOL_NATS_ACCOUNT_SEED every worker gets its own NATS user; unset GRADPOOL_WORKER_NATS_USER/PASSWORD/TOKEN');
   }
+  if (!!e.GRADPOOL_NATS_OPERATOR_SEED !== !!e.GRADPOOL_NATS_SYSTEM_CREDS) {
+    throw new ConfigError('invalid configuration: GRADPOOL_NATS_OPERATOR_SEED and GRADPOOL_NATS_SYSTEM_CREDS go together (revoking workers\' NATS users needs both)');
+  }
+  if (e.GRADPOOL_NATS_OPERATOR_SEED && !e.GRADPOOL_NATS_ACCOUNT_SEED) {
+    throw new ConfigError('invalid configuration: GRADPOOL_NATS_OPERATOR_SEED revokes per-worker NATS users, which need GRADPOOL_NATS_ACCOUNT_SEED');
+  }
   const missWindow = e.GRADPOOL_HEARTBEAT_INTERVAL_MS * e.GRADPOOL_HEARTBEAT_MISSES;
   if (e.GRADPOOL_LEASE_MS < missWindow) {
     throw new ConfigError(
@@ -203,7 +227,14 @@ export function toConfig(env: Env): CoordinatorConfig {
       token: e.GRADPOOL_WORKER_NATS_TOKEN ?? '',
     },
     natsCredsFile: e.NATS_CREDS,
-    workerNatsUsers: e.GRADPOOL_NATS_ACCOUNT_SEED ? { accountSeed: e.GRADPOOL_NATS_ACCOUNT_SEED, ttlMs: e.GRADPOOL_WORKER_NATS_TTL_MS } : undefined,
+    workerNatsUsers: e.GRADPOOL_NATS_ACCOUNT_SEED
+      ? {
+          accountSeed: e.GRADPOOL_NATS_ACCOUNT_SEED,
+          ttlMs: e.GRADPOOL_WORKER_NATS_TTL_MS,
+          revocation:
+            e.GRADPOOL_NATS_OPERATOR_SEED && e.GRADPOOL_NATS_SYSTEM_CREDS ? { operatorSeed: e.GRADPOOL_NATS_OPERATOR_SEED, systemCredsFile: e.GRADPOOL_NATS_SYSTEM_CREDS } : undefined,
+        }
+      : undefined,
     http: { host: e.GRADPOOL_HTTP_HOST, port: e.GRADPOOL_HTTP_PORT },
     grpc: { host: e.GRADPOOL_GRPC_HOST, port: e.GRADPOOL_GRPC_PORT },
     adminKey: e.GRADPOOL_ADMIN_KEY,

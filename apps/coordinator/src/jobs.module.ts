@@ -13,6 +13,7 @@ import { JobCheckpointsService } from './services/job-checkpoints.service.js';
 import { JobEventsService } from './services/job-events.service.js';
 import { JobRosterService } from './services/job-roster.service.js';
 import { WorkerNatsAccessService } from './services/worker-nats-access.service.js';
+import { NatsRevocationService } from './services/nats-revocation.service.js';
 import { JobSpecsService } from './services/job-specs.service.js';
 import { JOB_KICK, JobService } from './services/job.service.js';
 import { KEEPER_OPTIONS, KeeperService } from './services/keeper.service.js';
@@ -43,6 +44,7 @@ export interface JobsSettings {
     JobSpecsService,
     JobRosterService,
     WorkerNatsAccessService,
+    NatsRevocationService,
     KeeperService,
     SchedulingService,
     JobScheduler,

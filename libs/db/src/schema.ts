@@ -359,3 +359,22 @@ export const credits = pgTable(
   },
   (t) => [primaryKey({ columns: [t.jobId, t.workerId] })],
 );
+
+/**
+ * The NATS users the coordinator issued to workers, one per Assignment and refresh (libs/nats-auth).
+ * A user whose worker is no longer assigned its job is revoked (`revokedAt`) and pushed to the
+ * servers in the account's revocation list until it lapses (`expiresAt`). No foreign keys: a
+ * deleted worker's or job's users must still be revoked.
+ */
+export const workerNatsUsers = pgTable(
+  'worker_nats_users',
+  {
+    userKey: text('user_key').primaryKey(),
+    workerId: uuid('worker_id').notNull(),
+    jobId: uuid('job_id').notNull(),
+    issuedAt: timestamp('issued_at', { withTimezone: true }).notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  },
+  (t) => [index('worker_nats_users_worker_idx').on(t.workerId), index('worker_nats_users_expires_idx').on(t.expiresAt)],
+);

@@ -1,8 +1,10 @@
 /**
  * `gradpool nats init --out DIR`: a NATS deployment with per-worker users (docs/nats-auth.md).
  * Writes a nats-server configuration in operator mode (a new operator, system account and the
- * Gradpool account, preloaded), the coordinator's credentials file, and an env file with
- * NATS_CREDS and GRADPOOL_NATS_ACCOUNT_SEED for the coordinator. Offline: it talks to no server.
+ * Gradpool account, preloaded), the coordinator's credentials file, its system user's credentials
+ * file (to revoke workers' users), and an env file with NATS_CREDS, GRADPOOL_NATS_ACCOUNT_SEED,
+ * GRADPOOL_NATS_OPERATOR_SEED and GRADPOOL_NATS_SYSTEM_CREDS for the coordinator. Offline: it
+ * talks to no server.
  */
 import { createNatsOperator, natsServerConfig } from '@gradpool/nats-auth';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
@@ -17,7 +19,7 @@ const portArg = (v: string) => {
   return x;
 };
 
-export const NATS_INIT_FILES = { config: 'nats-server.conf', creds: 'coordinator.creds', env: 'coordinator.env' } as const;
+export const NATS_INIT_FILES = { config: 'nats-server.conf', creds: 'coordinator.creds', systemCreds: 'system.creds', env: 'coordinator.env' } as const;
 
 export function natsCommand(io: CliIo): Command {
   const nats = new Command('nats').description('NATS for Gradpool: per-worker users limited to their jobs');
@@ -41,11 +43,19 @@ export function natsCommand(io: CliIo): Command {
       const credsFile = join(dir, NATS_INIT_FILES.creds);
       await writeFile(join(dir, NATS_INIT_FILES.config), natsServerConfig(setup, { host: o.host, port: o.port, storeDir: o.storeDir }));
       await writeFile(credsFile, setup.coordinatorCreds, { mode: 0o600 });
-      await writeFile(join(dir, NATS_INIT_FILES.env), `NATS_CREDS=${credsFile}\nGRADPOOL_NATS_ACCOUNT_SEED=${setup.account.seed}\n`, { mode: 0o600 });
+      const systemCredsFile = join(dir, NATS_INIT_FILES.systemCreds);
+      await writeFile(systemCredsFile, setup.systemCreds, { mode: 0o600 });
+      const env = [
+        `NATS_CREDS=${credsFile}`,
+        `GRADPOOL_NATS_ACCOUNT_SEED=${setup.account.seed}`,
+        `GRADPOOL_NATS_OPERATOR_SEED=${setup.operatorSeed}`,
+        `GRADPOOL_NATS_SYSTEM_CREDS=${systemCredsFile}`,
+      ];
+      await writeFile(join(dir, NATS_INIT_FILES.env), env.join('\n') + '\n', { mode: 0o600 });
       io.out(`wrote ${files.join(', ')}`);
       io.out(`start NATS:        nats-server -c ${join(dir, NATS_INIT_FILES.config)}`);
       io.out(`start coordinator: set -a; . ${join(dir, NATS_INIT_FILES.env)}; set +a; NATS_URL=nats://<host>:${o.port} gradpool-coordinator`);
-      io.out('keep coordinator.creds and coordinator.env secret: the account seed signs every worker\'s NATS user');
+      io.out('keep coordinator.creds, system.creds and coordinator.env secret: their seeds sign every worker\'s NATS user and the account');
     });
   return nats;
 }

@@ -62,7 +62,10 @@ describe('gradpool nats init', () => {
     const envFile = readFileSync(join(out, 'coordinator.env'), 'utf8');
     expect(envFile).toMatch(/^GRADPOOL_NATS_ACCOUNT_SEED=SA[A-Z2-7]{56}$/m);
     expect(envFile).toContain(`NATS_CREDS=${join(out, 'coordinator.creds')}`);
-    expect(statSync(join(out, 'coordinator.env')).mode & 0o077).toBe(0);
+    expect(envFile).toMatch(/^GRADPOOL_NATS_OPERATOR_SEED=SO[A-Z2-7]{56}$/m);
+    expect(envFile).toContain(`GRADPOOL_NATS_SYSTEM_CREDS=${join(out, 'system.creds')}`);
+    expect(readFileSync(join(out, 'system.creds'), 'utf8')).toContain('BEGIN NATS USER JWT');
+    for (const f of ['coordinator.env', 'coordinator.creds', 'system.creds']) expect(statSync(join(out, f)).mode & 0o077).toBe(0);
     const again = await cli('nats', 'init', '--out', out);
     expect(again.code).toBe(2);
     expect(again.err.join('\n')).toMatch(/exist.*--force/);

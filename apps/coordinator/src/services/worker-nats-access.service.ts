@@ -4,15 +4,17 @@
  * (libs/nats-auth, docs/nats-auth.md), and registration hands out the servers only; otherwise
  * every worker gets the configured shared credentials at registration.
  *
- * Users lapse (GRADPOOL_WORKER_NATS_TTL_MS), which is what takes a removed worker off the data
- * plane. Workers still assigned get fresh ones (NatsAccessRefresh) every half-life and whenever
- * their session (re)attaches; their connection uses them at its next reconnect.
+ * Users lapse (GRADPOOL_WORKER_NATS_TTL_MS). Workers still assigned get fresh ones
+ * (NatsAccessRefresh) every half-life and whenever their session (re)attaches; their connection
+ * uses them at its next reconnect. Each user is recorded (`worker_nats_users`), so that one whose
+ * worker leaves the job can be revoked before it lapses (NatsRevocationService).
  */
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { workerNatsUsers, type DbHandle } from '@gradpool/db';
 import { WorkerCredentialIssuer } from '@gradpool/nats-auth';
 import type { NatsAccess } from '@gradpool/protocol';
 import type { CoordinatorConfig } from '../config.js';
-import { CONFIG, LOGGER } from '../tokens.js';
+import { CONFIG, DATABASE, LOGGER } from '../tokens.js';
 import type { Logger } from '../logger.js';
 import { RosterRepository } from '../repositories/roster.repository.js';
 import { SessionRegistry } from './session-registry.js';
@@ -27,6 +29,7 @@ export class WorkerNatsAccessService implements OnModuleInit, OnModuleDestroy {
   constructor(
     @Inject(CONFIG) private readonly config: CoordinatorConfig,
     @Inject(LOGGER) logger: Logger,
+    @Inject(DATABASE) private readonly handle: DbHandle,
     private readonly registry: SessionRegistry,
     private readonly rosters: RosterRepository,
   ) {
@@ -71,6 +74,8 @@ export class WorkerNatsAccessService implements OnModuleInit, OnModuleDestroy {
   async forJob(workerId: string, jobId: string): Promise<NatsAccess | undefined> {
     if (!this.issuer) return undefined;
     const c = await this.issuer.forJob(workerId, jobId);
+    // Recorded before it is handed out: a user nobody knows of could not be revoked.
+    await this.handle.db.insert(workerNatsUsers).values({ userKey: c.userKey, workerId, jobId, issuedAt: new Date(c.issuedAt * 1000), expiresAt: new Date(c.expiresAt) });
     return { servers: [...this.config.natsAdvertise], creds: c.creds, inboxPrefix: c.inboxPrefix };
   }
 }
