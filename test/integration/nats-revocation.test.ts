@@ -8,6 +8,7 @@ import { startSecuredNatsServer, type SecuredNats } from '@gradpool/testing';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createOperator } from '@nats-io/nkeys';
 import { connect, credsAuthenticator } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsRevocationService } from '../../apps/coordinator/src/services/nats-revocation.service.js';
@@ -91,5 +92,12 @@ describe('revoking workers\' NATS users', () => {
     await revocation.pass();
     expect(await signIn(second.creds!)).toBe('connected');
     expect(await signIn(first.creds!)).toMatch(/authorization violation/i);
+  });
+
+  it('refuses to start with an operator seed the servers do not trust, saying which settings to check', async () => {
+    const stranger = new TextDecoder().decode(createOperator().getSeed());
+    await expect(startJobsCoordinator(env, { ...nats.coordinatorEnv, GRADPOOL_NATS_OPERATOR_SEED: stranger })).rejects.toThrow(
+      /cannot push workers' NATS revocations: the NATS server refused the account update.*GRADPOOL_NATS_OPERATOR_SEED and GRADPOOL_NATS_SYSTEM_CREDS/,
+    );
   });
 });

@@ -8,6 +8,7 @@ import { startSecuredNatsServer, type SecuredNats } from '@gradpool/testing';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createOperator } from '@nats-io/nkeys';
 import { connect, credsAuthenticator, Events } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountRevocations, RevocationPushError } from './revocations.js';
@@ -80,6 +81,13 @@ describe('AccountRevocations', () => {
     const notSystem = await as(nats.setup.coordinatorCreds);
     await expect(revocations.push(notSystem, {}, 1000)).rejects.toThrow(RevocationPushError);
     await notSystem.close();
+    // Another operator's seed: the server refuses an account it did not sign, and says so.
+    const stranger = AccountRevocations.fromSeeds(new TextDecoder().decode(createOperator().getSeed()), nats.setup.account.seed);
+    const system = await as(readFileSync(nats.coordinatorEnv.GRADPOOL_NATS_SYSTEM_CREDS, 'utf8'));
+    const err = await stranger.push(system, {}, 2000).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(RevocationPushError);
+    expect((err as Error).message).toMatch(/refused the account update: .*validation failed/);
+    await system.close();
     expect(() => AccountRevocations.fromSeeds(nats.setup.account.seed, nats.setup.account.seed)).toThrow(/operator seed/);
     expect(() => AccountRevocations.fromSeeds(nats.setup.operatorSeed, 'SUfoo')).toThrow(/account seed/);
   });

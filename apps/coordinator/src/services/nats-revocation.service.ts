@@ -90,6 +90,16 @@ export class NatsRevocationService implements OnModuleInit, OnApplicationBootstr
     void (async () => {
       for await (const s of this.system!.status()) if (s.type === Events.Reconnect) this.pushNeeded = true;
     })();
+    // The first push at start: seeds that do not match the servers' operator fail here, not later.
+    try {
+      await this.pass();
+    } catch (err) {
+      await this.system.close().catch(() => undefined);
+      throw new UnavailableError(
+        `cannot push workers' NATS revocations: ${(err as Error).message} (GRADPOOL_NATS_OPERATOR_SEED and GRADPOOL_NATS_SYSTEM_CREDS must be the operator and a system user of the NATS servers; gradpool nats init writes matching ones)`,
+        { cause: err },
+      );
+    }
     this.log.info({ account: this.revocations.accountPublicKey }, 'workers\' NATS users are revoked when they leave their job');
   }
 
