@@ -3,7 +3,7 @@ import type { CoordinatorConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { SessionService } from '../services/session.service.js';
 import { CONFIG, LOGGER } from '../tokens.js';
-import { shutdownPart } from '../shutdown.js';
+import { PeriodicPass } from './periodic-pass.js';
 
 /**
  * Marks workers offline after interval × misses without a heartbeat. Ticks every heartbeat
@@ -12,17 +12,14 @@ import { shutdownPart } from '../shutdown.js';
  */
 @Injectable()
 export class WorkerLivenessScheduler implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = false;
-  private readonly log: Logger;
+  private readonly loop: PeriodicPass;
 
   constructor(
     @Inject(CONFIG) private readonly config: CoordinatorConfig,
     @Inject(LOGGER) logger: Logger,
     private readonly sessions: SessionService,
   ) {
-    this.log = logger.child({ component: 'liveness' });
+    this.loop = new PeriodicPass('liveness pass', this.periodMs, () => this.tick(), logger.child({ component: 'liveness' }));
   }
 
   get periodMs(): number {
@@ -30,32 +27,15 @@ export class WorkerLivenessScheduler implements OnApplicationBootstrap, BeforeAp
   }
 
   onApplicationBootstrap(): void {
-    this.schedule();
+    this.loop.start();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await shutdownPart('liveness pass in progress', async () => this.running);
+    await this.loop.stop();
   }
 
   /** One pass (also used by tests). */
   async tick(): Promise<string[]> {
     return this.sessions.markSilentOffline();
-  }
-
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.running = this.tick()
-        .then(
-          () => undefined,
-          (err: unknown) => this.log.warn({ err }, 'liveness pass failed'),
-        )
-        .finally(() => {
-          this.running = undefined;
-          this.schedule();
-        });
-    }, this.periodMs);
   }
 }

@@ -19,7 +19,7 @@ import { sql } from 'drizzle-orm';
 import type { CoordinatorConfig } from '../config.js';
 import { UnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { shutdownPart } from '../shutdown.js';
+import { PeriodicPass } from '../schedulers/periodic-pass.js';
 import { CONFIG, DATABASE, LOGGER } from '../tokens.js';
 import { JobEventsService } from './job-events.service.js';
 
@@ -42,9 +42,7 @@ export class NatsRevocationService implements OnModuleInit, OnApplicationBootstr
   private readonly revocations: AccountRevocations | null;
   private system: NatsConnection | undefined;
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-  private stopped = false;
+  private readonly loop: PeriodicPass;
   private lastPushed = '';
   private lastPushAt = 0;
   private pushNeeded = true;
@@ -56,6 +54,7 @@ export class NatsRevocationService implements OnModuleInit, OnApplicationBootstr
     private readonly events: JobEventsService,
   ) {
     this.log = logger.child({ component: 'nats-revocation' });
+    this.loop = new PeriodicPass('NATS revocation pass', PASS_MS, () => this.pass(), this.log);
     const users = config.workerNatsUsers;
     this.revocations = users?.revocation ? AccountRevocations.fromSeeds(users.revocation.operatorSeed, users.accountSeed) : null;
     if (users && !this.revocations) this.log.warn('workers\' NATS users cannot be revoked before they lapse (set GRADPOOL_NATS_OPERATOR_SEED and GRADPOOL_NATS_SYSTEM_CREDS; docs/nats-auth.md)');
@@ -104,13 +103,11 @@ export class NatsRevocationService implements OnModuleInit, OnApplicationBootstr
   }
 
   onApplicationBootstrap(): void {
-    this.schedule();
+    if (this.system) this.loop.start();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await shutdownPart('NATS revocation pass in progress', async () => this.running);
+    await this.loop.stop();
     await this.system?.close().catch(() => undefined);
   }
 
@@ -158,17 +155,5 @@ export class NatsRevocationService implements OnModuleInit, OnApplicationBootstr
       await this.events.record(e.jobId, 'worker.nats-revoked', { users: e.users }, { workerId: e.workerId });
     }
     return { revoked, pushed };
-  }
-
-  private schedule(): void {
-    if (this.stopped || !this.revocations) return;
-    this.timer = setTimeout(() => {
-      this.running = this.pass()
-        .catch((err: unknown) => this.log.warn({ err }, 'NATS revocation pass failed'))
-        .finally(() => {
-          this.running = undefined;
-          this.schedule();
-        });
-    }, PASS_MS);
   }
 }
