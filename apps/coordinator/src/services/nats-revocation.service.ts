@@ -123,11 +123,13 @@ export class NatsRevocationService implements OnModuleInit, OnApplicationBootstr
         RETURNING u.worker_id, u.job_id, u.user_key`)
     ).rows.map((r) => ({ workerId: r.worker_id, jobId: r.job_id, userKey: r.user_key }));
     const list = (
-      await db.execute<{ user_key: string; revoked_s: string }>(sql`
-        SELECT user_key, ceil(extract(epoch FROM revoked_at))::bigint AS revoked_s FROM worker_nats_users
+      // Each user key is issued once, so revoking its JWTs issued up to its own `iat` is exact and
+      // needs no agreement between the clocks of Postgres, the coordinator and the servers.
+      await db.execute<{ user_key: string; issued_s: string }>(sql`
+        SELECT user_key, extract(epoch FROM issued_at)::bigint AS issued_s FROM worker_nats_users
         WHERE revoked_at IS NOT NULL AND expires_at > now() ORDER BY user_key`)
     ).rows;
-    const map = Object.fromEntries(list.map((r) => [r.user_key, Number(r.revoked_s)]));
+    const map = Object.fromEntries(list.map((r) => [r.user_key, Number(r.issued_s)]));
     const key = JSON.stringify(map);
     let pushed = false;
     if (revoked.length || this.pushNeeded || key !== this.lastPushed || Date.now() - this.lastPushAt > REPUSH_MS) {
