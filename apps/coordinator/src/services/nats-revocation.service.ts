@@ -2,7 +2,7 @@
  * Takes a worker's NATS users away as soon as it leaves their job (removed from the roster,
  * drained, gone offline, the job ended or paused), not when they lapse (docs/nats-auth.md).
  *
- * Every pass (each second or two, on every replica: the update is atomic and pushes are
+ * Every pass (every 2 s, on every replica: the update is atomic and pushes are
  * idempotent) marks revoked the unexpired users (`worker_nats_users`) whose worker is no longer
  * assigned their job, and pushes the account with every revoked user that has not lapsed yet to
  * the NATS servers (`AccountRevocations`): a server then closes those users' connections and
