@@ -23,7 +23,7 @@ export interface NatsOperatorSetup {
   account: { publicKey: string; jwt: string; seed: string };
   /** A credentials file (user JWT + nkey seed) for the coordinator: no permission limits. */
   coordinatorCreds: string;
-  /** A credentials file of a system-account user: the coordinator pushes account updates with it. */
+  /** A credentials file of a system-account user that may only push the Gradpool account's updates. */
   systemCreds: string;
 }
 
@@ -68,7 +68,11 @@ export async function createNatsOperator(name = 'gradpool'): Promise<NatsOperato
   const coord = createUser();
   const coordJwt = await encodeUser('gradpool-coordinator', coord, acc);
   const sysUser = createUser();
-  const sysUserJwt = await encodeUser('gradpool-coordinator-system', sysUser, sys);
+  // It may only push account updates (and read their replies): nothing else of the system account.
+  const sysUserJwt = await encodeUser('gradpool-coordinator-system', sysUser, sys, {
+    pub: { allow: [`$SYS.REQ.ACCOUNT.${acc.getPublicKey()}.CLAIMS.UPDATE`] },
+    sub: { allow: ['_INBOX.>'] },
+  });
   return {
     operatorJwt,
     operatorSeed: text(op.getSeed()),

@@ -88,6 +88,14 @@ describe('AccountRevocations', () => {
     expect(err).toBeInstanceOf(RevocationPushError);
     expect((err as Error).message).toMatch(/refused the account update: .*validation failed/);
     await system.close();
+    // The system user may push the Gradpool account's updates and nothing else of the system account.
+    const sys = await as(readFileSync(nats.coordinatorEnv.GRADPOOL_NATS_SYSTEM_CREDS, 'utf8'));
+    const denied = await sys.request('$SYS.REQ.SERVER.PING', new Uint8Array(), { timeout: 1000 }).then(
+      () => 'answered',
+      (e: Error) => e.message,
+    );
+    expect(denied).toMatch(/permissions violation for publish to "\$SYS\.REQ\.SERVER\.PING"/i);
+    await sys.close();
     expect(() => AccountRevocations.fromSeeds(nats.setup.account.seed, nats.setup.account.seed)).toThrow(/operator seed/);
     expect(() => AccountRevocations.fromSeeds(nats.setup.operatorSeed, 'SUfoo')).toThrow(/account seed/);
   });
