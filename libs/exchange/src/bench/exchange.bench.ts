@@ -34,7 +34,6 @@ const large = parseCount(arg('large', '20M'));
  * list gives member i the rate list[i mod length] (`--link-mbps 1000,100`: every other member slow). */
 const linkMbpsList = process.argv.includes('--link-mbps') ? arg('link-mbps', '').split(',').map(Number) : undefined;
 if (linkMbpsList && !linkMbpsList.every((x) => x > 0)) throw new Error('--link-mbps takes positive numbers (Mbit/s), comma-separated');
-const linkMbps = linkMbpsList?.join(', ');
 /** Largest message per chunk (the exchange's `chunkBytes`); unset: the exchange's default. */
 const chunkBytes = process.argv.includes('--chunk-bytes') ? parseCount(arg('chunk-bytes', '')) : undefined;
 
@@ -96,9 +95,10 @@ async function spawnCell(P: number, K: number, spec: CodecSpec): Promise<Cell> {
   const job = `bench${P}k${K}${spec.name}${Date.now().toString(36)}`;
   // One member = one natsUrl; spawnMembers gives them all the same one, so with a link each
   // member is spawned on its own proxy.
-  const links = linkMbps ? await Promise.all(members.map((_, i) => ThrottledLink.start(server.url, linkMbpsList![i % linkMbpsList!.length]))) : [];
+  const rates = linkMbpsList;
+  const links = rates ? await Promise.all(members.map((_, i) => ThrottledLink.start(server.url, rates[i % rates.length]))) : [];
   const init = { jobId: job, size: P, epoch: 1, codec: spec, deadlineMs: 600_000, gatherTimeoutMs: 1_200_000, seed: 1, chunkBytes };
-  const ms = linkMbps
+  const ms = rates
     ? (await Promise.all(members.map((id, i) => spawnMembers([id], { ...init, natsUrl: links[i].url }, members)))).flat()
     : await spawnMembers(members, { ...init, natsUrl: server.url });
   return { spec, ms, links, times: [], cpus: [], sent: 0, recv: 0 };
@@ -196,7 +196,7 @@ let ceil0 = 0;
 try {
   ceil0 = await ceiling(server.url);
   console.log(`ceiling: 1 MiB pub→sub through nats-server: ${(ceil0 / 1e9).toFixed(2)} GB/s`);
-  if (linkMbps) console.log(`each member reaches the server through its own ${linkMbps} Mbit/s link (each way); the ceiling columns are the server's, without links`);
+  if (linkMbpsList) console.log(`each member reaches the server through its own ${linkMbpsList.join(', ')} Mbit/s link (each way); the ceiling columns are the server's, without links`);
   if (interleave) console.log(`interleaved: one round of each codec in turn (${codecs.map((c) => c.name).join(', ')}), the order reversed every other turn`);
   console.log('| P | K | codec | reps | round ms (median) | sent/member | min | ratio | recv/member | min | ratio | bus bw GB/s | server egress | ceiling ms for it | round/ceiling | member CPU ms |');
   console.log('|' + '---|'.repeat(16));
