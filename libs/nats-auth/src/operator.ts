@@ -3,10 +3,10 @@
  * system account, and the `GRADPOOL` account that holds every stream and subject. The
  * coordinator connects as an unrestricted user of that account and holds the account's seed, with
  * which it signs each worker's user (`WorkerCredentialIssuer`). nats-server needs no restart or
- * reload when a worker joins: it verifies the user JWT against the account it preloaded. To take a
- * user away before it lapses, the coordinator also holds the operator's seed and a user of the
- * system account: it signs the account again with the user in its revocation list and pushes
- * that to the servers (`AccountRevocations`, revocations.ts).
+ * reload when a worker joins: it verifies the user JWT against the account its resolver holds. To
+ * take a user away before it lapses, the coordinator also holds the operator's seed and a user of
+ * the system account: it signs the account again with the user in its revocation list and pushes
+ * that to the servers (`AccountRevocations`, revocations.ts), which keep it on disk.
  *
  * `gradpool-coordinator nats-init` writes these files for a deployment; the demo and the tests
  * make a throwaway one.
@@ -23,7 +23,7 @@ export interface NatsOperatorSetup {
   account: { publicKey: string; jwt: string; seed: string };
   /** A credentials file (user JWT + nkey seed) for the coordinator: no permission limits. */
   coordinatorCreds: string;
-  /** A credentials file of a system-account user that may only push the Gradpool account's updates. */
+  /** A credentials file of a system-account user that may only push and look up the Gradpool account. */
   systemCreds: string;
 }
 
@@ -68,9 +68,10 @@ export async function createNatsOperator(name = 'gradpool'): Promise<NatsOperato
   const coord = createUser();
   const coordJwt = await encodeUser('gradpool-coordinator', coord, acc);
   const sysUser = createUser();
-  // It may only push account updates (and read their replies): nothing else of the system account.
+  // It may only push the Gradpool account's updates, look up what the servers hold of it, and
+  // read the replies: nothing else of the system account.
   const sysUserJwt = await encodeUser('gradpool-coordinator-system', sysUser, sys, {
-    pub: { allow: [`$SYS.REQ.ACCOUNT.${acc.getPublicKey()}.CLAIMS.UPDATE`] },
+    pub: { allow: [`$SYS.REQ.ACCOUNT.${acc.getPublicKey()}.CLAIMS.UPDATE`, `$SYS.REQ.ACCOUNT.${acc.getPublicKey()}.CLAIMS.LOOKUP`] },
     sub: { allow: ['_INBOX.>'] },
   });
   return {
@@ -84,16 +85,23 @@ export async function createNatsOperator(name = 'gradpool'): Promise<NatsOperato
 }
 
 /**
- * A nats-server configuration for `setup` (memory resolver with both accounts preloaded). Address,
- * port and JetStream storage are written only when given (a caller may pass them as flags).
+ * A nats-server configuration for `setup`. The accounts are kept by nats-server's own resolver
+ * (`type: full`) in `jwtDir`, with both preloaded: an update the coordinator pushes (a user's
+ * revocation) is written there, so a restarted server still refuses the revoked users, and servers
+ * of a cluster pass updates to each other (to one that was down within 30 s). A preload older than
+ * what the directory holds does not replace it. Address, port and JetStream storage are written only when
+ * given (a caller may pass them as flags).
  */
-export function natsServerConfig(setup: NatsOperatorSetup, opts: { host?: string; port?: number; storeDir?: string } = {}): string {
+export function natsServerConfig(setup: NatsOperatorSetup, opts: { jwtDir: string; host?: string; port?: number; storeDir?: string }): string {
   return [
     ...(opts.host !== undefined ? [`host: ${JSON.stringify(opts.host)}`] : []),
     ...(opts.port !== undefined ? [`port: ${opts.port}`] : []),
     `operator: ${setup.operatorJwt}`,
     `system_account: ${setup.systemAccount.publicKey}`,
-    'resolver: MEMORY',
+    // allow_delete: false: nothing may remove the accounts; interval: how often a server of a
+    // cluster compares what it holds with another's (a server that was down when an update was
+    // pushed gets it then; the default is 2 minutes).
+    `resolver: { type: full, dir: ${JSON.stringify(opts.jwtDir)}, allow_delete: false, interval: "30s" }`,
     'resolver_preload: {',
     `  ${setup.account.publicKey}: ${setup.account.jwt}`,
     `  ${setup.systemAccount.publicKey}: ${setup.systemAccount.jwt}`,

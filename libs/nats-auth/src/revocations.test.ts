@@ -1,8 +1,9 @@
 /**
- * Revoking a worker's NATS user against a nats-server in operator mode (the memory resolver the
- * deployments use): the account pushed with the user revoked closes its connection and refuses
- * its sign-in; other users and JetStream go on; a restarted server has forgotten the update until
- * it is pushed again.
+ * Revoking a worker's NATS user against a nats-server in operator mode (the configuration of
+ * `natsServerConfig`, which the deployments use): the account pushed with the user revoked closes
+ * its connection and refuses its sign-in; other users and JetStream go on; a restarted server
+ * still refuses it; one that lost its resolver's directory has forgotten the update until it is
+ * pushed again.
  */
 import { startSecuredNatsServer, type SecuredNats } from '@gradpool/testing';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -60,11 +61,20 @@ describe('AccountRevocations', () => {
     expect(w2.isClosed()).toBe(false);
     expect(Array.from((await kv.get('k'))!.value)).toEqual([1]);
 
-    // The memory resolver forgets pushed updates when the server restarts; a push restores them.
-    const reconnected = (async () => {
-      for await (const st of system.status()) if (st.type === Events.Reconnect) return;
-    })();
+    // The server keeps the update in its resolver's directory: restarted, it still refuses the
+    // user, before anyone pushes again.
+    const reconnect = () =>
+      (async () => {
+        for await (const st of system.status()) if (st.type === Events.Reconnect) return;
+      })();
+    let reconnected = reconnect();
     await nats.restart();
+    expect(await refusal(revoked.creds)).toMatch(/authorization violation/i);
+    await reconnected;
+    // A server that lost that directory starts from the preloaded account: the user signs in
+    // again until the list is pushed (the coordinator pushes after a reconnect).
+    reconnected = reconnect();
+    await nats.restart({ forgetAccounts: true });
     expect(await refusal(revoked.creds)).toBe('connected');
     await reconnected;
     await revocations.push(system, { [revoked.userKey]: revoked.issuedAt });
@@ -81,12 +91,14 @@ describe('AccountRevocations', () => {
     const notSystem = await as(nats.setup.coordinatorCreds);
     await expect(revocations.push(notSystem, {}, 1000)).rejects.toThrow(RevocationPushError);
     await notSystem.close();
-    // Another operator's seed: the server refuses an account it did not sign, and says so.
+    // Another operator's seed: refused before anything is pushed. The server's resolver would
+    // store an account it did not sign ("jwt updated") and lock every user out, across restarts.
     const stranger = AccountRevocations.fromSeeds(new TextDecoder().decode(createOperator().getSeed()), nats.setup.account.seed);
     const system = await as(readFileSync(nats.coordinatorEnv.GRADPOOL_NATS_SYSTEM_CREDS, 'utf8'));
     const err = await stranger.push(system, {}, 2000).catch((e: Error) => e);
     expect(err).toBeInstanceOf(RevocationPushError);
-    expect((err as Error).message).toMatch(/refused the account update: .*validation failed/);
+    expect((err as Error).message).toMatch(/the NATS servers hold the account A\w+ signed by the operator O\w+, not by this operator seed's O\w+/);
+    expect(await refusal(nats.setup.coordinatorCreds)).toBe('connected');
     await system.close();
     // The system user may push the Gradpool account's updates and nothing else of the system account.
     const sys = await as(readFileSync(nats.coordinatorEnv.GRADPOOL_NATS_SYSTEM_CREDS, 'utf8'));

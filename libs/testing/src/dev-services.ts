@@ -5,7 +5,7 @@
  */
 import { createNatsOperator, natsServerConfig, type NatsOperatorSetup } from '@gradpool/nats-auth';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { delimiter, join, resolve } from 'node:path';
 import pg from 'pg';
@@ -244,15 +244,20 @@ export interface SecuredNats {
   credsFile: string;
   /** Environment for a coordinator using this server with per-worker users (and their revocation). */
   coordinatorEnv: Record<string, string>;
-  /** Stops the server and starts it again on the same port and storage (updates pushed to it are gone). */
-  restart(): Promise<void>;
+  /**
+   * Stops the server and starts it again on the same port and storage; it keeps the account
+   * updates pushed to it, unless `forgetAccounts` (its resolver's directory is removed first: a
+   * server that lost its disk).
+   */
+  restart(opts?: { forgetAccounts?: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
 /**
  * Starts `bin` (nats-server) in operator mode with its state under `dir`: the operator setup is
  * made once and kept in `dir/setup.json` (so a restart finds its JetStream data under the same
- * account), the server's configuration and the coordinator's credentials are written beside it.
+ * account), the server's configuration and the coordinator's credentials are written beside it,
+ * and the server keeps the accounts (with the revocations pushed to it) in `dir/jwt`.
  */
 export async function startSecuredNatsServer(bin: string, dir: string): Promise<SecuredNats> {
   mkdirSync(dir, { recursive: true });
@@ -269,7 +274,7 @@ export async function startSecuredNatsServer(bin: string, dir: string): Promise<
   }
   const storeDir = join(dir, 'jetstream');
   const confFile = join(dir, 'nats-server.conf');
-  writeFileSync(confFile, natsServerConfig(setup));
+  writeFileSync(confFile, natsServerConfig(setup, { jwtDir: join(dir, 'jwt') }));
   const credsFile = join(dir, 'coordinator.creds');
   writeFileSync(credsFile, setup.coordinatorCreds, { mode: 0o600 });
   const systemCredsFile = join(dir, 'system.creds');
@@ -287,8 +292,9 @@ export async function startSecuredNatsServer(bin: string, dir: string): Promise<
       GRADPOOL_NATS_OPERATOR_SEED: setup.operatorSeed,
       GRADPOOL_NATS_SYSTEM_CREDS: systemCredsFile,
     },
-    restart: async () => {
+    restart: async (opts = {}) => {
       await server.close();
+      if (opts.forgetAccounts) rmSync(join(dir, 'jwt'), { recursive: true, force: true });
       server = await startNatsServer(bin, storeDir, confFile, port);
     },
     close: () => server.close(),

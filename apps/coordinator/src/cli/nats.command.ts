@@ -1,10 +1,11 @@
 /**
  * `gradpool nats init --out DIR`: a NATS deployment with per-worker users (docs/nats-auth.md).
  * Writes a nats-server configuration in operator mode (a new operator, system account and the
- * Gradpool account, preloaded), the coordinator's credentials file, its system user's credentials
- * file (to revoke workers' users), and an env file with NATS_CREDS, GRADPOOL_NATS_ACCOUNT_SEED,
- * GRADPOOL_NATS_OPERATOR_SEED and GRADPOOL_NATS_SYSTEM_CREDS for the coordinator. Offline: it
- * talks to no server.
+ * Gradpool account, preloaded into the server's own resolver, which keeps them, and the
+ * revocations pushed to it, in --jwt-dir), the coordinator's credentials file, its system user's
+ * credentials file (to revoke workers' users), and an env file with NATS_CREDS,
+ * GRADPOOL_NATS_ACCOUNT_SEED, GRADPOOL_NATS_OPERATOR_SEED and GRADPOOL_NATS_SYSTEM_CREDS for the
+ * coordinator. Offline: it talks to no server.
  */
 import { createNatsOperator, natsServerConfig } from '@gradpool/nats-auth';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
@@ -30,8 +31,9 @@ export function natsCommand(io: CliIo): Command {
     .option('--host <host>', 'address nats-server listens on', '0.0.0.0')
     .option('--port <port>', 'client port', portArg, 4222)
     .option('--store-dir <dir>', 'JetStream storage directory', '/var/lib/nats-server')
+    .option('--jwt-dir <dir>', 'where nats-server keeps the accounts and the revocations pushed to it (default: <store-dir>/jwt)')
     .option('--force', 'overwrite files that exist (a new operator: users issued before no longer connect)')
-    .action(async (o: { out: string; host: string; port: number; storeDir: string; force?: boolean }) => {
+    .action(async (o: { out: string; host: string; port: number; storeDir: string; jwtDir?: string; force?: boolean }) => {
       const dir = resolve(o.out);
       const files = Object.values(NATS_INIT_FILES).map((f) => join(dir, f));
       const existing = files.filter((f) => existsSync(f));
@@ -41,7 +43,7 @@ export function natsCommand(io: CliIo): Command {
       const setup = await createNatsOperator();
       await mkdir(dir, { recursive: true });
       const credsFile = join(dir, NATS_INIT_FILES.creds);
-      await writeFile(join(dir, NATS_INIT_FILES.config), natsServerConfig(setup, { host: o.host, port: o.port, storeDir: o.storeDir }));
+      await writeFile(join(dir, NATS_INIT_FILES.config), natsServerConfig(setup, { host: o.host, port: o.port, storeDir: o.storeDir, jwtDir: o.jwtDir ?? join(o.storeDir, 'jwt') }));
       await writeFile(credsFile, setup.coordinatorCreds, { mode: 0o600 });
       const systemCredsFile = join(dir, NATS_INIT_FILES.systemCreds);
       await writeFile(systemCredsFile, setup.systemCreds, { mode: 0o600 });

@@ -56,7 +56,7 @@ describe('gradpool nats init', () => {
     const conf = readFileSync(join(out, 'nats-server.conf'), 'utf8');
     expect(conf).toMatch(/^port: 4333$/m);
     expect(conf).toMatch(/^operator: eyJ/m);
-    expect(conf).toContain('resolver: MEMORY');
+    expect(conf).toContain('resolver: { type: full, dir: "/srv/js/jwt"');
     expect(conf).toContain('"/srv/js"');
     expect(readFileSync(join(out, 'coordinator.creds'), 'utf8')).toContain('BEGIN NATS USER JWT');
     const envFile = readFileSync(join(out, 'coordinator.env'), 'utf8');
@@ -69,7 +69,8 @@ describe('gradpool nats init', () => {
     const again = await cli('nats', 'init', '--out', out);
     expect(again.code).toBe(2);
     expect(again.err.join('\n')).toMatch(/exist.*--force/);
-    expect((await cli('nats', 'init', '--out', out, '--force')).code).toBe(0);
+    expect((await cli('nats', 'init', '--out', out, '--force', '--jwt-dir', '/srv/jwt')).code).toBe(0);
+    expect(readFileSync(join(out, 'nats-server.conf'), 'utf8')).toContain('dir: "/srv/jwt"');
     expect((await cli('nats', 'init', '--out', out, '--force', '--port', 'x')).code).toBe(2);
   });
 });

@@ -6,8 +6,9 @@
  * idempotent) marks revoked the unexpired users (`worker_nats_users`) whose worker is no longer
  * assigned their job, and pushes the account with every revoked user that has not lapsed yet to
  * the NATS servers (`AccountRevocations`): a server then closes those users' connections and
- * refuses their sign-ins. The whole list goes again after the system connection reconnects and
- * once a minute, since servers that preload the account forget pushed updates when they restart.
+ * refuses their sign-ins, and keeps the update on disk. The whole list goes again after the system
+ * connection reconnects and once a minute, for a server that lost its disk or forgets pushed
+ * updates when it restarts (`resolver: MEMORY`).
  * Needs GRADPOOL_NATS_OPERATOR_SEED and GRADPOOL_NATS_SYSTEM_CREDS; without them users only lapse.
  */
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
