@@ -1,4 +1,5 @@
 import { type Codec, CodecIds, u16View } from './codec.js';
+import { encodeHalfSimd, halfSimdAvailable } from './half-simd.js';
 
 const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);
@@ -28,6 +29,16 @@ export class Bf16Codec implements Codec {
   readonly name = 'bf16';
   readonly id = CodecIds.bf16;
   readonly param = 0;
+  private readonly simd: boolean;
+  /** `simd: false` keeps to the scalar TypeScript (the reference the WebAssembly SIMD encode,
+   * half-simd.ts, is tested against); by default the encode runs in WebAssembly where available. */
+  constructor(options: { simd?: boolean } = {}) {
+    this.simd = options.simd !== false && halfSimdAvailable();
+  }
+  /** Whether the encode runs in WebAssembly SIMD. */
+  get accelerated(): boolean {
+    return this.simd;
+  }
   payloadBytes(length: number): number {
     return length * 2;
   }
@@ -37,6 +48,7 @@ export class Bf16Codec implements Codec {
   encode(src: Float32Array, dst: Uint8Array): void {
     if ((dst.byteOffset & 1) !== 0) throw new Error('encode target must be 2-byte aligned');
     const out = new Uint16Array(dst.buffer, dst.byteOffset, src.length);
+    if (this.simd && encodeHalfSimd('bf16', src, out, f32BitsToBf16)) return;
     const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
     for (let i = 0; i < bits.length; i++) out[i] = f32BitsToBf16(bits[i]);
   }

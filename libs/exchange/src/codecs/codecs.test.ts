@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { rng } from '../testing/fixtures.js';
 import { bf16ToF32, f32ToHalf, halfToF32 } from './index.js';
-import { type Codec, createCodec, ErrorFeedback, Int8Codec, Sparse32Codec, TopkCodec } from './index.js';
+import { Bf16Codec, type Codec, createCodec, ErrorFeedback, Fp16Codec, Int8Codec, Sparse32Codec, TopkCodec } from './index.js';
 
 function sample(n: number, seed: number): Float32Array {
   const r = rng(seed);
@@ -255,6 +255,57 @@ describe('int8: WebAssembly SIMD kernels are bit-identical to the scalar code', 
       expect(simd(64).validate(ma, 300)).toMatch(/scale .* in block 1/);
     }
   });
+});
+
+describe('fp16 and bf16: the WebAssembly SIMD encode is bit-identical to the scalar code', () => {
+  /**
+   * Float32 bit patterns: a stride through all 2³² (every sign, exponent and NaN payload), every
+   * value around each boundary of the encodings (half subnormal/normal, 2⁻²⁵ and 2⁻²⁴, ties in the
+   * dropped bits, the largest finite half and bf16, ±Infinity, NaNs), and random values.
+   */
+  function patterns(): Uint32Array {
+    const out: number[] = [];
+    for (let i = 0; i < 1 << 20; i++) out.push((i * 4093 + (i >>> 7)) >>> 0);
+    const edges = [0, 0x33000000, 0x33800000, 0x387fc000, 0x387fe000, 0x38800000, 0x3f000000, 0x477fe000, 0x477fefff, 0x477ff000, 0x47800000, 0x7f7f7fff, 0x7f7f8000, 0x7f7fffff, 0x7f800000, 0x7f800001, 0x7fc00000, 0x7fffffff];
+    for (const e of edges) for (let d = -40; d <= 40; d++) for (const sign of [0, 0x80000000]) out.push(((e + d) | sign) >>> 0);
+    // Ties and near-ties of the bits dropped by each encoding, over a range of exponents.
+    for (let exp = 90; exp < 150; exp++) {
+      for (const low of [0x0fff, 0x1000, 0x1001, 0x3000, 0x7fff, 0x8000, 0x8001, 0x18000]) out.push(((exp << 23) | low) >>> 0, ((exp << 23) | 0x2000 | low) >>> 0);
+    }
+    const r = rng(77);
+    for (let i = 0; i < 50_000; i++) out.push(Math.floor(r() * 2 ** 32) >>> 0);
+    return Uint32Array.from(out);
+  }
+  const bits = patterns();
+  const values = new Float32Array(bits.buffer);
+
+  for (const [name, simd, scalar] of [
+    ['fp16', new Fp16Codec(), new Fp16Codec({ simd: false })],
+    ['bf16', new Bf16Codec(), new Bf16Codec({ simd: false })],
+  ] as const) {
+    it(`${name}: runs accelerated on this Node, and every pattern encodes to the same bits`, () => {
+      expect(simd.accelerated).toBe(true);
+      expect(scalar.accelerated).toBe(false);
+      const a = new Uint8Array(simd.payloadBytes(values.length));
+      const b = new Uint8Array(scalar.payloadBytes(values.length));
+      simd.encode(values, a);
+      scalar.encode(values, b);
+      const ha = new Uint16Array(a.buffer);
+      const hb = new Uint16Array(b.buffer);
+      const firstDiff = ha.findIndex((h, i) => h !== hb[i]);
+      expect(firstDiff, firstDiff < 0 ? '' : `bits 0x${bits[firstDiff].toString(16)}: simd 0x${ha[firstDiff].toString(16)}, scalar 0x${hb[firstDiff].toString(16)}`).toBe(-1);
+    });
+    it(`${name}: ragged lengths, offset sources and targets, several tiles`, () => {
+      for (const n of [0, 1, 7, 8, 9, 31, 32 * 1024 - 1, 32 * 1024 + 9, 100_003]) {
+        const src = sample(n + 3, n).subarray(3);
+        const a = new Uint8Array(simd.payloadBytes(n) + 6).subarray(2, 2 + simd.payloadBytes(n));
+        const b = new Uint8Array(scalar.payloadBytes(n));
+        simd.encode(src, a);
+        scalar.encode(src, b);
+        expect(Buffer.compare(a, b), `n=${n}`).toBe(0);
+      }
+    });
+  }
 });
 
 describe('codecs: validation', () => {

@@ -1,4 +1,5 @@
 import { type Codec, CodecIds, u16View } from './codec.js';
+import { encodeHalfSimd, halfSimdAvailable } from './half-simd.js';
 
 const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);
@@ -65,6 +66,16 @@ export class Fp16Codec implements Codec {
   readonly name = 'fp16';
   readonly id = CodecIds.fp16;
   readonly param = 0;
+  private readonly simd: boolean;
+  /** `simd: false` keeps to the scalar TypeScript (the reference the WebAssembly SIMD encode,
+   * half-simd.ts, is tested against); by default the encode runs in WebAssembly where available. */
+  constructor(options: { simd?: boolean } = {}) {
+    this.simd = options.simd !== false && halfSimdAvailable();
+  }
+  /** Whether the encode runs in WebAssembly SIMD. */
+  get accelerated(): boolean {
+    return this.simd;
+  }
   payloadBytes(length: number): number {
     return length * 2;
   }
@@ -74,6 +85,7 @@ export class Fp16Codec implements Codec {
   encode(src: Float32Array, dst: Uint8Array): void {
     if ((dst.byteOffset & 1) !== 0) throw new Error('encode target must be 2-byte aligned');
     const out = new Uint16Array(dst.buffer, dst.byteOffset, src.length);
+    if (this.simd && encodeHalfSimd('f16', src, out, f32BitsToHalf)) return;
     const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
     for (let i = 0; i < bits.length; i++) out[i] = f32BitsToHalf(bits[i]);
   }

@@ -1,4 +1,5 @@
 import { INT8_SIMD_WASM_BASE64 } from './int8-simd.wasm.js';
+import { align16, align4k, compileWasm, instantiateWasm, PAGE, phase, wasm, type WasmMemory } from './wasm.js';
 
 /**
  * The int8 codec's loops in WebAssembly SIMD (int8-simd.wat), bit-identical to the scalar
@@ -14,19 +15,6 @@ interface Kernels {
   mean(acc: number, n: number, total: number, out: number): number;
 }
 
-/** The part of the WebAssembly JS API used here (TypeScript's ES2023 lib and @types/node 20 do
- * not declare it). */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-  Memory: new (descriptor: { initial: number; maximum?: number }) => WasmMemory;
-}
-const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-
 interface Instance {
   memory: WasmMemory;
   k: Kernels;
@@ -34,35 +22,15 @@ interface Instance {
 
 /** Elements per tile (a multiple of the block size): 128 KiB of float32, stays in L2. */
 const TILE = 32 * 1024;
-const PAGE = 64 * 1024;
-const align16 = (n: number) => Math.ceil(n / 16) * 16;
-const align4k = (n: number) => Math.ceil(n / 4096) * 4096;
-
-/**
- * Where in a 4 KiB-aligned scratch region to put bytes that will be copied to JS address `to`:
- * half a page away from it modulo 4096. A copy whose source and destination sit at (nearly) the
- * same offset within a page runs ~15× slower here (4K aliasing: measured 2.2 ms instead of
- * 0.14 ms per 4 MiB), and large ArrayBuffers and WebAssembly memories both start on a page.
- */
-const phase = (to: number) => ((to + 2048) & 4095) & ~15;
 
 let compiled: object | null | undefined;
 /** The compiled module, or null where WebAssembly SIMD is not available. */
 function wasmModule(): object | null {
-  if (compiled === undefined) {
-    try {
-      compiled = wasm ? new wasm.Module(Buffer.from(INT8_SIMD_WASM_BASE64, 'base64')) : null;
-    } catch {
-      compiled = null;
-    }
-  }
+  if (compiled === undefined) compiled = compileWasm(INT8_SIMD_WASM_BASE64);
   return compiled;
 }
 
-function instantiate(module: object, memory: WasmMemory): Instance {
-  const inst = new wasm!.Instance(module, { env: { memory } });
-  return { memory, k: inst.exports as Kernels };
-}
+const instantiate = (module: object, memory: WasmMemory): Instance => instantiateWasm<Kernels>(module, memory);
 
 /** Scratch layout for one tile of a block size: float32 values (in or out), scales, int8
  * values, each region 4 KiB-aligned with a page of slack for `phase`. */
