@@ -3,7 +3,7 @@ import { Events, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { createCodec } from './codecs/index.js';
 import { type Codec, CodecIds, type CodecSpec } from './codecs/codec.js';
 import { Fp32Codec } from './codecs/fp32.codec.js';
-import { ErrorFeedback, Sparse32Codec, TopkCodec } from './codecs/topk.codec.js';
+import { ErrorFeedback, Sparse32Codec, SparseEntries, TopkCodec } from './codecs/topk.codec.js';
 import {
   ConnectionLostError,
   ExchangeUsageError,
@@ -225,6 +225,9 @@ export class RoundExchange {
    * reused by every shard and round. */
   private chunkAcc: Float64Array | null = null;
   private meanScratch = new Float32Array(0);
+  /** topk: the owner's sparse mean of a shard, and a zeroed float64 accumulator of a reduce chunk. */
+  private sparseMean: SparseEntries | null = null;
+  private sparseAcc: Float64Array | null = null;
   /** Means handed back through `recycle` (and those of failed rounds), written over by later
    * rounds instead of allocating P fresh floats each round (see `recycle`). */
   private readonly spareMeans: Float32Array[] = [];
@@ -637,17 +640,6 @@ export class RoundExchange {
     return acc;
   }
 
-  /** mean = float32(Σ_j n_j·x_j / total) over the whole shard, chunk by chunk; false when any value is non-finite. */
-  private sumMean(ep: EpochState, o: OwnerShard, len: number, total: number, mean: Float32Array): boolean {
-    const ce = ep.reduceChunkElems;
-    let finite = true;
-    for (let c = 0, offset = 0; offset < len; c++, offset += ce) {
-      const n = Math.min(ce, len - offset);
-      if (!meanOf(this.sumChunk(ep, o, c, n, len), total, mean.subarray(offset, offset + n))) finite = false;
-    }
-    return finite;
-  }
-
   private exclude(ep: EpochState, st: RoundState, o: OwnerShard, j: number, reason: string): void {
     o.excluded[j] = true;
     o.payloads[j] = [];
@@ -727,31 +719,40 @@ export class RoundExchange {
         gathers.push(g);
       }
     } else {
-      // topk: the gather goes dense fp32 or sparse, in chunks of its own size.
-      if (this.meanScratch.length < len) this.meanScratch = new Float32Array(len);
-      // finalize is synchronous and encode copies out of it, so one scratch serves every shard.
-      const mean = this.meanScratch.subarray(0, len);
-      finite = this.sumMean(ep, o, len, total, mean);
-      for (let c = 0; c < chunkCount && finite; c++) {
+      // topk: the mean of the sparse contributions, computed on their entries only (a dense sum
+      // of the shard was four passes over it), then gathered in chunks of the gather codec's size,
+      // each sparse or dense fp32, whichever is smaller.
+      const topk = this.codec as TopkCodec;
+      const ce = ep.reduceChunkElems;
+      const entries = (this.sparseMean ??= new SparseEntries());
+      entries.count = 0;
+      if (!this.sparseAcc || this.sparseAcc.length < Math.min(ce, len)) this.sparseAcc = new Float64Array(Math.min(ce, len));
+      for (let c = 0, offset = 0; offset < len && finite; c++, offset += ce) {
+        const contributions: { payload: Uint8Array; weight: number }[] = [];
+        for (let j = 0; j < ep.members; j++) if (o.added[j]) contributions.push({ payload: o.payloads[j][c]!, weight: o.samples[j] });
+        finite = topk.sumMeanSparse(contributions, Math.min(ce, len - offset), total, offset, this.sparseAcc, entries);
+      }
+      for (let c = 0, p = 0; c < chunkCount && finite; c++) {
         const offset = c * gce;
         const length = Math.min(gce, len - offset);
-        const part = mean.subarray(offset, offset + length);
-        let codec = this.gatherCodec.id;
-        let codecParam = this.gatherCodec.param;
-        let payloadBytes = this.gatherCodec.payloadBytes(length);
-        let nz = 0;
-        if (this.codec instanceof TopkCodec) {
-          nz = Sparse32Codec.nonZeros(part);
-          if (nz * 8 < payloadBytes) {
-            codec = CodecIds.sparse32;
-            codecParam = 0;
-            payloadBytes = nz * 8;
-          }
+        let q = p;
+        while (q < entries.count && entries.idx[q] < offset + length) q++;
+        const dense = this.gatherCodec.payloadBytes(length);
+        const sparse = (q - p) * 8 < dense;
+        const g = sparse
+          ? { ...header(c, length, CodecIds.sparse32, 0, (q - p) * 8), codec: CodecIds.sparse32 }
+          : { ...header(c, length, this.gatherCodec.id, this.gatherCodec.param, dense), codec: this.gatherCodec.id };
+        if (sparse) {
+          Sparse32Codec.encodeEntries(entries, p, q, offset, g.payload);
+        } else {
+          if (this.meanScratch.length < length) this.meanScratch = new Float32Array(length);
+          const part = this.meanScratch.subarray(0, length);
+          part.fill(0);
+          for (let k = p; k < q; k++) part[entries.idx[k] - offset] = entries.val[k];
+          this.gatherCodec.encode(part, g.payload);
         }
-        const g = { ...header(c, length, codec, codecParam, payloadBytes), codec };
-        if (codec === CodecIds.sparse32) Sparse32Codec.encode(part, nz, g.payload);
-        else this.gatherCodec.encode(part, g.payload);
         gathers.push(g);
+        p = q;
       }
     }
     o.payloads = [];

@@ -7,13 +7,15 @@
  * it owns (P/K each, float64), divides and encodes those shards' mean (P/K), and validates and
  * decodes every shard's gather (P). Each step runs chunk by chunk, in the exchange's default
  * chunk size, through the same Codec calls as round-exchange.ts. Next to it: one plain copy of P
- * float32 (`Float32Array#set`), the memory's pace on this machine.
+ * float32 (`Float32Array#set`), the memory's pace on this machine. topk runs its own owner path:
+ * the sum and mean on the contributions' entries only (`sumMeanSparse`, here over K copies of one
+ * payload, so the union of supports is one member's), then a sparse gather.
  *
  * Median of `--reps` after one warm-up. This is the floor of a member's CPU per round that the
  * loopback bench (`npm run bench exchange`) cannot go below while the codec runs on the thread
  * that also does the NATS I/O.
  */
-import { createCodec, parseCodecSpec } from '../codecs/index.js';
+import { createCodec, parseCodecSpec, Sparse32Codec, SparseEntries, TopkCodec } from '../codecs/index.js';
 import type { Codec, CodecSpec } from '../codecs/codec.js';
 import { arg, median, parseCount } from './args.js';
 
@@ -73,6 +75,26 @@ function measure(spec: CodecSpec, K: number, grad: Float32Array, out: Float32Arr
   const encode = timed(() => {
     for (let o = 0; o < P; o += ce) codec.encode(grad.subarray(o, Math.min(P, o + ce)), scratch.subarray(0, codec.payloadBytes(Math.min(ce, P - o))));
   });
+  const total = Array.from({ length: K }, (_, j) => 100 + j).reduce((x, y) => x + y, 0);
+  if (codec instanceof TopkCodec) {
+    // topk as the exchange runs it: validate, then the sum and mean on the contributions'
+    // entries only (sumMeanSparse), then the gather of the mean, sparse (here: its union of
+    // supports is one member's, K copies of the same gradient).
+    const entries = new SparseEntries();
+    const sparseAcc = new Float64Array(ce);
+    const sum = timed(() => {
+      entries.count = 0;
+      for (const [c, { len, dst }] of encoded.entries()) {
+        for (let j = 1; j < K; j++) if (codec.validate(dst, len) !== null) throw new Error('invalid payload');
+        codec.sumMeanSparse(Array.from({ length: K }, (_, j) => ({ payload: dst, weight: 100 + j })), len, total, c * ce, sparseAcc, entries);
+      }
+    });
+    const meanMs = timed(() => Sparse32Codec.encodeEntries(entries, 0, entries.count, 0, new Uint8Array(entries.count * 8)));
+    const decode = timed(() => {
+      for (let s = 0; s < K; s++) for (const [c, { len, dst }] of encoded.entries()) codec.decode(dst, len, out, s * shard + c * ce);
+    });
+    return { encode, sum, mean: meanMs, decode };
+  }
   // The owned shards (P/K in all): validate the K − 1 received contributions, sum all K.
   const sum = timed(() => {
     for (const { len, dst } of encoded) {
@@ -85,7 +107,6 @@ function measure(spec: CodecSpec, K: number, grad: Float32Array, out: Float32Arr
     }
   });
   // Their mean, encoded for the gather.
-  const total = Array.from({ length: K }, (_, j) => 100 + j).reduce((x, y) => x + y, 0);
   const meanMs = timed(() => {
     for (const { len } of encoded) {
       const a = acc.subarray(0, len);

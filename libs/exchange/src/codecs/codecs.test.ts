@@ -137,6 +137,47 @@ describe('codecs: documented error bounds', () => {
   });
 });
 
+describe('topk: the sampled selection sends exactly the full selection', () => {
+  /** The m largest |x|, ties to the lower index, as ascending indices: sort, the oracle. */
+  function reference(v: Float32Array, m: number): number[] {
+    const order = Array.from(v.keys()).sort((a, b) => Math.abs(v[b]) - Math.abs(v[a]) || a - b);
+    return order.slice(0, m).sort((a, b) => a - b);
+  }
+  /** Gradient-like values, heavy ties, a few huge ones, constant, and a sorted ramp (a sample's worst case). */
+  const inputs: [string, (n: number, seed: number) => Float32Array][] = [
+    ['gradient-like', (n, seed) => sample(n, seed)],
+    ['few distinct magnitudes', (n, seed) => {
+      const r = rng(seed);
+      return Float32Array.from({ length: n }, () => (Math.floor(r() * 5) - 2) * 0.25);
+    }],
+    ['a few huge values', (n, seed) => {
+      const v = sample(n, seed);
+      for (let i = 0; i < n; i += 997) v[i] = 1e30 * (i % 2 ? 1 : -1);
+      return v;
+    }],
+    ['constant', (n) => new Float32Array(n).fill(-3)],
+    ['ascending ramp', (n) => Float32Array.from({ length: n }, (_, i) => i * 1e-3)],
+  ];
+  for (const [name, make] of inputs) {
+    it(`${name}: the same indices and values as sorting, for several k and lengths`, () => {
+      for (const fraction of [0.001, 0.01, 0.1, 0.3]) {
+        const codec = new TopkCodec(fraction);
+        for (const n of [20_000, 131_071]) {
+          const v = make(n, n + Math.round(fraction * 1e4));
+          const m = codec.count(n);
+          const buf = new Uint8Array(codec.payloadBytes(n));
+          codec.encode(v, buf);
+          expect(codec.validate(buf, n)).toBeNull();
+          const idx = Array.from(new Uint32Array(buf.buffer, 0, m));
+          expect(idx, `${name} k=${fraction} n=${n}`).toEqual(reference(v, m));
+          const val = new Float32Array(buf.buffer, m * 4, m);
+          expect(Array.from(val)).toEqual(idx.map((i) => v[i]));
+        }
+      }
+    });
+  }
+});
+
 describe('int8: WebAssembly SIMD kernels are bit-identical to the scalar code', () => {
   /** Random values over 8 decades with zero, subnormal, tiny and huge blocks mixed in. */
   function mixed(n: number, block: number, seed: number): Float32Array {
