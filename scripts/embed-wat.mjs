@@ -4,6 +4,7 @@
 // next to it, as `export const <EXPORT> = '…'`. Run after editing a .wat file:
 //   node scripts/embed-wat.mjs libs/exchange/src/codecs/int8-simd.wat INT8_SIMD_WASM_BASE64
 //   node scripts/embed-wat.mjs libs/exchange/src/codecs/half-simd.wat HALF_SIMD_WASM_BASE64
+//   node scripts/embed-wat.mjs libs/exchange/src/codecs/feedback-simd.wat FEEDBACK_SIMD_WASM_BASE64
 //   node scripts/embed-wat.mjs libs/training/src/act-pool-simd.wat ACT_POOL_SIMD_WASM_BASE64
 //   node scripts/embed-wat.mjs libs/training/src/gemm-simd.wat GEMM_SIMD_WASM_BASE64
 import { execFileSync } from 'node:child_process';

@@ -422,6 +422,30 @@ describe('topk error feedback', () => {
     // The residual is bounded while Σ grads grows linearly, so sent/total → 1 with more rounds.
     for (const ratio of driftSent) expect(ratio).toBeGreaterThan(0.5);
   });
+  it('runs in WebAssembly SIMD here, with the same bits as the TypeScript loop over rounds and ragged sizes', () => {
+    for (const n of [1, 3, 4, 5, 32 * 1024 + 3, 100_001]) {
+      const a = new ErrorFeedback(n);
+      const b = new ErrorFeedback(n, { simd: false });
+      expect(a.accelerated).toBe(true);
+      expect(b.accelerated).toBe(false);
+      const codec = new TopkCodec(0.05);
+      const buf = new Uint8Array(codec.payloadBytes(n));
+      for (let t = 0; t < 4; t++) {
+        // An offset view, as a runner's flat gradient may be; values over many decades.
+        const g = sample(n + 1, 31 * n + t).subarray(1);
+        const ca = a.compensate(g);
+        const cb = b.compensate(g);
+        expect(Buffer.compare(new Uint8Array(ca.buffer, ca.byteOffset, ca.byteLength), new Uint8Array(cb.buffer, cb.byteOffset, cb.byteLength)), `n=${n} t=${t}`).toBe(0);
+        codec.encode(ca, buf);
+        for (const ef of [a, b]) {
+          ef.sent(0, codec.indices(buf, n));
+          ef.commit(0, n, t !== 2);
+        }
+        expect(Array.from(a.residual)).toEqual(Array.from(b.residual));
+      }
+    }
+    expect(() => new ErrorFeedback(4).compensate(new Float32Array(3))).toThrow(/3 elements, expected 4/);
+  });
   it('a failed round commits nothing: the residual is unchanged', () => {
     const ef = new ErrorFeedback(4);
     ef.residual.set([1, 2, 3, 4]);

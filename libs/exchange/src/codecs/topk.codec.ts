@@ -1,4 +1,5 @@
 import { type Codec, CodecError, CodecIds, f32View, firstNonFinite, u32View } from './codec.js';
+import { FeedbackBuffers } from './feedback-simd.js';
 
 /**
  * Top-k by magnitude, per chunk: of a chunk of `length` elements, the m = max(1, ⌈k·length⌉)
@@ -349,13 +350,29 @@ export class ErrorFeedback {
   readonly compensated: Float32Array;
   /** compensated with the transmitted coordinates zeroed. */
   readonly pending: Float32Array;
-  constructor(readonly size: number) {
-    this.residual = new Float32Array(size);
-    this.compensated = new Float32Array(size);
-    this.pending = new Float32Array(size);
+  /** The three in WebAssembly memory, with `compensate` in SIMD (null: TypeScript arrays and loop). */
+  private readonly buffers: FeedbackBuffers | null;
+  /** `simd: false` keeps to TypeScript arrays and loops (the reference in tests). */
+  constructor(
+    readonly size: number,
+    options: { simd?: boolean } = {},
+  ) {
+    this.buffers = options.simd === false ? null : FeedbackBuffers.create(size);
+    this.residual = this.buffers?.view('residual') ?? new Float32Array(size);
+    this.compensated = this.buffers?.view('compensated') ?? new Float32Array(size);
+    this.pending = this.buffers?.view('pending') ?? new Float32Array(size);
+  }
+  /** Whether `compensate` runs in WebAssembly SIMD. */
+  get accelerated(): boolean {
+    return this.buffers !== null;
   }
   compensate(grad: Float32Array): Float32Array {
+    if (grad.length !== this.size) throw new Error(`gradient has ${grad.length} elements, expected ${this.size}`);
     const c = this.compensated;
+    if (this.buffers) {
+      this.buffers.compensate(grad);
+      return c;
+    }
     const r = this.residual;
     for (let i = 0; i < c.length; i++) c[i] = grad[i] + r[i];
     this.pending.set(c);
