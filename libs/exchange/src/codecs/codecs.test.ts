@@ -178,6 +178,33 @@ describe('topk: the sampled selection sends exactly the full selection', () => {
   }
 });
 
+describe('topk: the candidate pass in WebAssembly, on error feedback\'s compensated vector', () => {
+  it('sends the same bytes as the TypeScript pass, NaN and heavy ties included', () => {
+    const n = 131_071;
+    const makers: ((v: Float32Array) => void)[] = [
+      (v) => v.set(sample(n, 3)),
+      (v) => v.set(sample(n, 4).map((x, i) => (i % 1000 === 7 ? 1e30 : x))),
+      (v) => v.set(sample(n, 5).map((x, i) => (i === 777 ? NaN : x))),
+      (v) => v.fill(0.5),
+    ];
+    for (const make of makers) {
+      for (const fraction of [0.001, 0.01, 0.2]) {
+        const codec = new TopkCodec(fraction);
+        const ef = new ErrorFeedback(n + 5);
+        const g = new Float32Array(n + 5);
+        make(g.subarray(5));
+        const c = ef.compensate(g).subarray(5);
+        expect(ef.accelerated).toBe(true);
+        const a = new Uint8Array(codec.payloadBytes(n));
+        const b = new Uint8Array(codec.payloadBytes(n));
+        codec.encode(c, a);
+        codec.encode(Float32Array.from(c), b);
+        expect(Buffer.compare(a, b), `k=${fraction}`).toBe(0);
+      }
+    }
+  });
+});
+
 describe('int8: WebAssembly SIMD kernels are bit-identical to the scalar code', () => {
   /** Random values over 8 decades with zero, subnormal, tiny and huge blocks mixed in. */
   function mixed(n: number, block: number, seed: number): Float32Array {

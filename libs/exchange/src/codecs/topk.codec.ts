@@ -75,20 +75,29 @@ export class TopkCodec implements Codec {
     const bound = kthLargest(sample, s, rank);
     // Room for twice the candidates the bound lets through in the sample (scaled to n).
     const room = Math.ceil((rank / s) * n * 2) + 64;
-    if (this.candIdx.length < room) {
-      this.candIdx = new Uint32Array(room);
-      this.candMag = new Float32Array(room);
-    }
-    const ci = this.candIdx;
-    const cm = this.candMag;
+    let ci: Uint32Array;
+    let cm: Float32Array;
     let c = 0;
-    for (let i = 0; i < n; i++) {
-      const a = Math.abs(src[i]);
-      if (!(a < bound)) {
-        if (c === room || a !== a) return false;
-        ci[c] = i;
-        cm[c] = a;
-        c++;
+    // In WebAssembly SIMD where src is error feedback's compensated vector (the exchange's case).
+    const found = FeedbackBuffers.holding(src)?.candidates(src, bound, room) ?? null;
+    if (found === -1 || found === -2) return false;
+    if (found) {
+      ({ idx: ci, mag: cm, count: c } = found);
+    } else {
+      if (this.candIdx.length < room) {
+        this.candIdx = new Uint32Array(room);
+        this.candMag = new Float32Array(room);
+      }
+      ci = this.candIdx;
+      cm = this.candMag;
+      for (let i = 0; i < n; i++) {
+        const a = Math.abs(src[i]);
+        if (!(a < bound)) {
+          if (c === room || a !== a) return false;
+          ci[c] = i;
+          cm[c] = a;
+          c++;
+        }
       }
     }
     if (c < m) return false;
