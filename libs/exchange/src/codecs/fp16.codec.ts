@@ -1,5 +1,5 @@
 import { type Codec, CodecIds, u16View } from './codec.js';
-import { encodeHalfSimd, halfSimdAvailable } from './half-simd.js';
+import { decodeHalfSimd, encodeHalfSimd, firstNonFiniteHalf, halfSimdAvailable } from './half-simd.js';
 
 const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);
@@ -67,8 +67,9 @@ export class Fp16Codec implements Codec {
   readonly id = CodecIds.fp16;
   readonly param = 0;
   private readonly simd: boolean;
-  /** `simd: false` keeps to the scalar TypeScript (the reference the WebAssembly SIMD encode,
-   * half-simd.ts, is tested against); by default the encode runs in WebAssembly where available. */
+  /** `simd: false` keeps to the scalar TypeScript (the reference the WebAssembly SIMD code,
+   * half-simd.ts, is tested against); by default encode, validate and decode run in WebAssembly
+   * where available (accumulate stays a table lookup). */
   constructor(options: { simd?: boolean } = {}) {
     this.simd = options.simd !== false && halfSimdAvailable();
   }
@@ -91,11 +92,14 @@ export class Fp16Codec implements Codec {
   }
   validate(payload: Uint8Array, length: number): string | null {
     if (payload.byteLength !== length * 2) return `payload is ${payload.byteLength} bytes, expected ${length * 2}`;
+    const bad = this.simd ? firstNonFiniteHalf(payload, length) : null;
+    if (bad !== null) return bad < 0 ? null : `non-finite value at element ${bad}`;
     const h = u16View(payload, 0, length);
     for (let i = 0; i < length; i++) if ((h[i] & 0x7c00) === 0x7c00) return `non-finite value at element ${i}`;
     return null;
   }
   decode(payload: Uint8Array, length: number, out: Float32Array, outOffset: number): void {
+    if (this.simd && decodeHalfSimd(payload, length, out, outOffset, halfToF32)) return;
     const h = u16View(payload, 0, length);
     for (let i = 0; i < length; i++) out[outOffset + i] = HALF_TO_F32[h[i]];
   }

@@ -2,20 +2,23 @@ import { HALF_SIMD_WASM_BASE64 } from './half-simd.wasm.js';
 import { align4k, compileWasm, instantiateWasm, PAGE, phase, wasm, type WasmMemory } from './wasm.js';
 
 /**
- * fp16 and bf16 encoding in WebAssembly SIMD (half-simd.wat), bit-identical to the scalar
- * `f32BitsToHalf` and `f32BitsToBf16`: one branchless pass eight elements at a time instead of a
- * branchy function call per element (the scalar fp16 encode took ~11 ns per element). The values
- * are copied into WebAssembly memory and the results out in tiles that stay in cache; the last
- * n mod 8 elements of a call are left to the scalar code (`tail`).
+ * fp16 and bf16 encoding, and fp16 decoding and checking, in WebAssembly SIMD (half-simd.wat),
+ * bit-identical to the scalar `f32BitsToHalf`, `f32BitsToBf16` and the fp16 table: one
+ * branchless pass eight elements at a time instead of a function call or a table lookup per
+ * element (the scalar fp16 encode took ~11 ns per element). The values are copied into
+ * WebAssembly memory and the results out in tiles that stay in cache; the last n mod 8 elements
+ * of a call are left to the scalar code.
  */
 interface Kernels {
   f16(src: number, n: number, dst: number): void;
   bf16(src: number, n: number, dst: number): void;
+  f16decode(src: number, n: number, dst: number): void;
+  f16check(src: number, n: number): number;
 }
 
 /** Elements per tile: 128 KiB of float32 in, 64 KiB of 16-bit values out. */
 const TILE = 32 * 1024;
-/** Scratch: the float32 tile at 0, then the output tile with a page of slack for `phase`. */
+/** Scratch: the float32 tile at 0, then the 16-bit tile, each with a page of slack for `phase`. */
 const OUT_AT = align4k(TILE * 4 + 4096);
 const BYTES = OUT_AT + TILE * 2 + 4096 + 16;
 
@@ -57,4 +60,46 @@ export function encodeHalfSimd(kind: 'f16' | 'bf16', src: Float32Array, out: Uin
     for (let i = 0; i < bits.length; i++) out[whole + i] = tail(bits[i]);
   }
   return true;
+}
+
+/**
+ * out[outOffset + i] = the float32 of half i of `payload` (`length` halves; any byte offset);
+ * `tail(h)` decodes the halves past the last multiple of 8. False when the kernels are
+ * unavailable (nothing written).
+ */
+export function decodeHalfSimd(payload: Uint8Array, length: number, out: Float32Array, outOffset: number, tail: (h: number) => number): boolean {
+  const inst = kernels();
+  if (!inst) return false;
+  const whole = length - (length % 8);
+  const u8 = new Uint8Array(inst.memory.buffer);
+  for (let e0 = 0; e0 < whole; e0 += TILE) {
+    const len = Math.min(TILE, whole - e0);
+    const inAt = OUT_AT + phase(payload.byteOffset + e0 * 2);
+    const outAt = phase(out.byteOffset + (outOffset + e0) * 4);
+    u8.set(payload.subarray(e0 * 2, (e0 + len) * 2), inAt);
+    inst.k.f16decode(inAt, len, outAt);
+    out.set(new Float32Array(inst.memory.buffer, outAt, len), outOffset + e0);
+  }
+  for (let i = whole; i < length; i++) out[outOffset + i] = tail(payload[i * 2] | (payload[i * 2 + 1] << 8));
+  return true;
+}
+
+/**
+ * The index of the first half of `payload` (`length` halves) whose exponent bits are all ones
+ * (not finite), or -1; null when the kernels are unavailable.
+ */
+export function firstNonFiniteHalf(payload: Uint8Array, length: number): number | null {
+  const inst = kernels();
+  if (!inst) return null;
+  const whole = length - (length % 8);
+  const u8 = new Uint8Array(inst.memory.buffer);
+  for (let e0 = 0; e0 < whole; e0 += TILE) {
+    const len = Math.min(TILE, whole - e0);
+    const inAt = OUT_AT + phase(payload.byteOffset + e0 * 2);
+    u8.set(payload.subarray(e0 * 2, (e0 + len) * 2), inAt);
+    const bad = inst.k.f16check(inAt, len);
+    if (bad >= 0) return e0 + bad;
+  }
+  for (let i = whole; i < length; i++) if ((payload[i * 2 + 1] & 0x7c) === 0x7c) return i;
+  return -1;
 }

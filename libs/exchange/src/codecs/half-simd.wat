@@ -1,6 +1,6 @@
-;; float32 → IEEE half and float32 → bfloat16 encoding in WebAssembly SIMD (v128), for
-;; fp16.codec.ts and bf16.codec.ts. Eight elements per step; n must be a multiple of 8 (the caller
-;; encodes the rest in TypeScript).
+;; float32 → IEEE half and float32 → bfloat16 encoding, and IEEE half decoding and checking, in
+;; WebAssembly SIMD (v128), for fp16.codec.ts and bf16.codec.ts. Eight elements per step; n must
+;; be a multiple of 8 (the caller does the rest in TypeScript).
 ;;
 ;; Every function computes exactly what the scalar TypeScript computes (f32BitsToHalf,
 ;; f32BitsToBf16), bit for bit (the codec tests compare the two on random, edge-case and ragged
@@ -9,7 +9,13 @@
 ;;        a normal half: (a − (112 << 23) + 0xfff + lsb) >> 13 on the magnitude bits a;
 ;;        a subnormal half (a < 2⁻¹⁴): the bits of f32(|x| + 0.5) − the bits of 0.5: the float32
 ;;        addition rounds |x| to the subnormal half spacing 2⁻²⁴, ties to even (0.5's ulp is 2⁻²⁴);
-;;   bf16: (bits + 0x7fff + lsb) >> 16, saturating to ±0x7f7f (±Infinity too), NaN → top half | 0x40.
+;;   bf16: (bits + 0x7fff + lsb) >> 16, saturating to ±0x7f7f (±Infinity too), NaN → top half | 0x40;
+;;   f16 decode (HALF_TO_F32 of fp16.codec.ts): a normal half is the float32 with bits
+;;        ((h & 0x7fff) << 13) + (112 << 23) (the exponent rebiased); a subnormal one its 10 bits
+;;        as an integer times 2⁻²⁴ (no float32 subnormal is ever an operand, in either path: they
+;;        are slow on x86); ±Infinity keeps its sign; NaN is 0x7fc00000, the NaN a Float32Array
+;;        stores for JavaScript's NaN;
+;;   f16 check: the index of the first half that is not finite (exponent bits all ones), or -1.
 ;; Pointers are byte offsets into the imported memory.
 ;;
 ;; Regenerate the embedded bytes (half-simd.wasm.ts) after editing this file:
@@ -126,4 +132,68 @@
         (local.set $src (i32.add (local.get $src) (i32.const 32)))
         (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
         (br $l))))
-)
+
+  ;; dst[i] = float32 of the half src[i], for n (a multiple of 8) halves.
+  (func (export "f16decode") (param $src i32) (param $n i32) (param $dst i32)
+    (local $end i32) (local $v v128) (local $h v128) (local $em v128) (local $f v128)
+    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 1))))
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (local.set $v (v128.load (local.get $src)))
+        ;; Low four halves, then high four: the same code twice (no helper call, see above).
+        (local.set $h (i32x4.extend_low_i16x8_u (local.get $v)))
+        (local.set $em (v128.and (local.get $h) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff)))
+        (local.set $f (v128.bitselect
+          (f32x4.mul (f32x4.convert_i32x4_u (local.get $em)) (v128.const f32x4 0x1p-24 0x1p-24 0x1p-24 0x1p-24))
+          (i32x4.add (i32x4.shl (local.get $em) (i32.const 13)) (v128.const i32x4 0x38000000 0x38000000 0x38000000 0x38000000))
+          (i32x4.lt_u (local.get $em) (v128.const i32x4 0x400 0x400 0x400 0x400))))
+        (local.set $f (v128.or (local.get $f) (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16))))
+        (local.set $f (v128.bitselect
+          (v128.or (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16)) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
+          (local.get $f)
+          (i32x4.eq (local.get $em) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))))
+        (local.set $f (v128.bitselect
+          (v128.const i32x4 0x7fc00000 0x7fc00000 0x7fc00000 0x7fc00000)
+          (local.get $f)
+          (i32x4.gt_u (local.get $em) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))))
+        (v128.store (local.get $dst) (local.get $f))
+        (local.set $h (i32x4.extend_high_i16x8_u (local.get $v)))
+        (local.set $em (v128.and (local.get $h) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff)))
+        (local.set $f (v128.bitselect
+          (f32x4.mul (f32x4.convert_i32x4_u (local.get $em)) (v128.const f32x4 0x1p-24 0x1p-24 0x1p-24 0x1p-24))
+          (i32x4.add (i32x4.shl (local.get $em) (i32.const 13)) (v128.const i32x4 0x38000000 0x38000000 0x38000000 0x38000000))
+          (i32x4.lt_u (local.get $em) (v128.const i32x4 0x400 0x400 0x400 0x400))))
+        (local.set $f (v128.or (local.get $f) (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16))))
+        (local.set $f (v128.bitselect
+          (v128.or (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16)) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
+          (local.get $f)
+          (i32x4.eq (local.get $em) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))))
+        (local.set $f (v128.bitselect
+          (v128.const i32x4 0x7fc00000 0x7fc00000 0x7fc00000 0x7fc00000)
+          (local.get $f)
+          (i32x4.gt_u (local.get $em) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))))
+        (v128.store offset=16 (local.get $dst) (local.get $f))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+        (br $l))))
+
+  ;; The index of the first of n (a multiple of 8) halves at src that is not finite, or -1.
+  (func (export "f16check") (param $src i32) (param $n i32) (result i32)
+    (local $i i32) (local $k i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (if (v128.any_true (i16x8.eq
+              (v128.and (v128.load (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 1)))) (v128.const i16x8 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00))
+              (v128.const i16x8 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00)))
+          (then
+            (local.set $k (local.get $i))
+            (loop $f
+              (if (i32.eq (i32.and (i32.load16_u (i32.add (local.get $src) (i32.shl (local.get $k) (i32.const 1)))) (i32.const 0x7c00)) (i32.const 0x7c00))
+                (then (return (local.get $k))))
+              (local.set $k (i32.add (local.get $k) (i32.const 1)))
+              (br $f))))
+        (local.set $i (i32.add (local.get $i) (i32.const 8)))
+        (br $l)))
+    (i32.const -1)))
