@@ -1,5 +1,5 @@
 /**
- * `npm run bench codec-work [-- --P 25M --K 2,4,8 --codecs fp32,fp16,bf16,int8 --reps 5]`
+ * `npm run bench codec-work [-- --P 25M --K 2,4,8 --codecs fp32,fp16,bf16,int8,topk --reps 5]`
  *
  * The codec work one member does in one round of the round protocol, on one thread, without
  * NATS: what a round costs a member's JS thread before a single byte moves. Per round a member
@@ -21,7 +21,7 @@ import { arg, median, parseCount } from './args.js';
 
 const P = parseCount(arg('P', '25M'));
 const Ks = arg('K', '2,4,8').split(',').map(Number);
-const specs = arg('codecs', 'fp32,fp16,bf16,int8').split(',').map(parseCodecSpec);
+const specs = arg('codecs', 'fp32,fp16,bf16,int8,topk').split(',').map(parseCodecSpec);
 const reps = Number(arg('reps', '5'));
 /** The exchange's default message size (round-exchange.ts `chunkBytes`) less header room. */
 const CHUNK_BYTES = 512 * 1024 - 1024;
