@@ -1,5 +1,5 @@
 import { FEEDBACK_SIMD_WASM_BASE64 } from './feedback-simd.wasm.js';
-import { align4k, compileWasm, instantiateWasm, PAGE, phase, wasm, type WasmMemory } from './wasm.js';
+import { align4k, compileWasm, fixedMemory, instantiateWasm, phase, type WasmMemory } from './wasm.js';
 
 /**
  * topk error feedback's three vectors (residual, compensated, pending) in one WebAssembly memory
@@ -52,14 +52,8 @@ export class FeedbackBuffers {
     const candIdx = align4k(scratch + TILE * 4 + 4096 + 16);
     const candMag = candIdx + align4k(room * 4);
     const at = { residual: 0, compensated: bytes, pending: 2 * bytes, scratch, candIdx, candMag };
-    const pages = Math.ceil((candMag + room * 4) / PAGE);
-    if (pages > 65536) return null;
-    let memory: WasmMemory;
-    try {
-      memory = new wasm!.Memory({ initial: pages, maximum: pages });
-    } catch {
-      return null;
-    }
+    const memory = fixedMemory(candMag + room * 4);
+    if (!memory) return null;
     return new FeedbackBuffers(memory, instantiateWasm<Kernels>(compiled, memory).k, size, at, room);
   }
 

@@ -1,5 +1,5 @@
 import { INT8_SIMD_WASM_BASE64 } from './int8-simd.wasm.js';
-import { align16, align4k, compileWasm, instantiateWasm, PAGE, phase, wasm, type WasmMemory } from './wasm.js';
+import { align16, align4k, compileWasm, fixedMemory, instantiateWasm, PAGE, phase, wasm, type WasmMemory } from './wasm.js';
 
 /**
  * The int8 codec's loops in WebAssembly SIMD (int8-simd.wat), bit-identical to the scalar
@@ -155,15 +155,8 @@ export class Int8Simd {
     const meanAt = align4k(scratchAt + this.tile.packedBytes);
     const scalesAt = align4k(meanAt + this.tile.elems * 4);
     const qAt = align4k(scalesAt + Math.ceil(length / this.blockSize) * 4 + 4096);
-    const bytes = qAt + length + 4096 + 16;
-    const pages = Math.ceil(bytes / PAGE);
-    if (pages > 65536) return null;
-    let memory: WasmMemory;
-    try {
-      memory = new wasm!.Memory({ initial: pages, maximum: pages });
-    } catch {
-      return null;
-    }
+    const memory = fixedMemory(qAt + length + 4096 + 16);
+    if (!memory) return null;
     const inst = instantiate(this.module, memory);
     accumulators.set(memory.buffer, { inst, length, scratchAt, meanAt, scalesAt, qAt });
     return new Float64Array(memory.buffer, 0, length);

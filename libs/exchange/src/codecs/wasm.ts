@@ -42,3 +42,17 @@ export function instantiateWasm<K>(module: object, memory: WasmMemory): { memory
   const inst = new wasm!.Instance(module, { env: { memory } });
   return { memory, k: inst.exports as K };
 }
+
+/**
+ * A WebAssembly memory of a fixed size of at least `bytes` (so views into it never detach);
+ * null when it is beyond 4 GiB or cannot be had.
+ */
+export function fixedMemory(bytes: number): WasmMemory | null {
+  const pages = Math.ceil(bytes / PAGE);
+  if (!wasm || pages > 65536) return null;
+  try {
+    return new wasm.Memory({ initial: pages, maximum: pages });
+  } catch {
+    return null;
+  }
+}
