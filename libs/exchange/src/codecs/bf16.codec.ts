@@ -1,5 +1,5 @@
 import { type Codec, CodecIds, u16View } from './codec.js';
-import { encodeHalfSimd, halfSimdAvailable } from './half-simd.js';
+import { decode16Simd, encodeHalfSimd, firstNonFinite16, halfSimdAvailable } from './half-simd.js';
 
 const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);
@@ -30,8 +30,9 @@ export class Bf16Codec implements Codec {
   readonly id = CodecIds.bf16;
   readonly param = 0;
   private readonly simd: boolean;
-  /** `simd: false` keeps to the scalar TypeScript (the reference the WebAssembly SIMD encode,
-   * half-simd.ts, is tested against); by default the encode runs in WebAssembly where available. */
+  /** `simd: false` keeps to the scalar TypeScript (the reference the WebAssembly SIMD code,
+   * half-simd.ts, is tested against); by default encode, validate and decode run in WebAssembly
+   * where available (accumulate stays a TypeScript loop). */
   constructor(options: { simd?: boolean } = {}) {
     this.simd = options.simd !== false && halfSimdAvailable();
   }
@@ -54,14 +55,18 @@ export class Bf16Codec implements Codec {
   }
   validate(payload: Uint8Array, length: number): string | null {
     if (payload.byteLength !== length * 2) return `payload is ${payload.byteLength} bytes, expected ${length * 2}`;
+    const bad = this.simd ? firstNonFinite16(payload, length, 0x7f80) : null;
+    if (bad !== null) return bad < 0 ? null : `non-finite value at element ${bad}`;
     const h = u16View(payload, 0, length);
     for (let i = 0; i < length; i++) if ((h[i] & 0x7f80) === 0x7f80) return `non-finite value at element ${i}`;
     return null;
   }
   decode(payload: Uint8Array, length: number, out: Float32Array, outOffset: number): void {
+    const done = this.simd ? Math.max(0, decode16Simd('bf16', payload, length, out, outOffset)) : 0;
+    if (done === length) return;
     const h = u16View(payload, 0, length);
     const o = new Uint32Array(out.buffer, out.byteOffset + outOffset * 4, length);
-    for (let i = 0; i < length; i++) o[i] = h[i] << 16;
+    for (let i = done; i < length; i++) o[i] = h[i] << 16;
   }
   accumulate(payload: Uint8Array, length: number, acc: Float64Array, accOffset: number, weight: number): void {
     const h = u16View(payload, 0, length);

@@ -137,38 +137,40 @@ describe('codecs: documented error bounds', () => {
   });
 });
 
-describe('fp16: the WebAssembly SIMD decode and check are bit-identical to the table', () => {
-  const simd = new Fp16Codec();
-  const scalar = new Fp16Codec({ simd: false });
-  it('decodes all 65 536 halves the same, from any byte offset into an offset view', () => {
-    const halves = new Uint16Array(65_536 + 5).map((_, i) => i & 0xffff);
-    const bytes = new Uint8Array(halves.buffer);
-    for (const at of [0, 1]) {
-      const payload = new Uint8Array(bytes.length + 1).subarray(at, at + bytes.length);
-      payload.set(bytes);
-      const a = new Float32Array(halves.length + 3);
-      const b = new Float32Array(halves.length + 3);
-      simd.decode(payload, halves.length, a, 3);
-      scalar.decode(bytes, halves.length, b, 3);
-      expect(Buffer.compare(new Uint8Array(a.buffer), new Uint8Array(b.buffer)), `byte offset ${at}`).toBe(0);
-    }
-  });
-  it('names the same first non-finite element, in the SIMD part or the tail', () => {
-    const n = 40_003;
-    const v = sample(n, 12);
-    const payload = new Uint8Array(simd.payloadBytes(n));
-    simd.encode(v, payload);
-    expect(simd.validate(payload, n)).toBeNull();
-    for (const at of [0, 7, 8, 32 * 1024 + 1, n - 3, n - 1]) {
-      for (const h of [0x7c00, 0xfc00, 0x7e00, 0x7c01]) {
-        const bad = payload.slice();
-        new DataView(bad.buffer).setUint16(at * 2, h, true);
-        new DataView(bad.buffer).setUint16(Math.min(n - 1, at + 5) * 2, 0x7c00, true);
-        expect(simd.validate(bad, n)).toBe(`non-finite value at element ${at}`);
-        expect(scalar.validate(bad, n)).toBe(`non-finite value at element ${at}`);
+describe('fp16 and bf16: the WebAssembly SIMD decode and check are bit-identical to the scalar code', () => {
+  for (const [name, simd, scalar, exp] of [
+    ['fp16', new Fp16Codec(), new Fp16Codec({ simd: false }), 0x7c00],
+    ['bf16', new Bf16Codec(), new Bf16Codec({ simd: false }), 0x7f80],
+  ] as const) {
+    it(`${name}: decodes all 65 536 values the same, from any byte offset into an offset view`, () => {
+      const values = new Uint16Array(65_536 + 5).map((_, i) => i & 0xffff);
+      const bytes = new Uint8Array(values.buffer);
+      for (const at of [0, 1]) {
+        const payload = new Uint8Array(bytes.length + 1).subarray(at, at + bytes.length);
+        payload.set(bytes);
+        const a = new Float32Array(values.length + 3);
+        const b = new Float32Array(values.length + 3);
+        simd.decode(payload, values.length, a, 3);
+        scalar.decode(bytes, values.length, b, 3);
+        expect(Buffer.compare(new Uint8Array(a.buffer), new Uint8Array(b.buffer)), `byte offset ${at}`).toBe(0);
       }
-    }
-  });
+    });
+    it(`${name}: names the same first non-finite element, in the SIMD part or the tail`, () => {
+      const n = 40_003;
+      const payload = new Uint8Array(simd.payloadBytes(n));
+      simd.encode(sample(n, 12), payload);
+      expect(simd.validate(payload, n)).toBeNull();
+      for (const at of [0, 7, 8, 32 * 1024 + 1, n - 3, n - 1]) {
+        for (const h of [exp, exp | 0x8000, exp | 0x200, exp | 1]) {
+          const bad = payload.slice();
+          new DataView(bad.buffer).setUint16(at * 2, h, true);
+          new DataView(bad.buffer).setUint16(Math.min(n - 1, at + 5) * 2, exp, true);
+          expect(simd.validate(bad, n)).toBe(`non-finite value at element ${at}`);
+          expect(scalar.validate(bad, n)).toBe(`non-finite value at element ${at}`);
+        }
+      }
+    });
+  }
 });
 
 describe('topk: the sampled selection sends exactly the full selection', () => {

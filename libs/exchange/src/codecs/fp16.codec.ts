@@ -1,5 +1,5 @@
 import { type Codec, CodecIds, u16View } from './codec.js';
-import { decodeHalfSimd, encodeHalfSimd, firstNonFiniteHalf, halfSimdAvailable } from './half-simd.js';
+import { decode16Simd, encodeHalfSimd, firstNonFinite16, halfSimdAvailable } from './half-simd.js';
 
 const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);
@@ -92,16 +92,17 @@ export class Fp16Codec implements Codec {
   }
   validate(payload: Uint8Array, length: number): string | null {
     if (payload.byteLength !== length * 2) return `payload is ${payload.byteLength} bytes, expected ${length * 2}`;
-    const bad = this.simd ? firstNonFiniteHalf(payload, length) : null;
+    const bad = this.simd ? firstNonFinite16(payload, length, 0x7c00) : null;
     if (bad !== null) return bad < 0 ? null : `non-finite value at element ${bad}`;
     const h = u16View(payload, 0, length);
     for (let i = 0; i < length; i++) if ((h[i] & 0x7c00) === 0x7c00) return `non-finite value at element ${i}`;
     return null;
   }
   decode(payload: Uint8Array, length: number, out: Float32Array, outOffset: number): void {
-    if (this.simd && decodeHalfSimd(payload, length, out, outOffset, halfToF32)) return;
+    const done = this.simd ? Math.max(0, decode16Simd('f16', payload, length, out, outOffset)) : 0;
+    if (done === length) return;
     const h = u16View(payload, 0, length);
-    for (let i = 0; i < length; i++) out[outOffset + i] = HALF_TO_F32[h[i]];
+    for (let i = done; i < length; i++) out[outOffset + i] = HALF_TO_F32[h[i]];
   }
   accumulate(payload: Uint8Array, length: number, acc: Float64Array, accOffset: number, weight: number): void {
     const h = u16View(payload, 0, length);

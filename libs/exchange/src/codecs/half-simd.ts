@@ -2,8 +2,8 @@ import { HALF_SIMD_WASM_BASE64 } from './half-simd.wasm.js';
 import { align4k, compileWasm, instantiateWasm, PAGE, phase, wasm, type WasmMemory } from './wasm.js';
 
 /**
- * fp16 and bf16 encoding, and fp16 decoding and checking, in WebAssembly SIMD (half-simd.wat),
- * bit-identical to the scalar `f32BitsToHalf`, `f32BitsToBf16` and the fp16 table: one
+ * fp16 and bf16 encoding, decoding and checking in WebAssembly SIMD (half-simd.wat),
+ * bit-identical to the scalar `f32BitsToHalf`, `f32BitsToBf16`, the fp16 table and bf16's shift: one
  * branchless pass eight elements at a time instead of a function call or a table lookup per
  * element (the scalar fp16 encode took ~11 ns per element). The values are copied into
  * WebAssembly memory and the results out in tiles that stay in cache; the last n mod 8 elements
@@ -13,7 +13,8 @@ interface Kernels {
   f16(src: number, n: number, dst: number): void;
   bf16(src: number, n: number, dst: number): void;
   f16decode(src: number, n: number, dst: number): void;
-  f16check(src: number, n: number): number;
+  bf16decode(src: number, n: number, dst: number): void;
+  check16(src: number, n: number, exp: number): number;
 }
 
 /** Elements per tile: 128 KiB of float32 in, 64 KiB of 16-bit values out. */
@@ -63,13 +64,14 @@ export function encodeHalfSimd(kind: 'f16' | 'bf16', src: Float32Array, out: Uin
 }
 
 /**
- * out[outOffset + i] = the float32 of half i of `payload` (`length` halves; any byte offset);
- * `tail(h)` decodes the halves past the last multiple of 8. False when the kernels are
- * unavailable (nothing written).
+ * out[outOffset + i] = the float32 of 16-bit value i of `payload` (any byte offset), fp16 or
+ * bf16, for the values up to the last multiple of 8 of `length`; returns how many it decoded
+ * (the caller decodes the rest), or -1 when the kernels are unavailable (nothing written).
  */
-export function decodeHalfSimd(payload: Uint8Array, length: number, out: Float32Array, outOffset: number, tail: (h: number) => number): boolean {
+export function decode16Simd(kind: 'f16' | 'bf16', payload: Uint8Array, length: number, out: Float32Array, outOffset: number): number {
   const inst = kernels();
-  if (!inst) return false;
+  if (!inst) return -1;
+  const kernel = kind === 'f16' ? inst.k.f16decode : inst.k.bf16decode;
   const whole = length - (length % 8);
   const u8 = new Uint8Array(inst.memory.buffer);
   for (let e0 = 0; e0 < whole; e0 += TILE) {
@@ -77,18 +79,18 @@ export function decodeHalfSimd(payload: Uint8Array, length: number, out: Float32
     const inAt = OUT_AT + phase(payload.byteOffset + e0 * 2);
     const outAt = phase(out.byteOffset + (outOffset + e0) * 4);
     u8.set(payload.subarray(e0 * 2, (e0 + len) * 2), inAt);
-    inst.k.f16decode(inAt, len, outAt);
+    kernel(inAt, len, outAt);
     out.set(new Float32Array(inst.memory.buffer, outAt, len), outOffset + e0);
   }
-  for (let i = whole; i < length; i++) out[outOffset + i] = tail(payload[i * 2] | (payload[i * 2 + 1] << 8));
-  return true;
+  return whole;
 }
 
 /**
- * The index of the first half of `payload` (`length` halves) whose exponent bits are all ones
- * (not finite), or -1; null when the kernels are unavailable.
+ * The index of the first 16-bit value of `payload` (`length` values) whose bits under `exp` are
+ * all ones (0x7c00: a half that is not finite; 0x7f80: such a bfloat16), or -1; null when the
+ * kernels are unavailable.
  */
-export function firstNonFiniteHalf(payload: Uint8Array, length: number): number | null {
+export function firstNonFinite16(payload: Uint8Array, length: number, exp: 0x7c00 | 0x7f80): number | null {
   const inst = kernels();
   if (!inst) return null;
   const whole = length - (length % 8);
@@ -97,9 +99,9 @@ export function firstNonFiniteHalf(payload: Uint8Array, length: number): number 
     const len = Math.min(TILE, whole - e0);
     const inAt = OUT_AT + phase(payload.byteOffset + e0 * 2);
     u8.set(payload.subarray(e0 * 2, (e0 + len) * 2), inAt);
-    const bad = inst.k.f16check(inAt, len);
+    const bad = inst.k.check16(inAt, len, exp);
     if (bad >= 0) return e0 + bad;
   }
-  for (let i = whole; i < length; i++) if ((payload[i * 2 + 1] & 0x7c) === 0x7c) return i;
+  for (let i = whole; i < length; i++) if (((payload[i * 2] | (payload[i * 2 + 1] << 8)) & exp) === exp) return i;
   return -1;
 }

@@ -15,7 +15,9 @@
 ;;        as an integer times 2⁻²⁴ (no float32 subnormal is ever an operand, in either path: they
 ;;        are slow on x86); ±Infinity keeps its sign; NaN is 0x7fc00000, the NaN a Float32Array
 ;;        stores for JavaScript's NaN;
-;;   f16 check: the index of the first half that is not finite (exponent bits all ones), or -1.
+;;   bf16 decode: the bits shifted into the top half of a float32;
+;;   check16: the index of the first value that is not finite (exponent bits all ones: 0x7c00 for
+;;        halves, 0x7f80 for bfloat16), or -1.
 ;; Pointers are byte offsets into the imported memory.
 ;;
 ;; Regenerate the embedded bytes (half-simd.wasm.ts) after editing this file:
@@ -178,19 +180,35 @@
         (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
         (br $l))))
 
-  ;; The index of the first of n (a multiple of 8) halves at src that is not finite, or -1.
-  (func (export "f16check") (param $src i32) (param $n i32) (result i32)
-    (local $i i32) (local $k i32)
+  ;; dst[i] = float32 of the bfloat16 src[i] (its bits << 16), for n (a multiple of 8) values.
+  (func (export "bf16decode") (param $src i32) (param $n i32) (param $dst i32)
+    (local $end i32) (local $v v128)
+    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 1))))
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (local.set $v (v128.load (local.get $src)))
+        (v128.store (local.get $dst) (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $v)) (i32.const 16)))
+        (v128.store offset=16 (local.get $dst) (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $v)) (i32.const 16)))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+        (br $l))))
+
+  ;; The index of the first of n (a multiple of 8) 16-bit values at src whose bits under mask
+  ;; are all ones (exp: 0x7c00 for halves, 0x7f80 for bfloat16: not finite), or -1.
+  (func (export "check16") (param $src i32) (param $n i32) (param $exp i32) (result i32)
+    (local $i i32) (local $k i32) (local $ve v128)
+    (local.set $ve (i16x8.splat (local.get $exp)))
     (block $done
       (loop $l
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
         (if (v128.any_true (i16x8.eq
-              (v128.and (v128.load (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 1)))) (v128.const i16x8 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00))
-              (v128.const i16x8 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00 0x7c00)))
+              (v128.and (v128.load (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 1)))) (local.get $ve))
+              (local.get $ve)))
           (then
             (local.set $k (local.get $i))
             (loop $f
-              (if (i32.eq (i32.and (i32.load16_u (i32.add (local.get $src) (i32.shl (local.get $k) (i32.const 1)))) (i32.const 0x7c00)) (i32.const 0x7c00))
+              (if (i32.eq (i32.and (i32.load16_u (i32.add (local.get $src) (i32.shl (local.get $k) (i32.const 1)))) (local.get $exp)) (local.get $exp))
                 (then (return (local.get $k))))
               (local.set $k (i32.add (local.get $k) (i32.const 1)))
               (br $f))))
