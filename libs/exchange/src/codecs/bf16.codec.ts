@@ -1,5 +1,5 @@
 import { type Codec, CodecIds, u16View } from './codec.js';
-import { decode16Simd, encodeHalfSimd, firstNonFinite16, halfSimdAvailable } from './half-simd.js';
+import { accumulate16Simd, decode16Simd, encodeHalfSimd, firstNonFinite16, halfAccumulator, halfSimdAvailable } from './half-simd.js';
 
 const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);
@@ -32,7 +32,7 @@ export class Bf16Codec implements Codec {
   private readonly simd: boolean;
   /** `simd: false` keeps to the scalar TypeScript (the reference the WebAssembly SIMD code,
    * half-simd.ts, is tested against); by default encode, validate and decode run in WebAssembly
-   * where available (accumulate stays a TypeScript loop). */
+   * where available, and accumulate too into an accumulator from `newAccumulator`. */
   constructor(options: { simd?: boolean } = {}) {
     this.simd = options.simd !== false && halfSimdAvailable();
   }
@@ -68,9 +68,15 @@ export class Bf16Codec implements Codec {
     const o = new Uint32Array(out.buffer, out.byteOffset + outOffset * 4, length);
     for (let i = done; i < length; i++) o[i] = h[i] << 16;
   }
+  /** A zeroed accumulator that `accumulate` sums into in WebAssembly (Codec#newAccumulator). */
+  newAccumulator(length: number): Float64Array {
+    return (this.simd ? halfAccumulator(length) : null) ?? new Float64Array(length);
+  }
   accumulate(payload: Uint8Array, length: number, acc: Float64Array, accOffset: number, weight: number): void {
+    const done = this.simd ? Math.max(0, accumulate16Simd('bf16', payload, length, acc, accOffset, weight)) : 0;
+    if (done === length) return;
     const h = u16View(payload, 0, length);
-    for (let i = 0; i < length; i++) {
+    for (let i = done; i < length; i++) {
       U32[0] = h[i] << 16;
       acc[accOffset + i] += weight * F32[0];
     }

@@ -155,6 +155,26 @@ describe('fp16 and bf16: the WebAssembly SIMD decode and check are bit-identical
         expect(Buffer.compare(new Uint8Array(a.buffer), new Uint8Array(b.buffer)), `byte offset ${at}`).toBe(0);
       }
     });
+    it(`${name}: sums into its WebAssembly accumulator as the scalar code sums into a plain one`, () => {
+      for (const n of [1, 7, 8, 9, 32 * 1024 + 5, 70_001]) {
+        const payload = new Uint8Array(simd.payloadBytes(n));
+        simd.encode(sample(n, n), payload);
+        const odd = new Uint8Array(payload.length + 1);
+        odd.set(payload, 1);
+        const aa = simd.newAccumulator(n + 5);
+        const ab = new Float64Array(n + 5);
+        expect(aa.every((x) => x === 0)).toBe(true);
+        for (const w of [3, 0.37, 1e-7]) {
+          simd.accumulate(odd.subarray(1), n, aa, 5, w);
+          scalar.accumulate(payload, n, ab, 5, w);
+        }
+        expect(Buffer.compare(new Uint8Array(aa.buffer, aa.byteOffset, aa.byteLength), new Uint8Array(ab.buffer)), `n=${n}`).toBe(0);
+        // Into a plain array it takes the scalar path, with the same result.
+        const ac = new Float64Array(n + 5);
+        for (const w of [3, 0.37, 1e-7]) simd.accumulate(payload, n, ac, 5, w);
+        expect(Array.from(ac)).toEqual(Array.from(ab));
+      }
+    });
     it(`${name}: names the same first non-finite element, in the SIMD part or the tail`, () => {
       const n = 40_003;
       const payload = new Uint8Array(simd.payloadBytes(n));

@@ -43,7 +43,8 @@
   ;; The indices (u32 at idx) and magnitudes (f32 at mag) of the elements of src[0, n) whose
   ;; magnitude bits are at least bb (for a magnitude bound that is not NaN: |x| ≥ bound), in
   ;; index order; their count, or -1 when there are more than room, or -2 when one is NaN.
-  ;; Magnitude bits of non-negative floats order like the values, and NaN's are above ±Infinity's.
+  ;; Magnitude bits of non-negative floats order like the values, and NaN's are above ±Infinity's;
+  ;; they are below 2³¹, so the lanes compare signed (x86 has no unsigned i32x4 compare).
   (func (export "candidates") (param $src i32) (param $n i32) (param $bb i32) (param $idx i32) (param $mag i32) (param $room i32) (result i32)
     (local $i i32) (local $end4 i32) (local $vb v128) (local $a i32) (local $c i32) (local $lane i32)
     (local.set $vb (i32x4.splat (local.get $bb)))
@@ -52,7 +53,7 @@
       (loop $l
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
         (if (i32.or (i32.ge_u (local.get $i) (local.get $end4))
-              (v128.any_true (i32x4.ge_u
+              (v128.any_true (i32x4.ge_s
                 (v128.and (v128.load (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2))))
                   (v128.const i32x4 0x7fffffff 0x7fffffff 0x7fffffff 0x7fffffff))
                 (local.get $vb))))

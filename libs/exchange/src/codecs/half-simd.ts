@@ -1,8 +1,9 @@
 import { HALF_SIMD_WASM_BASE64 } from './half-simd.wasm.js';
-import { align4k, compileWasm, instantiateWasm, PAGE, phase, wasm, type WasmMemory } from './wasm.js';
+import { align4k, compileWasm, fixedMemory, instantiateWasm, PAGE, phase, wasm, type WasmMemory } from './wasm.js';
 
 /**
- * fp16 and bf16 encoding, decoding and checking in WebAssembly SIMD (half-simd.wat),
+ * fp16 and bf16 encoding, decoding, checking and the owner's float64 sum (into an accumulator in
+ * a WebAssembly memory of its own, `halfAccumulator`) in WebAssembly SIMD (half-simd.wat),
  * bit-identical to the scalar `f32BitsToHalf`, `f32BitsToBf16`, the fp16 table and bf16's shift: one
  * branchless pass eight elements at a time instead of a function call or a table lookup per
  * element (the scalar fp16 encode took ~11 ns per element). The values are copied into
@@ -15,6 +16,7 @@ interface Kernels {
   f16decode(src: number, n: number, dst: number): void;
   bf16decode(src: number, n: number, dst: number): void;
   check16(src: number, n: number, exp: number): number;
+  accumulate(x: number, n: number, acc: number, w: number): void;
 }
 
 /** Elements per tile: 128 KiB of float32 in, 64 KiB of 16-bit values out. */
@@ -23,15 +25,25 @@ const TILE = 32 * 1024;
 const OUT_AT = align4k(TILE * 4 + 4096);
 const BYTES = OUT_AT + TILE * 2 + 4096 + 16;
 
+let compiled: object | null | undefined;
+function wasmModule(): object | null {
+  if (compiled === undefined) compiled = compileWasm(HALF_SIMD_WASM_BASE64);
+  return compiled;
+}
+
 let instance: { memory: WasmMemory; k: Kernels } | null | undefined;
-/** The one instance (one JS thread, calls never interleave), or null without WebAssembly SIMD. */
+/** The one scratch instance (one JS thread, calls never interleave), or null without WebAssembly SIMD. */
 function kernels(): { memory: WasmMemory; k: Kernels } | null {
   if (instance === undefined) {
-    const module = compileWasm(HALF_SIMD_WASM_BASE64);
+    const module = wasmModule();
     instance = module ? instantiateWasm<Kernels>(module, new wasm!.Memory({ initial: Math.ceil(BYTES / PAGE) })) : null;
   }
   return instance;
 }
+
+/** Accumulators made by `halfAccumulator`, by their buffer: their instance and scratch regions
+ * (a tile of 16-bit values copied in, and the same tile decoded to float32). */
+const accumulators = new WeakMap<ArrayBufferLike, { inst: { memory: WasmMemory; k: Kernels }; inAt: number; decodedAt: number }>();
 
 /** Whether the kernels can run here. */
 export function halfSimdAvailable(): boolean {
@@ -104,4 +116,42 @@ export function firstNonFinite16(payload: Uint8Array, length: number, exp: 0x7c0
   }
   for (let i = whole; i < length; i++) if (((payload[i * 2] | (payload[i * 2 + 1] << 8)) & exp) === exp) return i;
   return -1;
+}
+
+/**
+ * A zeroed float64 accumulator of `length` in a WebAssembly memory of its own (fixed size, so the
+ * view never detaches), with scratch for one tile after it; null where it cannot be had.
+ */
+export function halfAccumulator(length: number): Float64Array | null {
+  const module = wasmModule();
+  if (!module) return null;
+  const decodedAt = align4k(length * 8);
+  const inAt = align4k(decodedAt + TILE * 4 + 4096);
+  const memory = fixedMemory(inAt + TILE * 2 + 4096 + 16);
+  if (!memory) return null;
+  accumulators.set(memory.buffer, { inst: instantiateWasm<Kernels>(module, memory), inAt, decodedAt });
+  return new Float64Array(memory.buffer, 0, length);
+}
+
+/**
+ * acc[accOffset + i] += weight · value i of `payload` (fp16 or bf16; any byte offset) in float64,
+ * for the values up to the last multiple of 8 of `length`, on an accumulator from
+ * `halfAccumulator`; returns how many it added (the caller adds the rest), or -1 when `acc` is not
+ * such an accumulator (nothing added).
+ */
+export function accumulate16Simd(kind: 'f16' | 'bf16', payload: Uint8Array, length: number, acc: Float64Array, accOffset: number, weight: number): number {
+  const a = accumulators.get(acc.buffer);
+  if (!a || a.inst.memory.buffer !== acc.buffer) return -1;
+  const { k } = a.inst;
+  const decode = kind === 'f16' ? k.f16decode : k.bf16decode;
+  const whole = length - (length % 8);
+  const u8 = new Uint8Array(acc.buffer);
+  for (let e0 = 0; e0 < whole; e0 += TILE) {
+    const len = Math.min(TILE, whole - e0);
+    const inAt = a.inAt + phase(payload.byteOffset + e0 * 2);
+    u8.set(payload.subarray(e0 * 2, (e0 + len) * 2), inAt);
+    decode(inAt, len, a.decodedAt);
+    k.accumulate(a.decodedAt, len, acc.byteOffset + (accOffset + e0) * 8, weight);
+  }
+  return whole;
 }

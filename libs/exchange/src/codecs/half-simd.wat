@@ -17,7 +17,9 @@
 ;;        stores for JavaScript's NaN;
 ;;   bf16 decode: the bits shifted into the top half of a float32;
 ;;   check16: the index of the first value that is not finite (exponent bits all ones: 0x7c00 for
-;;        halves, 0x7f80 for bfloat16), or -1.
+;;        halves, 0x7f80 for bfloat16), or -1;
+;;   accumulate: acc[i] += w · f64(x[i]) for decoded float32 x, in float64, element by element (the
+;;        owner's sum: the codecs' TypeScript `acc[i] += weight * value`).
 ;; Pointers are byte offsets into the imported memory.
 ;;
 ;; Regenerate the embedded bytes (half-simd.wasm.ts) after editing this file:
@@ -143,13 +145,14 @@
       (loop $l
         (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
         (local.set $v (v128.load (local.get $src)))
-        ;; Low four halves, then high four: the same code twice (no helper call, see above).
+        ;; Low four halves, then high four: the same code twice (no helper call, see above). The
+        ;; compares and the conversion are signed (em < 2¹⁵): x86 has no unsigned ones for i32x4.
         (local.set $h (i32x4.extend_low_i16x8_u (local.get $v)))
         (local.set $em (v128.and (local.get $h) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff)))
         (local.set $f (v128.bitselect
-          (f32x4.mul (f32x4.convert_i32x4_u (local.get $em)) (v128.const f32x4 0x1p-24 0x1p-24 0x1p-24 0x1p-24))
+          (f32x4.mul (f32x4.convert_i32x4_s (local.get $em)) (v128.const f32x4 0x1p-24 0x1p-24 0x1p-24 0x1p-24))
           (i32x4.add (i32x4.shl (local.get $em) (i32.const 13)) (v128.const i32x4 0x38000000 0x38000000 0x38000000 0x38000000))
-          (i32x4.lt_u (local.get $em) (v128.const i32x4 0x400 0x400 0x400 0x400))))
+          (i32x4.lt_s (local.get $em) (v128.const i32x4 0x400 0x400 0x400 0x400))))
         (local.set $f (v128.or (local.get $f) (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16))))
         (local.set $f (v128.bitselect
           (v128.or (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16)) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
@@ -158,14 +161,14 @@
         (local.set $f (v128.bitselect
           (v128.const i32x4 0x7fc00000 0x7fc00000 0x7fc00000 0x7fc00000)
           (local.get $f)
-          (i32x4.gt_u (local.get $em) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))))
+          (i32x4.gt_s (local.get $em) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))))
         (v128.store (local.get $dst) (local.get $f))
         (local.set $h (i32x4.extend_high_i16x8_u (local.get $v)))
         (local.set $em (v128.and (local.get $h) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff)))
         (local.set $f (v128.bitselect
-          (f32x4.mul (f32x4.convert_i32x4_u (local.get $em)) (v128.const f32x4 0x1p-24 0x1p-24 0x1p-24 0x1p-24))
+          (f32x4.mul (f32x4.convert_i32x4_s (local.get $em)) (v128.const f32x4 0x1p-24 0x1p-24 0x1p-24 0x1p-24))
           (i32x4.add (i32x4.shl (local.get $em) (i32.const 13)) (v128.const i32x4 0x38000000 0x38000000 0x38000000 0x38000000))
-          (i32x4.lt_u (local.get $em) (v128.const i32x4 0x400 0x400 0x400 0x400))))
+          (i32x4.lt_s (local.get $em) (v128.const i32x4 0x400 0x400 0x400 0x400))))
         (local.set $f (v128.or (local.get $f) (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16))))
         (local.set $f (v128.bitselect
           (v128.or (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16)) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
@@ -174,7 +177,7 @@
         (local.set $f (v128.bitselect
           (v128.const i32x4 0x7fc00000 0x7fc00000 0x7fc00000 0x7fc00000)
           (local.get $f)
-          (i32x4.gt_u (local.get $em) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))))
+          (i32x4.gt_s (local.get $em) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))))
         (v128.store offset=16 (local.get $dst) (local.get $f))
         (local.set $src (i32.add (local.get $src) (i32.const 16)))
         (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
@@ -214,4 +217,19 @@
               (br $f))))
         (local.set $i (i32.add (local.get $i) (i32.const 8)))
         (br $l)))
-    (i32.const -1)))
+    (i32.const -1))
+  ;; acc[i] += w · f64(x[i]) for n (a multiple of 4) float32 at x, float64 at acc.
+  (func (export "accumulate") (param $x i32) (param $n i32) (param $acc i32) (param $w f64)
+    (local $end i32) (local $vw v128) (local $v v128)
+    (local.set $vw (f64x2.splat (local.get $w)))
+    (local.set $end (i32.add (local.get $x) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $x) (local.get $end)))
+        (local.set $v (v128.load (local.get $x)))
+        (v128.store (local.get $acc) (f64x2.add (v128.load (local.get $acc)) (f64x2.mul (f64x2.promote_low_f32x4 (local.get $v)) (local.get $vw))))
+        (v128.store offset=16 (local.get $acc) (f64x2.add (v128.load offset=16 (local.get $acc))
+          (f64x2.mul (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v) (local.get $v))) (local.get $vw))))
+        (local.set $x (i32.add (local.get $x) (i32.const 16)))
+        (local.set $acc (i32.add (local.get $acc) (i32.const 32)))
+        (br $l)))))
