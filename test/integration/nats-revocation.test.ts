@@ -103,7 +103,7 @@ describe('revoking workers\' NATS users', () => {
     );
     // Nothing was pushed: the coordinator's own user still signs in (a stored account of another
     // operator would have locked every user of the account out).
-    const c = await connect({ servers: nats.url, authenticator: credsAuthenticator(new TextEncoder().encode(nats.setup.coordinatorCreds)), maxReconnectAttempts: 0 });
-    await c.close();
+    const own = await connect({ servers: nats.url, authenticator: credsAuthenticator(new TextEncoder().encode(nats.setup.coordinatorCreds)), maxReconnectAttempts: 0 });
+    await own.close();
   });
 });
