@@ -1,7 +1,8 @@
 /**
  * Scheduling decisions with fake workers (real grpc-js sessions): minWorkers waits with a
  * reason, group restriction and public jobs, capabilities, fair share, departures and
- * owner-missing faults make new epochs. Each test drives a scheduling pass itself.
+ * owner-missing faults make new epochs, a runner error keeps a worker out briefly (longer at each
+ * repeat). Each test drives a scheduling pass itself.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SchedulingService } from '../../apps/coordinator/src/services/scheduling.service.js';
@@ -16,8 +17,9 @@ const workers: FakeWorker[] = [];
 
 beforeAll(async () => {
   env = await jobsEnv();
-  // A long period: the tests run passes themselves (events still trigger some).
-  c = await startJobsCoordinator(env, {}, { scheduler: { periodMs: 60_000 } });
+  // A long period: the tests run passes themselves (events still trigger some). A short first
+  // exclusion after a runner error (30 s by default), so that its end can be seen.
+  c = await startJobsCoordinator(env, {}, { scheduler: { periodMs: 60_000 }, keeper: { runnerErrorExclusionMs: 1500 } });
   scheduling = c.handle.app.get(SchedulingService);
   datasetId = await insertDataset(env.sql);
 });
@@ -143,6 +145,38 @@ describe('scheduling', () => {
     const faults = await env.sql.query(`select count(*)::int as n from events where job_id = $1 and type = 'job.fault'`, [id]);
     expect(faults.rows[0].n).toBe(2);
     expect(await env.sql.query(`select count(*)::int as n from rosters where job_id = $1`, [id]).then((x) => x.rows[0].n)).toBe(3);
+    await c.api('POST', `/v1/jobs/${id}/cancel`);
+  });
+
+  it('keeps a worker whose runner failed out of the job briefly, longer at each repeat, and says so while the job waits', async () => {
+    const { groupId, token } = await groupWithToken(c, 'runner-error');
+    const ws = [await worker(token, 'rerr-1'), await worker(token, 'rerr-2')];
+    const id = await submit({ name: 'runner-error', groupId, minWorkers: 2, maxWorkers: 2 });
+    const fail = async () => {
+      const j = await job(id);
+      expect(j.status).toBe('running');
+      ws[0].session.call.write({ fault: { jobId: id, epoch: j.epoch, round: 0, kind: 'runner-error', message: 'TIMEOUT', subjectWorkerId: '' } });
+      await waitFor(async () => (await job(id)).status === 'queued', 'queued without the failed worker');
+      return performance.now();
+    };
+    await scheduling.tick();
+    let at = await fail();
+    await scheduling.tick();
+    // Kept out, and named as such: the other worker alone is not enough.
+    expect((await job(id)).statusReason).toBe('waiting for workers: 1 eligible idle of minWorkers 2; 1 more kept out for now after a fault in this job');
+    // Offered the job again once its first exclusion (1.5 s here) is over.
+    await new Promise((r) => setTimeout(r, Math.max(0, 1600 - (performance.now() - at))));
+    await scheduling.tick();
+    expect((await job(id)).status).toBe('running');
+    // A second runner error: twice as long (3 s), so still kept out after 1.6 s.
+    at = await fail();
+    await new Promise((r) => setTimeout(r, Math.max(0, 1600 - (performance.now() - at))));
+    await scheduling.tick();
+    expect((await job(id)).statusReason).toMatch(/; 1 more kept out for now after a fault in this job$/);
+    await waitFor(async () => {
+      await scheduling.tick();
+      return (await job(id)).status === 'running';
+    }, 'offered again after the longer exclusion');
     await c.api('POST', `/v1/jobs/${id}/cancel`);
   });
 });

@@ -81,6 +81,8 @@ export interface KeeperOptions {
   reportGraceMs?: number;
   /** Samples per evaluation batch (default 1000). */
   evalBatch?: number;
+  /** How long a worker's first runner error keeps it out of the job (doubled at each repeat; default 30 s). */
+  runnerErrorExclusionMs?: number;
   /** Test seam: awaited when a job has completed, just before its keeper stops itself. */
   beforeFinishStop?: (jobId: string) => Promise<void>;
 }

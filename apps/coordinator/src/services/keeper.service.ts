@@ -31,6 +31,12 @@ import { shutdownPart } from '../shutdown.js';
 
 /** How long a worker that faulted in a job is not offered that job again. */
 const FAULT_EXCLUSION_MS = 5 * 60_000;
+/**
+ * A worker whose own runner failed in a job ('runner-error': often transient, e.g. a NATS request
+ * timing out on a loaded machine) is kept out of it for this long the first time, twice as long at
+ * each repeat, up to FAULT_EXCLUSION_MS: one timeout must not stall a small pool for 5 minutes.
+ */
+const RUNNER_ERROR_EXCLUSION_MS = 30_000;
 
 export const KEEPER_OPTIONS = Symbol('gradpool.keeperOptions');
 
@@ -39,6 +45,8 @@ export class KeeperService {
   private readonly keepers = new Map<string, JobKeeper>();
   private readonly starting = new Map<string, Promise<JobKeeper | null>>();
   private readonly excluded = new Map<string, number>();
+  /** Runner errors so far, by job/worker (how long the next exclusion lasts). */
+  private readonly runnerErrors = new Map<string, number>();
   private readonly log: Logger;
   private streamReady: Promise<void> | null = null;
   private thread: EvalThread | null | undefined;
@@ -219,7 +227,14 @@ export class KeeperService {
       return;
     }
     if (fault.kind === 'bad-shard' && (await this.pauseIfShardsMissing(job))) return;
-    this.excluded.set(`${jobId}/${workerId}`, Date.now() + FAULT_EXCLUSION_MS);
+    const key = `${jobId}/${workerId}`;
+    let ms = FAULT_EXCLUSION_MS;
+    if (fault.kind === 'runner-error') {
+      const n = (this.runnerErrors.get(key) ?? 0) + 1;
+      this.runnerErrors.set(key, n);
+      ms = Math.min(FAULT_EXCLUSION_MS, (this.options.runnerErrorExclusionMs ?? RUNNER_ERROR_EXCLUSION_MS) * 2 ** (n - 1));
+    }
+    this.excluded.set(key, Date.now() + ms);
     await this.roster.change(jobId, { remove: [workerId], reason: `fault: ${fault.kind}` });
   }
 

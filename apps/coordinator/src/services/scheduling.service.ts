@@ -131,8 +131,12 @@ export class SchedulingService {
     }
     for (const c of cands) {
       if (c.blocked || (c.job.status !== 'running' && c.planned.length < c.spec.minWorkers)) {
-        const have = idle.filter((w) => eligible(c.job, c.spec, w, allowsPublic)).length;
-        const reason = `waiting for workers: ${have} eligible idle of minWorkers ${c.spec.minWorkers}`;
+        const fits = idle.filter((w) => eligible(c.job, c.spec, w, allowsPublic));
+        const kept = fits.filter((w) => !this.keepers.mayServe(c.job.id, w.id)).length;
+        // Workers kept out after a fault in this job are not counted as available, but named.
+        const reason =
+          `waiting for workers: ${fits.length - kept} eligible idle of minWorkers ${c.spec.minWorkers}` +
+          (kept ? `; ${kept} more kept out for now after a fault in this job` : '');
         if (c.job.status === 'queued' && c.job.statusReason !== reason) await this.jobs.update(c.job.id, { statusReason: reason });
         continue;
       }
