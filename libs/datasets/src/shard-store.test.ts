@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { TEST_NATS_URL } from '@gradpool/testing';
+import { startNatsServer, TEST_NATS_URL, type StartedNatsServer } from '@gradpool/testing';
 import { connect, NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShardIntegrityError, ShardNotFoundError } from './errors.js';
@@ -110,5 +110,53 @@ describe('ShardStore (real nats-server JetStream)', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('ShardStore on a server that stops answering for a moment (frozen with SIGSTOP)', () => {
+  const NATS_SERVER = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
+  const TIMEOUT_MS = 400;
+  let dir: string;
+  let server: StartedNatsServer;
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gp-shards-frozen-'));
+    server = await startNatsServer(NATS_SERVER, join(dir, 'js'));
+    nc = await connect({ servers: server.url });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const freeze = (ms: number) => {
+    process.kill(server.pid, 'SIGSTOP');
+    return new Promise<void>((resolve) =>
+      setTimeout(() => {
+        process.kill(server.pid, 'SIGCONT');
+        resolve();
+      }, ms),
+    );
+  };
+
+  it('retries the requests that timed out and returns the shard, verified', async () => {
+    const writer = await ShardStore.open(nc, {});
+    const bytes = encodeShard({ count: 50, shape: [28, 28], normalisation: 'scale' }, new Float32Array(50 * 784).fill(0.5), new Int32Array(50));
+    const { sha256 } = await writer.put(bytes);
+    const reader = await ShardStore.open(nc, { readOnly: true, requestTimeoutMs: TIMEOUT_MS });
+    const thawed = freeze(TIMEOUT_MS + 300);
+    const got = await reader.get(sha256);
+    await thawed;
+    expect(sha256Hex(got)).toBe(sha256);
+    expect(reader.stats.retries).toBeGreaterThanOrEqual(1);
+    expect(reader.stats.refetches).toBe(0);
+  });
+
+  it('still tells a missing shard from a timeout', async () => {
+    const reader = await ShardStore.open(nc, { readOnly: true, requestTimeoutMs: TIMEOUT_MS });
+    await expect(reader.get('0'.repeat(64))).rejects.toBeInstanceOf(ShardNotFoundError);
+    expect(reader.stats.retries).toBe(0);
   });
 });

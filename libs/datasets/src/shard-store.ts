@@ -3,7 +3,7 @@
  * puts them at import; workers get them straight from NATS with read-only credentials (the
  * coordinator never proxies shard bytes).
  */
-import { isStatusMessage, openFilteredFeed } from '@gradpool/nats-auth';
+import { isStatusMessage, openFilteredFeed, retryNats } from '@gradpool/nats-auth';
 import { buckets } from '@gradpool/protocol';
 import { createHash, randomBytes } from 'node:crypto';
 import pLimit, { type LimitFunction } from 'p-limit';
@@ -56,6 +56,11 @@ export interface ShardStoreOptions {
    * `shardReaderPermissions` (libs/nats-auth) suffice; `put` and `delete` then throw.
    */
   readOnly?: boolean;
+  /** How long a JetStream request (an object's metadata, a read's consumer) may take before it
+   * times out and is retried (default nats.js' 5 s). */
+  requestTimeoutMs?: number;
+  /** Attempts per JetStream request that fails transiently (timed out, no responders; default 4). */
+  requestAttempts?: number;
 }
 
 /** Counters a caller may report as metrics. */
@@ -64,10 +69,12 @@ export interface ShardStoreStats {
   putsSkipped: number;
   gets: number;
   refetches: number;
+  /** Requests retried after a transient failure (timed out, no responders). */
+  retries: number;
 }
 
 export class ShardStore implements ShardSink {
-  readonly stats: ShardStoreStats = { puts: 0, putsSkipped: 0, gets: 0, refetches: 0 };
+  readonly stats: ShardStoreStats = { puts: 0, putsSkipped: 0, gets: 0, refetches: 0, retries: 0 };
 
   private constructor(
     /** null when opened read-only. */
@@ -78,6 +85,8 @@ export class ShardStore implements ShardSink {
     private readonly jsm: JetStreamManager,
     private readonly chunkBytes: number,
     private readonly nc: NatsConnection,
+    private readonly requestTimeoutMs: number | undefined,
+    private readonly requestAttempts: number | undefined,
   ) {}
 
   /**
@@ -85,7 +94,7 @@ export class ShardStore implements ShardSink {
    * create streams, as for workers, it binds to the existing bucket.
    */
   static async open(nc: NatsConnection | JetStreamClient, opts: ShardStoreOptions = {}): Promise<ShardStore> {
-    const js = 'jetstream' in nc ? nc.jetstream() : nc;
+    const js = 'jetstream' in nc ? nc.jetstream(opts.requestTimeoutMs ? { timeout: opts.requestTimeoutMs } : {}) : nc;
     const bucket = opts.bucket ?? buckets.shards;
     const os = opts.readOnly ? null : await js.views.os(bucket, { replicas: opts.replicas ?? 1 });
     // checkAPI: false skips the account-info request a read-only worker may not be allowed.
@@ -94,7 +103,7 @@ export class ShardStore implements ShardSink {
     const maxPayload = 'info' in nc ? nc.info?.max_payload : undefined;
     const chunkBytes = Math.max(4096, Math.min(PUT_CHUNK_BYTES, (maxPayload ?? PUT_CHUNK_BYTES + 24 * 1024) - 24 * 1024));
     const conn = 'jetstream' in nc ? nc : (nc as unknown as { nc: NatsConnection }).nc;
-    return new ShardStore(os, bucket, jsm.direct, js, jsm, chunkBytes, conn);
+    return new ShardStore(os, bucket, jsm.direct, js, jsm, chunkBytes, conn, opts.requestTimeoutMs, opts.requestAttempts);
   }
 
   /** Stores `bytes` under their sha256 unless an object with that key exists (idempotent). */
@@ -121,18 +130,28 @@ export class ShardStore implements ShardSink {
     return this.os;
   }
 
-  /** The object's metadata (a direct get of its last metadata message), null if absent or deleted. */
+  /** Retries of a transient failure (`retryNats`), counted in `stats.retries`. */
+  private retryOptions() {
+    return { attempts: this.requestAttempts, onRetry: () => void this.stats.retries++ };
+  }
+
+  /**
+   * The object's metadata (a direct get of its last metadata message), null if absent or
+   * deleted. A get that times out on a bucket that exists is retried.
+   */
   private async info(key: string): Promise<ObjectMeta | null> {
-    let m: StoredMsg;
-    try {
-      m = await this.direct.getMessage(`OBJ_${this.bucket}`, { last_by_subj: `$O.${this.bucket}.M.${base64UrlPadded(Buffer.from(key))}` });
-    } catch (err) {
-      const e = err as { code?: string; message?: string };
-      if (e.code === '404' || /no message found|message not found/i.test(e.message ?? '')) return null;
-      // A direct get on a bucket that does not exist is not answered: it times out. Say so.
-      if (e.code === 'TIMEOUT' && !(await this.bucketExists())) return null;
-      throw err;
-    }
+    const m = await retryNats(async () => {
+      try {
+        return await this.direct.getMessage(`OBJ_${this.bucket}`, { last_by_subj: `$O.${this.bucket}.M.${base64UrlPadded(Buffer.from(key))}` });
+      } catch (err) {
+        const e = err as { code?: string; message?: string };
+        if (e.code === '404' || /no message found|message not found/i.test(e.message ?? '')) return null;
+        // A direct get on a bucket that does not exist is not answered: it times out. Say so.
+        if (e.code === 'TIMEOUT' && !(await this.bucketExists())) return null;
+        throw err;
+      }
+    }, this.retryOptions());
+    if (!m) return null;
     const meta = JSON.parse(new TextDecoder().decode(m.data)) as ObjectMeta;
     return meta.deleted ? null : meta;
   }
@@ -229,7 +248,10 @@ export class ShardStore implements ShardSink {
     if (!info) return null;
     const out = new Uint8Array(info.size);
     if (info.chunks === 0) return out;
-    const feed = await openFilteredFeed(this.nc, `OBJ_${this.bucket}`, `$O.${this.bucket}.C.${info.nuid}`);
+    const feed = await openFilteredFeed(this.nc, `OBJ_${this.bucket}`, `$O.${this.bucket}.C.${info.nuid}`, undefined, {
+      timeoutMs: this.requestTimeoutMs,
+      ...this.retryOptions(),
+    });
     try {
       if (feed.pending < info.chunks) throw new Error(`object ${key}: ${feed.pending} of its ${info.chunks} chunks are stored`);
       const it = feed.sub[Symbol.asyncIterator]();

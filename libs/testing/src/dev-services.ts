@@ -192,8 +192,16 @@ export async function startEmbeddedPostgres(dir: string | undefined): Promise<{ 
   };
 }
 
+/** A nats-server started by `startNatsServer`. */
+export interface StartedNatsServer {
+  url: string;
+  /** The server's process (tests freeze it with SIGSTOP to make requests time out). */
+  pid: number;
+  close: () => Promise<void>;
+}
+
 /** Starts `nats-server -js` (with `configFile` if given) on a free port of 127.0.0.1; resolves once it logs that it is ready. */
-export async function startNatsServer(bin: string, storeDir: string, configFile?: string, atPort?: number): Promise<{ url: string; close: () => Promise<void> }> {
+export async function startNatsServer(bin: string, storeDir: string, configFile?: string, atPort?: number): Promise<StartedNatsServer> {
   mkdirSync(storeDir, { recursive: true });
   const port = atPort ?? (await freePort());
   // With a configuration file (operator mode, secured-nats.ts), the flags still set address, port and storage.
@@ -222,7 +230,10 @@ export async function startNatsServer(bin: string, storeDir: string, configFile?
   }
   return {
     url: `nats://127.0.0.1:${port}`,
+    pid: child.pid!,
     close: async () => {
+      // A frozen server (SIGSTOP) would not act on SIGTERM.
+      if (child.exitCode === null) child.kill('SIGCONT');
       if (child.exitCode === null) child.kill('SIGTERM');
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);

@@ -6,6 +6,7 @@
  */
 import { decodeDataState, freshDataState, type DataState } from '@gradpool/datasets';
 import { createOptimizer, decodeCheckpoint, paramHash, type Checkpoint, type Optimizer, type OptimizerConfigInput, type StepInfo } from '@gradpool/training';
+import { isTransientNatsError, retryNats, type NatsRetryOptions } from '@gradpool/nats-auth';
 import type { NatsConnection, ObjectStore } from 'nats';
 import { FaultKinds, RunnerFault } from './faults.js';
 
@@ -77,23 +78,41 @@ export function checkpointKey(round: number): string {
   return `round-${round}`;
 }
 
-/** Reads checkpoints from a job's bucket. */
+export interface CheckpointReaderOptions extends Omit<NatsRetryOptions, 'cleanup'> {
+  /** How long a JetStream request may take before it times out and is retried (nats.js' default: 5 s). */
+  timeoutMs?: number;
+}
+
+/**
+ * Reads checkpoints from a job's bucket. A request that fails transiently (timed out, no
+ * responders) is retried (`retryNats`); one that keeps failing that way is the data plane's
+ * trouble, not the checkpoint's, and is thrown as a plain error (a runner error), never as
+ * 'bad-checkpoint'.
+ */
 export class CheckpointReader {
   private os: Promise<ObjectStore> | null = null;
 
   constructor(
     private readonly nc: NatsConnection,
     readonly bucket: string,
+    private readonly retry: CheckpointReaderOptions = {},
   ) {}
 
   private store(): Promise<ObjectStore> {
-    this.os ??= this.nc.jetstream().views.os(this.bucket);
+    // A binding that failed is not kept: the next call asks again.
+    this.os ??= this.nc
+      .jetstream(this.retry.timeoutMs ? { timeout: this.retry.timeoutMs } : {})
+      .views.os(this.bucket)
+      .catch((err: unknown) => {
+        this.os = null;
+        throw err;
+      });
     return this.os;
   }
 
   /** Rounds of the checkpoints in the bucket, ascending. */
   async rounds(): Promise<number[]> {
-    const infos = await (await this.store()).list();
+    const infos = await retryNats(async () => (await this.store()).list(), this.retry);
     return infos
       .filter((i) => !i.deleted)
       .flatMap((i) => {
@@ -112,8 +131,9 @@ export class CheckpointReader {
   async read(key: string): Promise<Required<Checkpoint>> {
     let bytes: Uint8Array | null;
     try {
-      bytes = await (await this.store()).getBlob(key);
+      bytes = await retryNats(async () => (await this.store()).getBlob(key), this.retry);
     } catch (err) {
+      if (isTransientNatsError(err)) throw new Error(`checkpoint ${this.bucket}/${key} could not be read: ${(err as Error).message}`, { cause: err });
       throw new RunnerFault(FaultKinds.badCheckpoint, `checkpoint ${this.bucket}/${key}: ${(err as Error).message}`);
     }
     if (!bytes) throw new RunnerFault(FaultKinds.badCheckpoint, `checkpoint ${this.bucket}/${key} does not exist`);

@@ -6,7 +6,7 @@
  * and compares its hash with the keeper's after each round.
  */
 import { UPDATE_HEADERS, updateSubjects } from '@gradpool/protocol';
-import { isStatusMessage, openFilteredFeed, type FilteredFeed } from '@gradpool/nats-auth';
+import { isStatusMessage, isTransientNatsError, openFilteredFeed, type FilteredFeed } from '@gradpool/nats-auth';
 import { DeliverPolicy, type Msg, type NatsConnection } from 'nats';
 import { FaultKinds, RunnerFault } from './faults.js';
 
@@ -56,6 +56,8 @@ export async function* replayUpdates(o: ReplayOptions): AsyncGenerator<ReplayedU
     // A consumer with its filter in the create subject, so a worker's NATS user limited to its job can read it.
     feed = await openFilteredFeed(o.nc, o.stream, updateSubjects.job(o.jobId), DeliverPolicy.All);
   } catch (err) {
+    // Still timing out after retries: NATS' trouble (a runner error), not a gap in the stream.
+    if (isTransientNatsError(err)) throw new Error(`cannot read the updates stream ${o.stream}: ${(err as Error).message}`, { cause: err });
     throw new RunnerFault(FaultKinds.replayGap, `cannot read the updates stream ${o.stream}: ${(err as Error).message}`);
   }
   const sub = feed.sub;

@@ -186,7 +186,9 @@ class JobRun {
     if (!(this.trainSamples > 0)) throw bad('the train split has no samples');
     // The assignment's access (a NATS user limited to this job) when the coordinator issues them.
     this.nc = await connectDataPlane(this.ctx.jobNats() ?? this.a.nats ?? this.ctx.nats, `gradpool-worker ${this.ctx.workerId} job ${this.a.jobId}`, () => this.ctx.jobNats());
-    this.checkpoints = new CheckpointReader(this.nc, this.a.checkpointBucket);
+    this.checkpoints = new CheckpointReader(this.nc, this.a.checkpointBucket, {
+      onRetry: (attempt, err) => this.log.warn({ attempt, err: err.message }, 'checkpoint read failed transiently; retrying'),
+    });
     this.shards = new ShardSource({
       nc: this.nc,
       shards: this.job.dataset.train,
