@@ -85,6 +85,8 @@ export interface KeeperOptions {
   runnerErrorExclusionMs?: number;
   /** Test seam: awaited when a job has completed, just before its keeper stops itself. */
   beforeFinishStop?: (jobId: string) => Promise<void>;
+  /** Test seam: awaited by a validation of round `round` before it evaluates (beside the commit loop). */
+  beforeValidation?: (jobId: string, round: number) => Promise<void>;
 }
 
 interface PendingReport {
@@ -122,6 +124,8 @@ export class JobKeeper {
   private loop: Promise<void> | null = null;
   private finishing = false;
   private lastCheckpointSeq = 0;
+  /** The validation running beside the commit loop (`startValidation`), and the round it is of. */
+  private evaluating: { round: number; done: Promise<void> } | null = null;
   private resyncFrom = -1;
   /** The parameters hold an update that is not committed. */
   private dirty = false;
@@ -360,13 +364,6 @@ export class JobKeeper {
     const first = this.recentCommits[0];
     const windowMs = now - first.at;
     const windowSamples = this.recentCommits.reduce((a, c) => a + c.samples, 0) - first.samples;
-    const evalDue = this.spec.evalEvery > 0 && (r + 1) % this.spec.evalEvery === 0;
-    const evalResult = evalDue
-      ? await within(this.evaluate('validation'), EVAL_LIMIT_MS, 'validation').catch((err: unknown) => {
-          this.log.warn({ err, round: r }, 'validation failed');
-          return null;
-        })
-      : null;
     const metrics: { name: string; value: number }[] = [
       { name: 'samples', value: roundSamples },
       { name: 'samples_per_s', value: windowMs > 0 ? windowSamples / (windowMs / 1000) : NaN },
@@ -376,10 +373,6 @@ export class JobKeeper {
       { name: 'contributors', value: contributors.length },
     ];
     if (lossN > 0) metrics.push({ name: 'loss', value: lossSum / lossN });
-    if (evalResult) {
-      metrics.push({ name: 'val_loss', value: evalResult.loss });
-      if (evalResult.accuracy !== undefined) metrics.push({ name: 'val_accuracy', value: evalResult.accuracy });
-    }
     const groups = new Map<string, string>();
     for (const id of contributors) groups.set(id, (await this.deps.groupOf(id)) ?? '00000000-0000-0000-0000-000000000000');
 
@@ -443,12 +436,14 @@ export class JobKeeper {
     this.deps.events.publish({
       type: 'job.round',
       jobId: this.job.id,
-      data: { round: r, epoch: o.epoch, dataEpoch: plan.epoch, loss: lossN > 0 ? lossSum / lossN : null, samples: roundSamples, contributors: contributors.length, ...(evalResult ? { valAccuracy: evalResult.accuracy } : {}) },
+      data: { round: r, epoch: o.epoch, dataEpoch: plan.epoch, loss: lossN > 0 ? lossSum / lossN : null, samples: roundSamples, contributors: contributors.length },
       at: new Date().toISOString(),
     });
 
     const roundsDone = this.spec.rounds !== undefined && r + 1 >= this.spec.rounds;
     const epochsDone = this.spec.epochs !== undefined && next.epoch >= this.spec.epochs;
+    // The last round is evaluated by finish(), with the test split.
+    if (this.spec.evalEvery > 0 && (r + 1) % this.spec.evalEvery === 0 && !roundsDone && !epochsDone) this.startValidation(r);
     if (roundsDone || epochsDone) {
       await this.finish(r);
       return;
@@ -542,12 +537,55 @@ export class JobKeeper {
   }
 
   /**
+   * Evaluates the parameters after round `r` on the validation split beside the commit loop: an
+   * evaluation takes from under a second to a minute, and a commit loop that waited for it fell
+   * behind the members by as many rounds, past what the gather observer queues (the keeper then
+   * missed rounds and every member had to resync). Its metrics land on round `r` when it ends; an
+   * evaluation still running when the next is due makes that one skipped (logged).
+   */
+  private startValidation(r: number): void {
+    if (this.evaluating) {
+      this.log.info({ round: r, running: this.evaluating.round }, 'validation of an earlier round still running; this one is skipped');
+      return;
+    }
+    // Asked now, before the next round's step changes them.
+    const params = this.state!.params();
+    const t0 = performance.now();
+    const done = (async () => {
+      await this.opts.beforeValidation?.(this.job.id, r);
+      const res = await within(
+        params.then((p) => this.evaluate('validation', p)),
+        EVAL_LIMIT_MS,
+        'validation',
+      );
+      if (!res || this.stopped) return;
+      const metrics = [{ name: 'val_loss', value: res.loss }];
+      if (res.accuracy !== undefined) metrics.push({ name: 'val_accuracy', value: res.accuracy });
+      await this.deps.metrics.insert(metrics.map((m) => ({ jobId: this.job.id, round: r, ...m })));
+      this.deps.events.publish({
+        type: 'job.eval',
+        jobId: this.job.id,
+        data: { round: r, split: 'validation', loss: res.loss, accuracy: res.accuracy ?? null, samples: res.samples, durationMs: Math.round(performance.now() - t0) },
+        at: new Date().toISOString(),
+      });
+    })()
+      .catch((err: unknown) => {
+        if (!this.stopped) this.log.warn({ err, round: r }, 'validation failed');
+      })
+      .finally(() => {
+        if (this.evaluating?.done === done) this.evaluating = null;
+      });
+    this.evaluating = { round: r, done };
+  }
+
+  /**
    * Mean loss and accuracy on a split (validation or test): in the evaluation thread when there
    * is one (off the coordinator's event loop: the thread decodes the split's shards once and keeps
    * them, so later evaluations send only the parameters), else inline between yields.
    */
-  async evaluate(split: 'validation' | 'test'): Promise<{ loss: number; accuracy?: number; samples: number } | null> {
+  async evaluate(split: 'validation' | 'test', params?: Float32Array): Promise<{ loss: number; accuracy?: number; samples: number } | null> {
     if (this.job.datasetId === null) return null;
+    const p = params ?? (await this.state!.params());
     const rows = await this.deps.shardsOf(this.job.datasetId, split);
     if (!rows.length) return null;
     const store = await this.deps.shardStore();
@@ -559,7 +597,8 @@ export class JobKeeper {
       const ask = async (withShards: boolean) =>
         thread.evaluate({
           specJson,
-          params: (await this.state!.params()).buffer as ArrayBuffer,
+          // A copy each time: the buffer is transferred to the thread (detached here).
+          params: p.slice().buffer as ArrayBuffer,
           // Copies of the stored bytes, transferred to the thread.
           data: withShards ? { key, shards: await Promise.all(rows.map(async (row) => (await store.get(row.sha256)).slice().buffer as ArrayBuffer)) } : { key },
           batch,
@@ -581,13 +620,15 @@ export class JobKeeper {
     const set = decodeEvalSet(shards);
     if (!set.count) return null;
     // Let the event loop breathe between batches.
-    const { lossSum, correct } = await evaluateSet(await this.modelOf(), await this.state!.params(), set, batch, () => new Promise((r) => setImmediate(r)));
+    const { lossSum, correct } = await evaluateSet(await this.modelOf(), p, set, batch, () => new Promise((r) => setImmediate(r)));
     return { loss: lossSum / set.count, accuracy: correct === null ? undefined : correct / set.count, samples: set.count };
   }
 
   private async finish(r: number): Promise<void> {
     this.finishing = true;
     await this.checkpoint(r + 1);
+    // Its metrics belong before the final ones (it is bounded by EVAL_LIMIT_MS).
+    await this.evaluating?.done;
     // A job completes even if an evaluation or the export never answers (bounded waits).
     const test = await within(this.evaluate('test'), EVAL_LIMIT_MS, 'test evaluation').catch((err) => {
       this.log.error({ err }, 'test evaluation failed');
@@ -653,6 +694,9 @@ export class JobKeeper {
           await part('final checkpoint', () => this.checkpoint(this.committed + 1).catch((err) => this.log.error({ err }, 'final checkpoint failed')));
         }
       }
+      // An evaluation uses the model (inline) and the state's copy of the parameters; it ends by
+      // itself within EVAL_LIMIT_MS, and its results are dropped once stopped.
+      if (this.evaluating) await part('validation', () => within(this.evaluating!.done, 5000, 'validation').catch(() => undefined));
       await part('state thread', async () => this.state?.close());
       if (this.model) await part('model', async () => (await this.model!.catch(() => null))?.dispose());
     })();
