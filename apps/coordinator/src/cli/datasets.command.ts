@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError as CommanderArgError, Opt
 import { stat } from 'node:fs/promises';
 import { ApiClient } from './api-client.js';
 import type { CliIo } from './run.js';
+import { num, table } from './table.js';
 
 interface DatasetSummary {
   id: string;
@@ -73,13 +74,7 @@ export function datasetsCommand(io: CliIo, client: () => ApiClient): Command {
   const cmd = new Command('datasets').description('import, list, show and delete datasets');
 
   /** Accepts an id or a name. */
-  const resolve = async (ref: string): Promise<string> => {
-    if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref)) return ref;
-    const all = await client().request<DatasetSummary[]>('GET', '/v1/datasets');
-    const hit = all.find((d) => d.name === ref);
-    if (!hit) throw new Error(`no dataset named ${JSON.stringify(ref)}`);
-    return hit.id;
-  };
+  const resolve = (ref: string): Promise<string> => client().resolve('/v1/datasets', 'dataset', ref);
 
   cmd
     .command('import')
@@ -155,12 +150,11 @@ export function datasetsCommand(io: CliIo, client: () => ApiClient): Command {
       const all = await client().request<DatasetSummary[]>('GET', '/v1/datasets');
       if (o.json) return io.out(JSON.stringify(all, null, 2));
       if (all.length === 0) return io.out('no datasets');
-      io.out(['ID'.padEnd(36), 'NAME'.padEnd(20), 'STATUS'.padEnd(9), 'SHAPE'.padEnd(12), 'CLASSES', 'TRAIN', 'VAL', 'TEST', 'SIZE'].join('  '));
-      for (const d of all) {
-        io.out(
-          [d.id, d.name.padEnd(20), d.status.padEnd(9), `[${d.featureShape.join(',')}]`.padEnd(12), String(d.numClasses).padStart(7), d.counts.train, d.counts.validation, d.counts.test, mib(d.totalBytes)].join('  '),
-        );
-      }
+      for (const l of table(
+        ['id', 'name', 'status', 'shape', 'classes', 'train', 'val', 'test', 'size'],
+        all.map((d) => [d.id, d.name, d.status, `[${d.featureShape.join(',')}]`, d.numClasses, num(d.counts.train), num(d.counts.validation), num(d.counts.test), mib(d.totalBytes)]),
+      ))
+        io.out(l);
     });
 
   cmd

@@ -2,7 +2,10 @@
 import { Command, CommanderError } from 'commander';
 import { ApiClient, ApiError } from './api-client.js';
 import { datasetsCommand } from './datasets.command.js';
+import { groupsCommand, tokensCommand } from './groups.command.js';
+import { jobsCommand } from './jobs.command.js';
 import { natsCommand } from './nats.command.js';
+import { workersCommand } from './workers.command.js';
 
 export interface CliIo {
   out(line: string): void;
@@ -37,12 +40,10 @@ export async function runCli(argv: string[], env: CliEnv, io: CliIo): Promise<nu
     if (!key) throw new CommanderError(2, 'gradpool.noKey', 'no API key: pass --key or set GRADPOOL_ADMIN_KEY');
     return new ApiClient(url, key);
   };
-  const datasets = datasetsCommand(io, client);
-  for (const c of [datasets, ...datasets.commands]) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
-  program.addCommand(datasets);
-  const nats = natsCommand(io);
-  for (const c of [nats, ...nats.commands]) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
-  program.addCommand(nats);
+  for (const group of [jobsCommand(io, client), datasetsCommand(io, client), groupsCommand(io, client), tokensCommand(io, client), workersCommand(io, client), natsCommand(io)]) {
+    for (const c of [group, ...group.commands]) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+    program.addCommand(group);
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
