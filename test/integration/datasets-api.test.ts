@@ -66,7 +66,7 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
 beforeAll(async () => {
   database = await createTestDatabase('gp_ds');
   const config = inProcessConfig(database.url, adminKey);
-  handle = await startCoordinator({ ...config, datasets: { shardBucket: bucket, maxFileBytes: MAX_FILE_BYTES } } as typeof config);
+  handle = await startCoordinator({ ...config, datasets: { shardBucket: bucket, maxFileBytes: MAX_FILE_BYTES, buckets: 'shared' } } as typeof config);
   sql = new pg.Pool({ connectionString: database.url, max: 2 });
   // Dropping the database ends its sessions: that must not crash the test process.
   sql.on('error', () => undefined);

@@ -27,6 +27,8 @@ describe('toConfig', () => {
     const c = toConfig({ GRADPOOL_DATASET_MAX_FILE_BYTES: '1048576', GRADPOOL_SHARD_BYTES: '65536', GRADPOOL_TMP_DIR: '/var/tmp/gp' });
     expect(c.datasets).toEqual({ maxFileBytes: 1_048_576, shardBytes: 65_536, tmpDir: '/var/tmp/gp' });
     expect(() => toConfig({ GRADPOOL_SHARD_BYTES: '12' })).toThrow(/GRADPOOL_SHARD_BYTES/);
+    expect(toConfig({ GRADPOOL_DATASET_BUCKETS: 'shared' }).datasets).toEqual({ buckets: 'shared' });
+    expect(() => toConfig({ GRADPOOL_DATASET_BUCKETS: 'one' })).toThrow(/GRADPOOL_DATASET_BUCKETS.*per-dataset or shared/);
   });
 
   it('reads every variable, treats blanks as unset, and splits NATS server lists', () => {

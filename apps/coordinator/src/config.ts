@@ -45,6 +45,8 @@ export interface CoordinatorConfig {
     readonly maxFileBytes?: number;
     readonly shardBytes?: number;
     readonly tmpDir?: string;
+    /** Where new imports keep their shards: a bucket per dataset (default) or the shared bucket. */
+    readonly buckets?: 'per-dataset' | 'shared';
   };
 }
 
@@ -73,6 +75,7 @@ export const ENV_VARS = [
   'LOG_LEVEL',
   'GRADPOOL_DATASET_MAX_FILE_BYTES',
   'GRADPOOL_SHARD_BYTES',
+  'GRADPOOL_DATASET_BUCKETS',
   'GRADPOOL_TMP_DIR',
 ] as const;
 export type EnvVar = (typeof ENV_VARS)[number];
@@ -162,6 +165,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.preprocess(blankToUndefined, z.enum(LOG_LEVELS).default('info')),
   GRADPOOL_DATASET_MAX_FILE_BYTES: z.preprocess(blankToUndefined, z.coerce.number().int().min(1024).max(2 ** 45).optional()),
   GRADPOOL_SHARD_BYTES: z.preprocess(blankToUndefined, z.coerce.number().int().min(4096).max(64 * 1024 * 1024).optional()),
+  GRADPOOL_DATASET_BUCKETS: z.preprocess(blankToUndefined, z.enum(['per-dataset', 'shared'], { error: 'must be per-dataset or shared' }).optional()),
   GRADPOOL_TMP_DIR: z.preprocess(blankToUndefined, z.string().optional()),
 });
 
@@ -242,7 +246,7 @@ export function toConfig(env: Env): CoordinatorConfig {
     leaseMs: e.GRADPOOL_LEASE_MS,
     logLevel: e.LOG_LEVEL,
     datasets: Object.fromEntries(
-      Object.entries({ maxFileBytes: e.GRADPOOL_DATASET_MAX_FILE_BYTES, shardBytes: e.GRADPOOL_SHARD_BYTES, tmpDir: e.GRADPOOL_TMP_DIR }).filter(
+      Object.entries({ maxFileBytes: e.GRADPOOL_DATASET_MAX_FILE_BYTES, shardBytes: e.GRADPOOL_SHARD_BYTES, tmpDir: e.GRADPOOL_TMP_DIR, buckets: e.GRADPOOL_DATASET_BUCKETS }).filter(
         ([, v]) => v !== undefined,
       ),
     ),

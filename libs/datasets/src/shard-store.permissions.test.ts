@@ -78,6 +78,8 @@ describe('read-only shard access', () => {
       await expect(jsm.direct.getMessage(`OBJ_${BUCKET}`, { seq: 1 })).rejects.toThrow(/permissions violation/i);
       await expect(jsm.consumers.add(`OBJ_${BUCKET}`, { ack_policy: 'none', deliver_subject: '_INBOX.x' })).rejects.toThrow(/permissions violation/i);
       await expect(jsm.consumers.add(`OBJ_${BUCKET}`, { name: 'spy', filter_subject: `$O.${BUCKET}.M.>`, ack_policy: 'none', deliver_subject: '_INBOX.x' })).rejects.toThrow(/permissions violation/i);
+      // Stream info with a subjects filter would list every object's name and chunk subject.
+      await expect(worker.request(`$JS.API.STREAM.INFO.OBJ_${BUCKET}`, new TextEncoder().encode(JSON.stringify({ subjects_filter: '>' })), { timeout: 2000 })).rejects.toThrow(/permissions violation/i);
     } finally {
       await worker.close().catch(() => undefined);
       await admin.close();

@@ -143,6 +143,8 @@ export const datasets = pgTable('datasets', {
   /** sha256 over the imported samples, to recognise a re-import of the same data. */
   contentHash: text('content_hash'),
   totalBytes: bigint('total_bytes', { mode: 'number' }).notNull().default(0),
+  /** The object-store bucket of its own shards (`buckets.datasetShards`); null: the shared bucket. */
+  shardBucket: text('shard_bucket'),
   error: text('error'),
   createdAt: createdAt(),
   readyAt: timestamp('ready_at', { withTimezone: true }),

@@ -6,8 +6,8 @@
  * - Exchange: it publishes only on subjects that end with its own id (the receiver checks that
  *   token against the chunk's sender, so no member can speak for another), and subscribes to its
  *   job's subjects and its own inbox.
- * - Dataset shards (`gp_shards`, shared by all datasets for de-duplication): read-only, an object
- *   by its name only (`shardReaderPermissions`). No listing, no write, purge or delete.
+ * - Dataset shards: read-only, in the bucket of its job's dataset (`shardReaderPermissions`): its
+ *   own bucket, or the shared `gp_shards`. No listing, no write, purge or delete.
  * - The keeper's updates (`GP_UPDATES`, one stream for all jobs): a consumer may be created only
  *   with a filter on its own job's subjects (the create subject names the filter, so the server
  *   checks it), which is how `replay.ts` of the worker reads them.
@@ -23,16 +23,22 @@ export interface SubjectPermissions {
 }
 
 /**
- * What reading shards of `bucket` takes, and nothing more: an object's metadata by its name (a
- * direct get with the subject in the request subject) and its chunks by the nuid the metadata
- * names (a filtered consumer, filtered-feed.ts). Names are sha256 keys, which a worker learns from
- * its job's dataset; there is no way to list the bucket or read a message by sequence number.
+ * What reading shards of `bucket` takes: an object's metadata by its name (a direct get with the
+ * subject in the request subject) and its chunks by the nuid the metadata names (a filtered
+ * consumer, filtered-feed.ts). No listing, no read by sequence number, no write.
+ *
+ * The chunk permission cannot be narrower than the bucket: a consumer whose filter is the literal
+ * wildcard `$O.<bucket>.C.*` matches it too, and receives every object's chunks (NATS permissions
+ * cannot tell a `*` token from a nuid). So the bucket is the unit of access: a worker gets the
+ * bucket of its job's dataset (each dataset has its own, `buckets.datasetShards`), and with the
+ * shared bucket (`GRADPOOL_DATASET_BUCKETS=shared`, or datasets imported before) it can read every
+ * dataset in it.
  */
 export function shardReaderPermissions(bucket: string = buckets.shards): { publish: string[] } {
   const stream = `OBJ_${bucket}`;
   return {
     publish: [
-      `$JS.API.STREAM.INFO.${stream}`,
+      // No STREAM.INFO: with a subjects filter it lists every object's name and chunk subject.
       `$JS.API.DIRECT.GET.${stream}.$O.${bucket}.M.*`,
       `$JS.API.CONSUMER.CREATE.${stream}.*.$O.${bucket}.C.*`,
       `$JS.API.CONSUMER.DELETE.${stream}.*`,

@@ -48,9 +48,10 @@ export class WorkerCredentialIssuer {
     return this.account.getPublicKey();
   }
 
-  /** Credentials of worker `workerId` for job `jobId`. */
-  async forJob(workerId: string, jobId: string, now = Date.now()): Promise<WorkerCredentials> {
-    const perms = workerJobPermissions(workerId, jobId);
+  /** Credentials of worker `workerId` for job `jobId` (`shardsBucket`: its dataset's bucket; default the shared one). */
+  async forJob(workerId: string, jobId: string, opts: { shardsBucket?: string; now?: number } = {}): Promise<WorkerCredentials> {
+    const now = opts.now ?? Date.now();
+    const perms = workerJobPermissions(workerId, jobId, { shardsBucket: opts.shardsBucket });
     const user = createUser();
     const expiresAt = now + this.ttlMs;
     const jwt = await encodeUser(

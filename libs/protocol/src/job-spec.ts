@@ -99,7 +99,7 @@ export function quorumFor(spec: Pick<JobSpec, 'quorum'>, members: number): numbe
 export const AssignedShardSchema = z.strictObject({
   /** Shard index within the split (DealtPiece.shard_index). */
   index: z.number().int().min(0),
-  /** Object key in the shards bucket (`buckets.shards`). */
+  /** Object key in the dataset's shards bucket. */
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   samples: z.number().int().min(0),
   bytes: z.number().int().min(0),
@@ -129,8 +129,11 @@ export const AssignedJobSchema = z.strictObject({
     /** One sample's feature shape, e.g. [28, 28, 1]; shards are already normalised. */
     featureShape: z.array(posInt).min(1),
     numClasses: z.number().int().min(0),
-    /** Shards of the train split in index order; the bytes are in `buckets.shards` under sha256. */
+    /** Shards of the train split in index order; the bytes are in `bucket` under sha256. */
     train: z.array(AssignedShardSchema),
+    /** The object-store bucket of its shards (`buckets.datasetShards(id)`, or the shared one);
+     * absent from coordinators before buckets per dataset: `buckets.shards`. */
+    bucket: z.string().regex(/^[A-Za-z0-9_-]+$/, 'a bucket name').optional(),
   }),
   /** JetStream stream with the committed updates (late joiners replay it; see docs/jobs-protocol.md). */
   updatesStream: z.string(),

@@ -104,8 +104,11 @@ export function lastToken(subject: string): string {
 
 /** JetStream object-store buckets. Bucket names allow [A-Za-z0-9_-]. */
 export const buckets = {
-  /** Content-addressed dataset shards (keys are sha256 hex). Shared by all datasets. */
+  /** Content-addressed dataset shards (keys are sha256 hex), shared by datasets imported into it
+   * (`GRADPOOL_DATASET_BUCKETS=shared`, or before buckets per dataset). */
   shards: 'gp_shards',
+  /** One dataset's own shards (keys are sha256 hex): only workers of its jobs may read them. */
+  datasetShards: (datasetId: string) => `gp_ds_${token(datasetId, 'dataset id')}`,
   /** A job's checkpoints. */
   checkpoints: (jobId: string) => `gp_ckpt_${token(jobId, 'job id')}`,
   /** Exported models. */

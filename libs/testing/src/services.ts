@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { connect } from 'nats';
 
 export const TEST_DATABASE_URL = process.env.GRADPOOL_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const TEST_NATS_URL = process.env.GRADPOOL_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -54,11 +55,43 @@ export async function createTestDatabase(prefix = 'gp_t'): Promise<TestDatabase>
       }
     }
   });
+  const url = withDatabase(TEST_DATABASE_URL, name);
   return {
     name,
-    url: withDatabase(TEST_DATABASE_URL, name),
-    drop: () => admin(async (c) => void (await c.query(`drop database if exists "${name}" with (force)`))),
+    url,
+    drop: async () => {
+      await removeDatasetBuckets(url);
+      await admin(async (c) => void (await c.query(`drop database if exists "${name}" with (force)`)));
+    },
   };
+}
+
+/**
+ * Deletes, on the test NATS server, the shard buckets of the datasets a test database holds
+ * (each imported dataset has a bucket of its own): without this, every test run that imports
+ * MNIST would leave 200 MB behind. Best effort: a bucket on another (private) server, or one
+ * already gone, is skipped.
+ */
+async function removeDatasetBuckets(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  let buckets: string[] = [];
+  try {
+    await client.connect();
+    buckets = (await client.query<{ b: string }>(`select shard_bucket as b from datasets where shard_bucket like 'gp_ds_%'`)).rows.map((r) => r.b);
+  } catch {
+    return;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  if (buckets.length === 0) return;
+  const nc = await connect({ servers: TEST_NATS_URL, timeout: 2000 }).catch(() => null);
+  if (!nc) return;
+  try {
+    const jsm = await nc.jetstreamManager();
+    for (const b of buckets) await jsm.streams.delete(`OBJ_${b}`).catch(() => undefined);
+  } finally {
+    await nc.close();
+  }
 }
 
 function processAlive(pid: number): boolean {

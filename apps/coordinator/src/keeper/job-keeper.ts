@@ -61,7 +61,8 @@ export interface KeeperDeps {
   blobs: JobCheckpointsService;
   events: JobEventsService;
   roster: JobRosterService;
-  shardStore: () => Promise<ShardStore>;
+  /** The store of a dataset's shards (its own bucket or the shared one). */
+  shardStore: (datasetId: string) => Promise<ShardStore>;
   /** Train/validation/test shard rows of the job's dataset. */
   shardsOf: (datasetId: string, split: 'train' | 'validation' | 'test') => Promise<ShardRow[]>;
   groupOf: (workerId: string) => Promise<string | undefined>;
@@ -588,7 +589,7 @@ export class JobKeeper {
     const p = params ?? (await this.state!.params());
     const rows = await this.deps.shardsOf(this.job.datasetId, split);
     if (!rows.length) return null;
-    const store = await this.deps.shardStore();
+    const store = await this.deps.shardStore(this.job.datasetId);
     const batch = this.opts.evalBatch ?? 1000;
     const thread = this.deps.evalThread();
     if (thread) {

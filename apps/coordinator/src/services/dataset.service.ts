@@ -51,8 +51,16 @@ export interface DatasetSettings {
   readonly tmpDir: string;
   /** Unused uploads are removed after this long. */
   readonly uploadTtlMs: number;
-  /** Object-store bucket of shards (tests use their own). */
+  /** The shared object-store bucket of shards: datasets imported with `buckets: 'shared'` or
+   * before buckets per dataset existed (tests use their own). */
   readonly shardBucket?: string;
+  /**
+   * Where a new import keeps its shards. 'per-dataset' (default): a bucket of its own, which only
+   * workers of its jobs may read (a worker's NATS user is limited to its job's dataset bucket:
+   * docs/nats-auth.md), deleted with the dataset. 'shared': one bucket for every dataset, shards
+   * stored once across datasets, readable by any worker that knows their names.
+   */
+  readonly buckets?: 'per-dataset' | 'shared';
 }
 
 export const DATASET_SETTINGS = Symbol('gradpool.datasetSettings');
@@ -123,7 +131,8 @@ export interface DatasetDetail extends DatasetView {
 @Injectable()
 export class DatasetService {
   private readonly log: Logger;
-  private storePromise: Promise<ShardStore> | undefined;
+  /** Open shard stores by bucket (created on first use). */
+  private readonly stores = new Map<string, Promise<ShardStore>>();
   /**
    * Test seam: awaited when an import has stored all its objects and is about to insert its
    * rows, the window in which a concurrent delete or failed import could take shared objects.
@@ -148,7 +157,7 @@ export class DatasetService {
    */
   async missingObjects(datasetId: string): Promise<{ total: number; missing: string[] }> {
     const hashes = [...new Set((await this.shards.listByDataset(datasetId)).map((s) => s.sha256))];
-    const store = await this.store();
+    const store = await this.storeOfDataset(datasetId);
     const missing: string[] = [];
     for (let i = 0; i < hashes.length; i += 16) {
       const batch = hashes.slice(i, i + 16);
@@ -165,12 +174,15 @@ export class DatasetService {
   async missingObjectsProblem(datasetId: string): Promise<{ message: string; missing: string[] } | null> {
     const { total, missing } = await this.missingObjects(datasetId);
     if (missing.length === 0) return null;
-    const name = (await this.datasets.findById(datasetId))?.name ?? datasetId;
+    const row = await this.datasets.findById(datasetId);
+    const name = row?.name ?? datasetId;
     const some = missing.slice(0, 3).map((h) => h.slice(0, 12)).join(', ') + (missing.length > 3 ? ', …' : '');
+    const remedy = row?.shardBucket
+      ? `Its bucket ${row.shardBucket} is its own: delete the dataset and import the data again (as a new dataset)`
+      : 'Import the same data again with the same options (shards are content-addressed, so that restores them)';
     const message =
       `dataset ${name}: the object store lacks ${missing.length} of its ${total} shard objects (${some}); ` +
-      'NATS storage was lost or the coordinator uses another NATS. Import the same data again with the same options ' +
-      '(shards are content-addressed, so that restores them; GET /v1/datasets/:id/objects lists what is missing)';
+      `NATS storage was lost or the coordinator uses another NATS. ${remedy}; GET /v1/datasets/:id/objects lists what is missing`;
     return { message, missing };
   }
 
@@ -180,13 +192,56 @@ export class DatasetService {
     if (problem) throw new FailedPreconditionError(problem.message);
   }
 
-  /** The shard bucket (created on first use). */
+  /** The shared shard bucket. */
+  get sharedBucket(): string {
+    return this.settings.shardBucket ?? buckets.shards;
+  }
+
+  /** Where a dataset's shards are: its own bucket, or the shared one. */
+  bucketOf(row: Pick<DatasetRow, 'shardBucket'>): string {
+    return row.shardBucket ?? this.sharedBucket;
+  }
+
+  /** The shared shard bucket's store (created on first use). */
   store(): Promise<ShardStore> {
-    this.storePromise ??= ShardStore.open(this.nats, { bucket: this.settings.shardBucket }).catch((err) => {
-      this.storePromise = undefined;
-      throw err;
-    });
-    return this.storePromise;
+    return this.storeOf(this.sharedBucket);
+  }
+
+  /** A bucket's store (created on first use). */
+  storeOf(bucket: string): Promise<ShardStore> {
+    let p = this.stores.get(bucket);
+    if (!p) {
+      p = ShardStore.open(this.nats, { bucket }).catch((err) => {
+        this.stores.delete(bucket);
+        throw err;
+      });
+      this.stores.set(bucket, p);
+    }
+    return p;
+  }
+
+  /** The row of dataset `datasetId` (its bucket: `bucketOf`), or undefined. */
+  storeRow(datasetId: string): Promise<DatasetRow | undefined> {
+    return this.datasets.findById(datasetId);
+  }
+
+  /** The store of dataset `datasetId`'s shards. */
+  async storeOfDataset(datasetId: string): Promise<ShardStore> {
+    const row = await this.datasets.findById(datasetId);
+    if (!row) throw new NotFoundError(`no dataset ${datasetId}`);
+    return this.storeOf(this.bucketOf(row));
+  }
+
+  /** Deletes a dataset's own bucket (its shards); logs, never throws: the dataset is gone either way. */
+  private async destroyBucket(bucket: string, log: Logger): Promise<void> {
+    try {
+      await (await this.storeOf(bucket)).destroy();
+      log.info({ bucket }, 'dataset bucket deleted');
+    } catch (err) {
+      log.error({ err, bucket }, `could not delete the dataset's shard bucket; remove the stream OBJ_${bucket} by hand`);
+    } finally {
+      this.stores.delete(bucket);
+    }
   }
 
   async importFiles(req: FileImportRequest): Promise<DatasetDetail> {
@@ -232,13 +287,14 @@ export class DatasetService {
     options: Record<string, unknown>,
     work: (sink: ShardSink, opts: ImportOptions) => Promise<ImportResult>,
   ): Promise<DatasetDetail> {
-    const store = await this.store();
     // The lease marks the import as running from before its row exists until it has committed
     // or cleaned up; a delete tells a crashed import (lease gone) from a running one by it.
     const id = randomUUID();
+    const own = (this.settings.buckets ?? 'per-dataset') === 'per-dataset' ? buckets.datasetShards(id) : null;
+    const store = await this.storeOf(own ?? this.sharedBucket);
     const releaseLease = await this.datasets.holdImportLease(id);
     try {
-      return await this.runLeased(id, name, format, options, work, store);
+      return await this.runLeased(id, name, format, options, work, store, own);
     } finally {
       await releaseLease();
     }
@@ -251,17 +307,22 @@ export class DatasetService {
     options: Record<string, unknown>,
     work: (sink: ShardSink, opts: ImportOptions) => Promise<ImportResult>,
     store: ShardStore,
+    ownBucket: string | null,
   ): Promise<DatasetDetail> {
-    const row = await this.datasets.insert({ id, name, format, featureShape: [], numClasses: 0, classNames: [], normalisation: {}, options });
-    if (!row) throw new ConflictError(`a dataset named ${JSON.stringify(name)} exists`);
+    const row = await this.datasets.insert({ id, name, format, featureShape: [], numClasses: 0, classNames: [], normalisation: {}, options, shardBucket: ownBucket });
+    if (!row) {
+      if (ownBucket) await this.destroyBucket(ownBucket, this.log);
+      throw new ConflictError(`a dataset named ${JSON.stringify(name)} exists`);
+    }
     const log = this.log.child({ datasetId: row.id });
     const t0 = performance.now();
-    // Every object this import stores or reuses, claimed before the put (see ShardRepository.claim).
+    // In the shared bucket, every object this import stores or reuses, claimed before the put
+    // (see ShardRepository.claim); a bucket of its own is the import's alone.
     const claimed = new Set<string>();
     const sink: ShardSink = {
       put: async (bytes) => {
         const sha256 = sha256Hex(bytes);
-        if (!claimed.has(sha256)) {
+        if (!ownBucket && !claimed.has(sha256)) {
           await this.shards.claim(row.id, sha256);
           claimed.add(sha256);
         }
@@ -309,6 +370,7 @@ export class DatasetService {
       return this.get(row.id);
     } catch (err) {
       await this.undo(row.id, claimed, store, log);
+      if (ownBucket) await this.destroyBucket(ownBucket, log);
       if (err instanceof DatasetFormatError) throw new InvalidArgumentError(err.message, { cause: err });
       throw err;
     }
@@ -364,7 +426,7 @@ export class DatasetService {
    * whose coordinator died (its lease gone) is deleted, releasing the objects it had claimed.
    */
   async delete(id: string): Promise<void> {
-    const { name, hashes } = await this.handle.db.transaction(async (tx) => {
+    const { name, hashes, own } = await this.handle.db.transaction(async (tx) => {
       const row = await this.datasets.lockById(id, tx);
       if (!row) throw new NotFoundError(`no dataset ${id}`);
       // An import whose lease is gone crashed: deleting its row (and claims) is its cleanup.
@@ -379,8 +441,14 @@ export class DatasetService {
       const rows = await this.shards.listByDataset(id, undefined, tx);
       const claimed = await this.datasets.claimedObjects(id, tx);
       await this.datasets.delete(id, tx);
-      return { name: row.name, hashes: [...rows.map((s) => s.sha256), ...claimed] };
+      return { name: row.name, hashes: [...rows.map((s) => s.sha256), ...claimed], own: row.shardBucket };
     });
+    if (own) {
+      // Its own bucket holds its shards and nothing else's.
+      await this.destroyBucket(own, this.log.child({ datasetId: id }));
+      this.log.info({ datasetId: id, name, bucket: own }, 'dataset deleted');
+      return;
+    }
     // After the commit: an object goes only when no shard row and no import's claim names it,
     // decided and removed under the object's lock (an import claims it under the same lock).
     const store = await this.store();
@@ -406,7 +474,7 @@ export class DatasetService {
       contentHash: r.contentHash,
       totalBytes: r.totalBytes,
       counts: c,
-      shardBucket: this.settings.shardBucket ?? buckets.shards,
+      shardBucket: this.bucketOf(r),
       createdAt: r.createdAt.toISOString(),
       readyAt: r.readyAt?.toISOString() ?? null,
     };

@@ -19,6 +19,7 @@ import {
   type ModelSpec,
 } from '@gradpool/training';
 import { InvalidArgumentError } from '../errors.js';
+import { DatasetService } from './dataset.service.js';
 import { DatasetRepository, type DatasetRow } from '../repositories/dataset.repository.js';
 import { GroupRepository } from '../repositories/group.repository.js';
 import { ShardRepository, type ShardRow } from '../repositories/shard.repository.js';
@@ -52,6 +53,7 @@ export class JobSpecsService {
     private readonly datasets: DatasetRepository,
     private readonly shards: ShardRepository,
     private readonly groups: GroupRepository,
+    private readonly datasetService: DatasetService,
   ) {}
 
   /** Parses and checks a submission; returns the spec to store (model/optimizer defaults filled) and the built model (caller disposes). */
@@ -146,6 +148,7 @@ export class JobSpecsService {
         featureShape: dataset.featureShape,
         numClasses: dataset.numClasses,
         train: train.map((s) => ({ index: s.index, sha256: s.sha256, samples: s.sampleCount, bytes: s.bytes })),
+        bucket: this.datasetService.bucketOf(dataset),
       },
       updatesStream: UPDATES_STREAM,
     };

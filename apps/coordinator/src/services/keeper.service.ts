@@ -135,7 +135,7 @@ export class KeeperService {
       blobs: this.blobs,
       events: this.events,
       roster: this.roster,
-      shardStore: () => this.datasets.store(),
+      shardStore: (datasetId) => this.datasets.storeOfDataset(datasetId),
       shardsOf: (datasetId, split) => this.shards.listByDataset(datasetId, split),
       groupOf: async (workerId) => (await this.workers.findById(workerId))?.groupId,
       exclude: (workerId) => this.excluded.set(`${job.id}/${workerId}`, Date.now() + FAULT_EXCLUSION_MS),

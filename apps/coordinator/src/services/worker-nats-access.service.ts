@@ -16,7 +16,9 @@ import type { NatsAccess } from '@gradpool/protocol';
 import type { CoordinatorConfig } from '../config.js';
 import { CONFIG, DATABASE, LOGGER } from '../tokens.js';
 import type { Logger } from '../logger.js';
+import { JobRepository } from '../repositories/job.repository.js';
 import { RosterRepository } from '../repositories/roster.repository.js';
+import { DatasetService } from './dataset.service.js';
 import { SessionRegistry } from './session-registry.js';
 
 @Injectable()
@@ -32,6 +34,8 @@ export class WorkerNatsAccessService implements OnModuleInit, OnModuleDestroy {
     @Inject(DATABASE) private readonly handle: DbHandle,
     private readonly registry: SessionRegistry,
     private readonly rosters: RosterRepository,
+    private readonly jobs: JobRepository,
+    private readonly datasets: DatasetService,
   ) {
     const users = config.workerNatsUsers;
     this.issuer = users ? WorkerCredentialIssuer.fromSeed(users.accountSeed, { ttlMs: users.ttlMs }) : null;
@@ -73,7 +77,10 @@ export class WorkerNatsAccessService implements OnModuleInit, OnModuleDestroy {
   /** The access of worker `workerId` for job `jobId`; undefined when workers share the registration's. */
   async forJob(workerId: string, jobId: string): Promise<NatsAccess | undefined> {
     if (!this.issuer) return undefined;
-    const c = await this.issuer.forJob(workerId, jobId);
+    // Shards: read-only, in the bucket of the job's dataset only (its own, or the shared one).
+    const job = await this.jobs.findById(jobId);
+    const shardsBucket = job?.datasetId ? this.datasets.bucketOf((await this.datasets.storeRow(job.datasetId)) ?? { shardBucket: null }) : undefined;
+    const c = await this.issuer.forJob(workerId, jobId, { shardsBucket });
     // Recorded before it is handed out: a user nobody knows of could not be revoked.
     await this.handle.db.insert(workerNatsUsers).values({ userKey: c.userKey, workerId, jobId, issuedAt: new Date(c.issuedAt * 1000), expiresAt: new Date(c.expiresAt) });
     return { servers: [...this.config.natsAdvertise], creds: c.creds, inboxPrefix: c.inboxPrefix };

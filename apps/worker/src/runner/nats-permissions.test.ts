@@ -7,7 +7,7 @@
 import { buckets, subjects } from '@gradpool/protocol';
 import { ShardStore } from '@gradpool/datasets';
 import { ensureUpdatesStream, publishUpdate } from '@gradpool/exchange';
-import { WorkerCredentialIssuer } from '@gradpool/nats-auth';
+import { WorkerCredentialIssuer, workerInboxPrefix } from '@gradpool/nats-auth';
 import { startSecuredNatsServer, type SecuredNats } from '@gradpool/testing';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,9 +28,9 @@ let admin: NatsConnection;
 let sha256: string;
 const open: NatsConnection[] = [];
 
-async function workerConnection(workerId: string, jobId: string): Promise<NatsConnection> {
+async function workerConnection(workerId: string, jobId: string, shardsBucket?: string): Promise<NatsConnection> {
   const issuer = WorkerCredentialIssuer.fromSeed(nats.setup.account.seed, { ttlMs: 3_600_000 });
-  const c = await issuer.forJob(workerId, jobId);
+  const c = await issuer.forJob(workerId, jobId, { shardsBucket });
   const nc = await connectDataPlane({ servers: [nats.url], user: '', password: '', token: '', creds: c.creds, inboxPrefix: c.inboxPrefix }, `test ${workerId}`);
   open.push(nc);
   return nc;
@@ -101,6 +101,27 @@ describe('a worker NATS user limited to one job', () => {
     expect(await delivered(w1, w2, subjects.exchangeControl(J1, 'w1'))).toBe(true);
   });
 
+  it("reads its job's dataset bucket only: not another dataset's, and neither can be listed", async () => {
+    const mine = buckets.datasetShards('0b5e7c1e-0000-4000-8000-00000000000a');
+    const other = buckets.datasetShards('0b5e7c1e-0000-4000-8000-00000000000b');
+    const put = async (bucket: string, seed: number) => (await (await ShardStore.open(admin, { bucket })).put(new Uint8Array(2_000_000).map((_, i) => (i * seed) % 251))).sha256;
+    const [a, b] = [await put(mine, 7), await put(other, 11)];
+    const w = await workerConnection('w5', J1, mine);
+    expect((await (await ShardStore.open(w, { bucket: mine, readOnly: true })).get(a)).byteLength).toBe(2_000_000);
+    // Another dataset's shards, even by a name it knows: refused.
+    expect(await outcome((await ShardStore.open(w, { bucket: other, readOnly: true, requestAttempts: 1 })).get(b))).toMatch(/permissions violation/i);
+    const jsm = (await w.jetstreamManager({ checkAPI: false })) as unknown as { consumers: { add(s: string, c: object): Promise<unknown> } };
+    const everyChunk = (bucket: string) =>
+      jsm.consumers.add(`OBJ_${bucket}`, { name: 'spy', filter_subject: `$O.${bucket}.C.*`, ack_policy: 'none', deliver_subject: `${workerInboxPrefix('w5')}.spy` });
+    expect(await outcome(everyChunk(other))).toMatch(/permissions violation/i);
+    expect(await outcome(everyChunk(buckets.shards))).toMatch(/permissions violation/i);
+    // No listing of object names and chunk subjects (stream info with a subjects filter).
+    for (const bucket of [mine, other]) {
+      expect(await outcome(w.request(`$JS.API.STREAM.INFO.OBJ_${bucket}`, new TextEncoder().encode(JSON.stringify({ subjects_filter: '>' })), { timeout: 2000 }))).toMatch(/permissions violation/i);
+    }
+    for (const bucket of [mine, other]) await (await ShardStore.open(admin, { bucket })).destroy();
+  });
+
   it('cannot speak for another member, reach another job, or write anything shared', async () => {
     const w1 = await workerConnection('w1', J1);
     const w2 = await workerConnection('w2', J1);
@@ -143,7 +164,7 @@ describe('a worker NATS user limited to one job', () => {
   it('when its user lapses, the connection signs in again with the newest credentials and its subscriptions go on', async () => {
     const issuer = WorkerCredentialIssuer.fromSeed(nats.setup.account.seed, { ttlMs: 10_000 });
     // A user with 3 s left, and a fresh one the coordinator sends a second later (NatsAccessRefresh).
-    const first = await issuer.forJob('w3', J1, Date.now() - 7000);
+    const first = await issuer.forJob('w3', J1, { now: Date.now() - 7000 });
     let latest: { creds: string } | null = null;
     const access = { servers: [nats.url], user: '', password: '', token: '', creds: first.creds, inboxPrefix: first.inboxPrefix };
     const nc = await connectDataPlane(access, 'refresh', () => (latest ? { ...access, ...latest } : null));
@@ -168,7 +189,7 @@ describe('a worker NATS user limited to one job', () => {
     expect(() => WorkerCredentialIssuer.fromSeed('SUAM…', { ttlMs: 60_000 })).toThrow(/not an nkey seed/);
     expect(() => WorkerCredentialIssuer.fromSeed(nats.setup.account.seed, { ttlMs: 1000 })).toThrow(/at least 10 s/);
     const issuer = WorkerCredentialIssuer.fromSeed(nats.setup.account.seed, { ttlMs: 60_000 });
-    const old = await issuer.forJob('w9', J1, Date.now() - 3_600_000);
+    const old = await issuer.forJob('w9', J1, { now: Date.now() - 3_600_000 });
     const err = await outcome(connectDataPlane({ servers: [nats.url], user: '', password: '', token: '', creds: old.creds, inboxPrefix: old.inboxPrefix }, 'expired'));
     expect(err).toMatch(/cannot connect to NATS.*(authorization|expired)/i);
   });

@@ -46,7 +46,7 @@ export interface TrainingRunnerOptions {
   replayIdleTimeoutMs?: number;
   /** A member waits this long for every averaged shard of a round (default: the exchange's, 2·deadline + 1 s). */
   gatherTimeoutMs?: number;
-  /** Object-store bucket of the dataset shards (default `buckets.shards`; tests use their own). */
+  /** Object-store bucket of the dataset shards when the assignment names none (default `buckets.shards`; tests use their own). */
   shardBucket?: string;
   /** Longest synchronous compute step in ms; larger batches run as micro-batches (default 250). */
   stepBudgetMs?: number;
@@ -193,7 +193,8 @@ class JobRun {
       nc: this.nc,
       shards: this.job.dataset.train,
       featureSize: this.job.dataset.featureShape.reduce((p, d) => p * d, 1),
-      bucket: this.opts.shardBucket,
+      // The dataset's bucket as the coordinator names it (its own, or the shared one).
+      bucket: this.job.dataset.bucket ?? this.opts.shardBucket,
       cache: this.cache ? await this.cache : null,
     });
   }
