@@ -1,6 +1,6 @@
 /**
  * A bucket per dataset (the default, `GRADPOOL_DATASET_BUCKETS=per-dataset`): an import keeps its
- * shards in a bucket of its own (which the NATS users of its jobs' workers are limited to:
+ * train shards in a bucket of its own, and its validation and test shards in another (which the NATS users of its jobs' workers are limited to:
  * apps/worker/src/runner/nats-permissions.test.ts), a delete or a failed import removes that bucket
  * and nothing else, and two imports of the same data share nothing. Real coordinator, Postgres and
  * nats-server.
@@ -79,17 +79,25 @@ describe('a bucket per dataset', () => {
     expect(a.status, JSON.stringify(a.body)).toBe(201);
     expect(b.status, JSON.stringify(b.body)).toBe(201);
     expect(a.body.shardBucket).toBe(buckets.datasetShards(a.body.id));
+    expect(a.body.evalShardBucket).toBe(buckets.datasetEvalShards(a.body.id));
     expect(b.body.shardBucket).toBe(buckets.datasetShards(b.body.id));
     expect(hashes(a.body)).toEqual(hashes(b.body));
     expect(hashes(a.body).length).toBeGreaterThanOrEqual(3);
     for (const d of [a.body, b.body]) {
-      const store = await ShardStore.open(nc, { bucket: d.shardBucket, readOnly: true });
-      for (const h of hashes(d)) expect(await store.has(h)).toBe(true);
+      // Train shards in the bucket its jobs' workers read; validation and test shards apart, for the keeper.
+      const train = await ShardStore.open(nc, { bucket: d.shardBucket, readOnly: true });
+      const evaluation = await ShardStore.open(nc, { bucket: d.evalShardBucket, readOnly: true });
+      for (const s of d.splits.train.shards) expect(await train.has(s.sha256)).toBe(true);
+      for (const s of [...d.splits.validation.shards, ...d.splits.test.shards]) {
+        expect(await evaluation.has(s.sha256)).toBe(true);
+        expect(await train.has(s.sha256)).toBe(false);
+      }
       expect((await api('GET', `/v1/datasets/${d.id}/objects`)).body).toEqual({ total: hashes(d).length, missing: [] });
     }
 
     expect((await api('DELETE', `/v1/datasets/${a.body.id}`)).status).toBe(204);
     expect(await streamExists(a.body.shardBucket)).toBe(false);
+    expect(await streamExists(a.body.evalShardBucket)).toBe(false);
     expect(await streamExists(b.body.shardBucket)).toBe(true);
     expect((await api('GET', `/v1/datasets/${b.body.id}/objects`)).body.missing).toEqual([]);
     expect((await api('DELETE', `/v1/datasets/${b.body.id}`)).status).toBe(204);
@@ -106,6 +114,7 @@ describe('a bucket per dataset', () => {
     expect((await importAs('own-failed')).status).toBe(500);
     expect(bucket).toMatch(/^gp_ds_[0-9a-f-]{36}$/);
     expect(await streamExists(bucket)).toBe(false);
+    expect(await streamExists(`${bucket}_eval`)).toBe(false);
     expect((await sql.query('select 1 from datasets where name = $1', ['own-failed'])).rowCount).toBe(0);
   });
 });

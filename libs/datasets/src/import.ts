@@ -56,7 +56,8 @@ export interface ImportOptions {
 
 /** Where shards go; `ShardStore` implements it. */
 export interface ShardSink {
-  put(bytes: Uint8Array): Promise<{ sha256: string; stored: boolean }>;
+  /** Stores a shard of `split` (a sink may keep splits apart: the coordinator's evaluation splits). */
+  put(bytes: Uint8Array, split?: SplitName): Promise<{ sha256: string; stored: boolean }>;
 }
 
 export interface ShardInfo {
@@ -349,7 +350,7 @@ export async function importDataset(sources: ImportSources, sink: ShardSink, opt
       let index = 0;
       const emit = async () => {
         const bytes = encodeShard({ count: fill, shape, normalisation: normalisation.kind }, feats.subarray(0, fill * dim), labs.subarray(0, fill));
-        const { sha256, stored } = await sink.put(bytes);
+        const { sha256, stored } = await sink.put(bytes, split);
         if (stored) shardsStored++;
         totalBytes += bytes.byteLength;
         shards.push({ split, index: index++, sampleCount: fill, bytes: bytes.byteLength, sha256 });

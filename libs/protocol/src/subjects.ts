@@ -107,8 +107,10 @@ export const buckets = {
   /** Content-addressed dataset shards (keys are sha256 hex), shared by datasets imported into it
    * (`GRADPOOL_DATASET_BUCKETS=shared`, or before buckets per dataset). */
   shards: 'gp_shards',
-  /** One dataset's own shards (keys are sha256 hex): only workers of its jobs may read them. */
+  /** One dataset's own train shards (keys are sha256 hex): only workers of its jobs may read them. */
   datasetShards: (datasetId: string) => `gp_ds_${token(datasetId, 'dataset id')}`,
+  /** One dataset's own validation and test shards: the keeper's alone (workers never read them). */
+  datasetEvalShards: (datasetId: string) => `gp_ds_${token(datasetId, 'dataset id')}_eval`,
   /** A job's checkpoints. */
   checkpoints: (jobId: string) => `gp_ckpt_${token(jobId, 'job id')}`,
   /** Exported models. */

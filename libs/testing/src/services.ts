@@ -88,7 +88,7 @@ async function removeDatasetBuckets(url: string): Promise<void> {
   if (!nc) return;
   try {
     const jsm = await nc.jetstreamManager();
-    for (const b of buckets) await jsm.streams.delete(`OBJ_${b}`).catch(() => undefined);
+    for (const b of buckets) for (const stream of [`OBJ_${b}`, `OBJ_${b}_eval`]) await jsm.streams.delete(stream).catch(() => undefined);
   } finally {
     await nc.close();
   }

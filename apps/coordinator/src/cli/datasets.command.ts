@@ -20,6 +20,7 @@ interface DatasetDetail extends DatasetSummary {
   classNames: string[];
   normalisation: { kind: string; min?: number; max?: number };
   shardBucket: string;
+  evalShardBucket?: string;
   splits: Record<string, { samples: number; shards: { index: number; sampleCount: number; bytes: number; sha256: string }[] }>;
 }
 
@@ -63,7 +64,8 @@ function describe(d: DatasetDetail, io: CliIo): void {
   io.out(`  classes        ${d.numClasses}: ${d.classNames.slice(0, 20).join(', ')}${d.classNames.length > 20 ? ', …' : ''}`);
   const n = d.normalisation;
   io.out(`  normalisation  ${n.kind}${n.kind === 'scale' ? ` (min ${n.min}, max ${n.max})` : ''}`);
-  io.out(`  shards         ${Object.values(d.splits).reduce((a, s) => a + s.shards.length, 0)} in bucket ${d.shardBucket}, ${mib(d.totalBytes)}`);
+  const where = d.evalShardBucket && d.evalShardBucket !== d.shardBucket ? `buckets ${d.shardBucket} (train) and ${d.evalShardBucket}` : `bucket ${d.shardBucket}`;
+  io.out(`  shards         ${Object.values(d.splits).reduce((a, s) => a + s.shards.length, 0)} in ${where}, ${mib(d.totalBytes)}`);
   for (const [split, s] of Object.entries(d.splits)) {
     if (s.shards.length === 0) continue;
     io.out(`    ${split}: ${s.shards.length} shards, first ${s.shards[0].sha256.slice(0, 16)}… (${s.shards[0].sampleCount} samples)`);

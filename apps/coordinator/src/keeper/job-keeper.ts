@@ -61,7 +61,7 @@ export interface KeeperDeps {
   blobs: JobCheckpointsService;
   events: JobEventsService;
   roster: JobRosterService;
-  /** The store of a dataset's shards (its own bucket or the shared one). */
+  /** The store of a dataset's validation and test shards (its own eval bucket or the shared one). */
   shardStore: (datasetId: string) => Promise<ShardStore>;
   /** Train/validation/test shard rows of the job's dataset. */
   shardsOf: (datasetId: string, split: 'train' | 'validation' | 'test') => Promise<ShardRow[]>;

@@ -119,7 +119,10 @@ export interface DatasetView {
   /** Samples per split. */
   counts: Record<SplitName, number>;
   /** Object-store bucket holding the shards (keys are the sha256). */
+  /** Where its train shards are (the bucket its jobs' workers read). */
   shardBucket: string;
+  /** Where its validation and test shards are (the same bucket when shared). */
+  evalShardBucket: string;
   createdAt: string;
   readyAt: string | null;
 }
@@ -156,15 +159,19 @@ export class DatasetService {
    * dataset could never fetch its shards.
    */
   async missingObjects(datasetId: string): Promise<{ total: number; missing: string[] }> {
-    const hashes = [...new Set((await this.shards.listByDataset(datasetId)).map((s) => s.sha256))];
-    const store = await this.storeOfDataset(datasetId);
+    const row = await this.datasets.findById(datasetId);
+    if (!row) throw new NotFoundError(`no dataset ${datasetId}`);
+    // Each distinct object once, looked up in its split's bucket.
+    const objects = new Map<string, string>();
+    for (const s of await this.shards.listByDataset(datasetId)) objects.set(s.sha256, this.bucketOf(row, s.split));
+    const entries = [...objects];
     const missing: string[] = [];
-    for (let i = 0; i < hashes.length; i += 16) {
-      const batch = hashes.slice(i, i + 16);
-      const present = await Promise.all(batch.map((h) => store.has(h)));
-      batch.forEach((h, j) => !present[j] && missing.push(h));
+    for (let i = 0; i < entries.length; i += 16) {
+      const batch = entries.slice(i, i + 16);
+      const present = await Promise.all(batch.map(async ([h, bucket]) => (await this.storeOf(bucket)).has(h)));
+      batch.forEach(([h], j) => !present[j] && missing.push(h));
     }
-    return { total: hashes.length, missing };
+    return { total: entries.length, missing };
   }
 
   /**
@@ -197,9 +204,14 @@ export class DatasetService {
     return this.settings.shardBucket ?? buckets.shards;
   }
 
-  /** Where a dataset's shards are: its own bucket, or the shared one. */
-  bucketOf(row: Pick<DatasetRow, 'shardBucket'>): string {
-    return row.shardBucket ?? this.sharedBucket;
+  /**
+   * Where a dataset's shards of a split are: with buckets of its own, train shards in
+   * `shardBucket` (which its jobs' workers may read) and validation and test shards in
+   * `<shardBucket>_eval` (the keeper's alone); else the shared bucket.
+   */
+  bucketOf(row: Pick<DatasetRow, 'shardBucket'>, split: SplitName = 'train'): string {
+    if (!row.shardBucket) return this.sharedBucket;
+    return split === 'train' ? row.shardBucket : `${row.shardBucket}_eval`;
   }
 
   /** The shared shard bucket's store (created on first use). */
@@ -225,22 +237,24 @@ export class DatasetService {
     return this.datasets.findById(datasetId);
   }
 
-  /** The store of dataset `datasetId`'s shards. */
-  async storeOfDataset(datasetId: string): Promise<ShardStore> {
+  /** The store of dataset `datasetId`'s shards of `split`. */
+  async storeOfDataset(datasetId: string, split: SplitName = 'train'): Promise<ShardStore> {
     const row = await this.datasets.findById(datasetId);
     if (!row) throw new NotFoundError(`no dataset ${datasetId}`);
-    return this.storeOf(this.bucketOf(row));
+    return this.storeOf(this.bucketOf(row, split));
   }
 
-  /** Deletes a dataset's own bucket (its shards); logs, never throws: the dataset is gone either way. */
-  private async destroyBucket(bucket: string, log: Logger): Promise<void> {
-    try {
-      await (await this.storeOf(bucket)).destroy();
-      log.info({ bucket }, 'dataset bucket deleted');
-    } catch (err) {
-      log.error({ err, bucket }, `could not delete the dataset's shard bucket; remove the stream OBJ_${bucket} by hand`);
-    } finally {
-      this.stores.delete(bucket);
+  /** Deletes a dataset's own buckets (train, and `_eval`); logs, never throws: the dataset is gone either way. */
+  private async destroyBucket(own: string, log: Logger): Promise<void> {
+    for (const bucket of [own, `${own}_eval`]) {
+      try {
+        await (await this.storeOf(bucket)).destroy();
+        log.info({ bucket }, 'dataset bucket deleted');
+      } catch (err) {
+        log.error({ err, bucket }, `could not delete the dataset's shard bucket; remove the stream OBJ_${bucket} by hand`);
+      } finally {
+        this.stores.delete(bucket);
+      }
     }
   }
 
@@ -320,9 +334,10 @@ export class DatasetService {
     // (see ShardRepository.claim); a bucket of its own is the import's alone.
     const claimed = new Set<string>();
     const sink: ShardSink = {
-      put: async (bytes) => {
+      put: async (bytes, split) => {
+        if (ownBucket) return (await this.storeOf(this.bucketOf(row, split))).put(bytes);
         const sha256 = sha256Hex(bytes);
-        if (!ownBucket && !claimed.has(sha256)) {
+        if (!claimed.has(sha256)) {
           await this.shards.claim(row.id, sha256);
           claimed.add(sha256);
         }
@@ -475,6 +490,7 @@ export class DatasetService {
       totalBytes: r.totalBytes,
       counts: c,
       shardBucket: this.bucketOf(r),
+      evalShardBucket: this.bucketOf(r, 'validation'),
       createdAt: r.createdAt.toISOString(),
       readyAt: r.readyAt?.toISOString() ?? null,
     };

@@ -135,7 +135,8 @@ export class KeeperService {
       blobs: this.blobs,
       events: this.events,
       roster: this.roster,
-      shardStore: (datasetId) => this.datasets.storeOfDataset(datasetId),
+      // Evaluation reads the validation and test splits.
+      shardStore: (datasetId) => this.datasets.storeOfDataset(datasetId, 'validation'),
       shardsOf: (datasetId, split) => this.shards.listByDataset(datasetId, split),
       groupOf: async (workerId) => (await this.workers.findById(workerId))?.groupId,
       exclude: (workerId) => this.excluded.set(`${job.id}/${workerId}`, Date.now() + FAULT_EXCLUSION_MS),

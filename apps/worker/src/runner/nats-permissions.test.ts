@@ -101,7 +101,7 @@ describe('a worker NATS user limited to one job', () => {
     expect(await delivered(w1, w2, subjects.exchangeControl(J1, 'w1'))).toBe(true);
   });
 
-  it("reads its job's dataset bucket only: not another dataset's, and neither can be listed", async () => {
+  it("reads its job's dataset's train bucket only: not another dataset's, not the evaluation splits, and none can be listed", async () => {
     const mine = buckets.datasetShards('0b5e7c1e-0000-4000-8000-00000000000a');
     const other = buckets.datasetShards('0b5e7c1e-0000-4000-8000-00000000000b');
     const put = async (bucket: string, seed: number) => (await (await ShardStore.open(admin, { bucket })).put(new Uint8Array(2_000_000).map((_, i) => (i * seed) % 251))).sha256;
@@ -114,6 +114,8 @@ describe('a worker NATS user limited to one job', () => {
     const everyChunk = (bucket: string) =>
       jsm.consumers.add(`OBJ_${bucket}`, { name: 'spy', filter_subject: `$O.${bucket}.C.*`, ack_policy: 'none', deliver_subject: `${workerInboxPrefix('w5')}.spy` });
     expect(await outcome(everyChunk(other))).toMatch(/permissions violation/i);
+    // Nor the evaluation splits of its own dataset (the keeper's alone).
+    expect(await outcome(everyChunk(buckets.datasetEvalShards('0b5e7c1e-0000-4000-8000-00000000000a')))).toMatch(/permissions violation/i);
     expect(await outcome(everyChunk(buckets.shards))).toMatch(/permissions violation/i);
     // No listing of object names and chunk subjects (stream info with a subjects filter).
     for (const bucket of [mine, other]) {
