@@ -174,6 +174,59 @@ describe('RoundExchange across member processes', () => {
   });
 });
 
+describe('robust aggregation (clipNormRatio)', () => {
+  const norm = (v: Float32Array) => Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+  for (const spec of [{ name: 'fp32' }, { name: 'int8', blockSize: 64 }] as CodecSpec[]) {
+    it(`${spec.name}: a member sending a huge but finite gradient is scaled down to the norm bound; everyone gets the same, reference-exact mean`, async () => {
+      const job = jobId();
+      const members = ids(3, `clip-${spec.name}`);
+      const ms = await spawnMembers(members, { natsUrl: NATS_URL, jobId: job, size: SIZE, epoch: 1, codec: spec, deadlineMs: 5000, chunkBytes: CHUNK_BYTES, seed: SEED, clipNormRatio: 3 });
+      cleanup.push(...ms);
+      const samples = samplesOf(3);
+      const scale = [1, 1, 1000];
+      ms.forEach((m, i) => m.round({ round: 0, samples: samples[i], returnMean: true, gradScale: scale[i] === 1 ? undefined : scale[i] }));
+      const results = await Promise.all(ms.map((m) => m.result()));
+      for (const r of results) expect(r.ok, r.error?.message).toBe(true);
+      const grads = members.map((_, i) => (scale[i] === 1 ? gradient(SEED, i, 0, SIZE) : gradient(SEED, i, 0, SIZE).map((x) => x * scale[i])));
+      const geo = results[0].geometry!;
+      const all = Array.from({ length: geo.shards }, () => [...members.keys()]);
+      const codec = createCodec(spec);
+      const expected = referenceMean(codec, SIZE, geo, grads, samples, all, 3);
+      for (const r of results) {
+        expect(Buffer.from(decodeMean(r.mean!).buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+        expect(r.contributors).toEqual(members);
+        expect(r.totalSamples).toBe(samples.reduce((a, b) => a + b));
+      }
+      // Every shard clipped the big one, and only it.
+      expect(results.reduce((a, r) => a + r.stats!.clipped, 0)).toBe(geo.shards);
+      // Its pull on the mean is bounded: within a few honest norms, where the plain mean is ~440× off.
+      const honest = Float32Array.from(trueMean(grads, samples, [0, 1], 0, SIZE));
+      const plain = Float32Array.from(trueMean(grads, samples, [0, 1, 2], 0, SIZE));
+      expect(norm(expected)).toBeLessThan(3 * norm(honest));
+      expect(norm(plain)).toBeGreaterThan(100 * norm(honest));
+      await Promise.all(ms.map((m) => m.close()));
+    });
+  }
+
+  it('honest members within the bound: the clipped mean is the plain mean, bit for bit', async () => {
+    const job = jobId();
+    const members = ids(3, 'clip-honest');
+    const ms = await spawnMembers(members, { natsUrl: NATS_URL, jobId: job, size: SIZE, epoch: 1, codec: { name: 'fp32' }, deadlineMs: 5000, chunkBytes: CHUNK_BYTES, seed: SEED, clipNormRatio: 3 });
+    cleanup.push(...ms);
+    const samples = samplesOf(3);
+    ms.forEach((m, i) => m.round({ round: 5, samples: samples[i], returnMean: true }));
+    const results = await Promise.all(ms.map((m) => m.result()));
+    const grads = members.map((_, i) => gradient(SEED, i, 5, SIZE));
+    const exact = Float32Array.from(trueMean(grads, samples, [0, 1, 2], 0, SIZE));
+    for (const r of results) {
+      expect(r.ok, r.error?.message).toBe(true);
+      expect(r.stats!.clipped).toBe(0);
+      expect(Buffer.from(decodeMean(r.mean!).buffer).equals(Buffer.from(exact.buffer))).toBe(true);
+    }
+    await Promise.all(ms.map((m) => m.close()));
+  });
+});
+
 describe('faults', () => {
   it('a contributor killed mid-round is dropped at the deadline; the rest get the mean of the others', async () => {
     const job = jobId();

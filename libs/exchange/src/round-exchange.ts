@@ -51,7 +51,17 @@ export interface RoundExchangeOptions {
   maxRoundsAhead?: number;
   /** Bytes of future-round messages buffered at most (default 2·P·4 + 16 MiB). */
   maxBufferedBytes?: number;
+  /**
+   * Robust aggregation (the job spec's `aggregation: {kind: 'clipped-mean', ratio}`): an owner
+   * scales each contribution to a shard down to at most `ratio` × the (lower) median L2 norm of
+   * the shard's contributions that carry samples, before the sample-weighted mean. A member that
+   * sends a huge but finite gradient then moves the mean by at most its share of that bound.
+   * Off by default: the plain sample-weighted mean.
+   */
+  clipNormRatio?: number;
   onReject?: RejectHandler;
+  /** Called when an owner scales a contribution down (`clipNormRatio`): who, where, by how much. */
+  onClip?: (sender: string, info: { round: number; shard: number; norm: number; bound: number }) => void;
 }
 
 export interface AllReduceOptions {
@@ -103,6 +113,8 @@ export interface ExchangeStats {
   republished: number;
   /** Chunks written into a spent message instead of a fresh buffer (`release`). */
   reusedMessages: number;
+  /** Contributions this owner scaled down (`clipNormRatio`). */
+  clipped: number;
 }
 
 /** Owner-side state of one owned shard in one round. */
@@ -208,7 +220,7 @@ function aligned(payload: Uint8Array): Uint8Array {
  */
 export class RoundExchange {
   readonly codec: Codec;
-  readonly stats: ExchangeStats = { rejected: 0, duplicates: 0, late: 0, droppedAhead: 0, republished: 0, reusedMessages: 0 };
+  readonly stats: ExchangeStats = { rejected: 0, duplicates: 0, late: 0, droppedAhead: 0, republished: 0, reusedMessages: 0, clipped: 0 };
   private readonly nc: NatsConnection;
   private readonly jobId: string;
   private readonly size: number;
@@ -225,6 +237,8 @@ export class RoundExchange {
    * reused by every shard and round. */
   private chunkAcc: Float64Array | null = null;
   private meanScratch = new Float32Array(0);
+  /** Decoded contribution chunks whose norm `contributionWeights` takes. */
+  private normScratch = new Float32Array(0);
   /** topk: the owner's sparse mean of a shard, and a zeroed float64 accumulator of a reduce chunk. */
   private sparseMean: SparseEntries | null = null;
   private sparseAcc: Float64Array | null = null;
@@ -243,6 +257,9 @@ export class RoundExchange {
     this.size = opts.size;
     subjects.job(opts.jobId);
     if (!(opts.deadlineMs > 0)) throw new ExchangeUsageError('deadlineMs must be positive');
+    if (opts.clipNormRatio !== undefined && !(opts.clipNormRatio >= 1 && Number.isFinite(opts.clipNormRatio))) {
+      throw new ExchangeUsageError(`clipNormRatio must be a finite number ≥ 1, not ${opts.clipNormRatio}`);
+    }
     this.codec = createCodec(opts.codec);
     this.gatherCodec = this.codec instanceof TopkCodec ? new Fp32Codec() : this.codec;
     this.ef = this.codec instanceof TopkCodec ? new ErrorFeedback(opts.size) : null;
@@ -630,14 +647,56 @@ export class RoundExchange {
    * 8 bytes per element). The codec's own accumulator where it has one (int8: WebAssembly memory,
    * summed without copies).
    */
-  private sumChunk(ep: EpochState, o: OwnerShard, c: number, n: number, len: number): Float64Array {
+  private sumChunk(ep: EpochState, o: OwnerShard, c: number, n: number, len: number, weights: Float64Array): Float64Array {
     // No longer than the shard (topk's chunks can span millions of elements).
     const need = Math.min(ep.reduceChunkElems, len);
     if (!this.chunkAcc || this.chunkAcc.length < need) this.chunkAcc = this.codec.newAccumulator?.(need) ?? new Float64Array(need);
     const acc = this.chunkAcc.subarray(0, n);
     acc.fill(0);
-    for (let j = 0; j < ep.members; j++) if (o.added[j]) this.codec.accumulate(o.payloads[j][c]!, n, acc, 0, o.samples[j]);
+    for (let j = 0; j < ep.members; j++) if (o.added[j]) this.codec.accumulate(o.payloads[j][c]!, n, acc, 0, weights[j]);
     return acc;
+  }
+
+  /**
+   * Each counted contributor's weight in shard `o`'s sum: its samples, times its clip factor
+   * when `clipNormRatio` is set (min(1, bound / its norm), bound = ratio × the lower median of the
+   * norms of the contributions with samples). Norms are float64 sums of squares of the decoded
+   * values, chunk by chunk in order, so that any owner computes the same factors.
+   */
+  private contributionWeights(ep: EpochState, st: RoundState, o: OwnerShard, len: number): Float64Array {
+    const weights = new Float64Array(ep.members);
+    for (let j = 0; j < ep.members; j++) if (o.added[j]) weights[j] = o.samples[j];
+    const ratio = this.opts.clipNormRatio;
+    if (ratio === undefined) return weights;
+    const ce = ep.reduceChunkElems;
+    const norms = new Float64Array(ep.members).fill(-1);
+    for (let j = 0; j < ep.members; j++) {
+      if (!o.added[j] || !(o.samples[j] > 0)) continue;
+      let ss = 0;
+      for (let c = 0, off = 0; off < len; c++, off += ce) {
+        const n = Math.min(ce, len - off);
+        if (this.normScratch.length < n) this.normScratch = new Float32Array(n);
+        const v = this.normScratch.subarray(0, n);
+        this.codec.decode(o.payloads[j][c]!, n, v, 0);
+        for (let i = 0; i < n; i++) ss += v[i] * v[i];
+      }
+      norms[j] = Math.sqrt(ss);
+    }
+    const sorted = Array.from(norms)
+      .filter((x) => x >= 0)
+      .sort((a, b) => a - b);
+    if (sorted.length < 2) return weights;
+    const median = sorted[Math.floor((sorted.length - 1) / 2)];
+    if (!(median > 0)) return weights;
+    const bound = ratio * median;
+    for (let j = 0; j < ep.members; j++) {
+      if (norms[j] > bound) {
+        weights[j] = o.samples[j] * (bound / norms[j]);
+        this.stats.clipped++;
+        this.opts.onClip?.(ep.roster.members[j], { round: st.round, shard: o.shard, norm: norms[j], bound });
+      }
+    }
+    return weights;
   }
 
   private exclude(ep: EpochState, st: RoundState, o: OwnerShard, j: number, reason: string): void {
@@ -699,13 +758,14 @@ export class RoundExchange {
         this.spareMessage(hb + payloadBytes),
       );
     const gathers: { message: Uint8Array; payload: Uint8Array; codec: number }[] = [];
+    const weights = this.contributionWeights(ep, st, o, len);
     let finite = true;
     if (this.gatherCodec === this.codec && gce === ep.reduceChunkElems) {
       // Gather chunks are the reduce chunks: each chunk's mean goes straight into its message
       // (int8: divided and quantised in one pass inside WebAssembly, `encodeMean`).
       for (let c = 0; c < chunkCount && finite; c++) {
         const length = Math.min(gce, len - c * gce);
-        const acc = this.sumChunk(ep, o, c, length, len);
+        const acc = this.sumChunk(ep, o, c, length, len, weights);
         const g = { ...header(c, length, this.codec.id, this.codec.param, this.codec.payloadBytes(length)), codec: this.codec.id };
         const fused = this.codec.encodeMean?.(acc, total, g.payload) ?? null;
         if (fused === null) {
@@ -729,7 +789,7 @@ export class RoundExchange {
       if (!this.sparseAcc || this.sparseAcc.length < Math.min(ce, len)) this.sparseAcc = new Float64Array(Math.min(ce, len));
       for (let c = 0, offset = 0; offset < len && finite; c++, offset += ce) {
         const contributions: { payload: Uint8Array; weight: number }[] = [];
-        for (let j = 0; j < ep.members; j++) if (o.added[j]) contributions.push({ payload: o.payloads[j][c]!, weight: o.samples[j] });
+        for (let j = 0; j < ep.members; j++) if (o.added[j]) contributions.push({ payload: o.payloads[j][c]!, weight: weights[j] });
         finite = topk.sumMeanSparse(contributions, Math.min(ce, len - offset), total, offset, this.sparseAcc, entries);
       }
       for (let c = 0, p = 0; c < chunkCount && finite; c++) {

@@ -45,6 +45,16 @@ export const JobSpecSchema = z
     rounds: posInt.optional(),
     /** Gradient codec, libs/exchange `parseCodecSpec` syntax: fp32, fp16, bf16, int8[:block], topk[:fraction]. */
     codec: z.string().default('fp32'),
+    /**
+     * How shard owners combine the members' gradients. `clipped-mean` (default): each
+     * contribution to a shard is first scaled down to at most `ratio` × the median L2 norm of
+     * that shard's contributions, so that a member sending a huge but finite gradient moves the
+     * mean by a bounded amount; honest contributions within the bound are untouched, and the
+     * result is then the sample-weighted mean. `mean`: the plain sample-weighted mean.
+     */
+    aggregation: z
+      .discriminatedUnion('kind', [z.strictObject({ kind: z.literal('mean') }), z.strictObject({ kind: z.literal('clipped-mean'), ratio: z.number().min(1).max(1000).default(3) })])
+      .default({ kind: 'clipped-mean', ratio: 3 }),
     /** An owner reduces with whoever has sent everything this long after entering the round. */
     roundDeadlineMs: posInt.max(3_600_000).default(30_000),
     /** Fraction of the roster a shard needs at the deadline: quorum = max(1, ceil(quorum · K)). */

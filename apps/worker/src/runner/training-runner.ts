@@ -314,7 +314,9 @@ class JobRun {
       deadlineMs: spec.roundDeadlineMs,
       gatherTimeoutMs: this.opts.gatherTimeoutMs,
       quorum: (k) => quorumFor(spec, k),
+      clipNormRatio: spec.aggregation.kind === 'clipped-mean' ? spec.aggregation.ratio : undefined,
       onReject: (sender, reason) => log.warn({ sender, reason }, 'rejected data-plane message'),
+      onClip: (sender, info) => log.info({ sender, ...info }, 'contribution scaled down to the norm bound'),
     });
     log.info({ startRound: start, firstRound: first, members: exRoster.members, samplesPerRound: self.samplesPerRound, dataEpoch: state.data.epoch }, 'training in epoch');
 

@@ -46,6 +46,7 @@ export function referenceMean(
   grads: Float32Array[],
   samples: number[],
   contributors: number[][],
+  clipNormRatio?: number,
 ): Float32Array {
   const layout = new ShardLayout(size, geo.shards);
   const out = new Float32Array(size);
@@ -55,13 +56,36 @@ export function referenceMean(
     const len = layout.length(s);
     const acc = new Float64Array(len);
     let total = 0;
+    const encoded = (j: number, off: number, n: number) => {
+      const buf = new Uint8Array(codec.payloadBytes(n));
+      codec.encode(grads[j].slice(start + off, start + off + n), buf);
+      return buf;
+    };
+    // Clipping as an owner does it: norms of the decoded contributions, float64, chunk by chunk.
+    const weight = new Map(contributors[s].map((j) => [j, samples[j]]));
+    if (clipNormRatio !== undefined) {
+      const norms = new Map<number, number>();
+      for (const j of contributors[s]) {
+        if (!(samples[j] > 0)) continue;
+        let ss = 0;
+        for (let off = 0; off < len; off += geo.reduceChunkElems) {
+          const n = Math.min(geo.reduceChunkElems, len - off);
+          const v = new Float32Array(n);
+          codec.decode(encoded(j, off, n), n, v, 0);
+          for (let i = 0; i < n; i++) ss += v[i] * v[i];
+        }
+        norms.set(j, Math.sqrt(ss));
+      }
+      const sorted = [...norms.values()].sort((a, b) => a - b);
+      const median = sorted[Math.floor((sorted.length - 1) / 2)];
+      if (sorted.length >= 2 && median > 0) {
+        for (const [j, norm] of norms) if (norm > clipNormRatio * median) weight.set(j, samples[j] * ((clipNormRatio * median) / norm));
+      }
+    }
     for (const j of contributors[s]) {
       for (let off = 0; off < len; off += geo.reduceChunkElems) {
         const n = Math.min(geo.reduceChunkElems, len - off);
-        const part = grads[j].slice(start + off, start + off + n);
-        const buf = new Uint8Array(codec.payloadBytes(n));
-        codec.encode(part, buf);
-        codec.accumulate(buf, n, acc, off, samples[j]);
+        codec.accumulate(encoded(j, off, n), n, acc, off, weight.get(j)!);
       }
       total += samples[j];
     }

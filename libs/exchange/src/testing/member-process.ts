@@ -26,6 +26,8 @@ export interface MemberInit {
   shards?: number;
   quorum?: number;
   chunkBytes?: number;
+  /** Robust aggregation as an owner (RoundExchangeOptions.clipNormRatio). */
+  clipNormRatio?: number;
   seed: number;
 }
 
@@ -37,6 +39,8 @@ export interface RoundCommand {
   samples: number;
   /** Gradient of this round: gradient(seed, gradMember ?? index, gradRound ?? round, size). */
   gradRound?: number;
+  /** Sends its gradient times this (a member sending a huge but finite gradient). */
+  gradScale?: number;
   roster?: { epoch: number; members: string[] };
   fault?: Fault;
   /** Return the mean itself (base64) rather than only its hash. */
@@ -202,7 +206,7 @@ async function runRound(cmd: RoundCommand, round: number): Promise<RoundReply> {
   const index = (cmd.roster?.members ?? ex.roster.members).indexOf(init.selfId);
   const gradRound = cmd.gradRound ?? round;
   if (!cached || cached.index !== index || cached.round !== gradRound) cached = { index, round: gradRound, grad: gradient(init.seed, index, gradRound, init.size) };
-  const grad = cached.grad;
+  const grad = cmd.gradScale === undefined ? cached.grad : cached.grad.map((x) => x * cmd.gradScale!);
   if (cmd.roster) ex.setRoster({ ...cmd.roster, selfId: init.selfId });
   if (cmd.fault === 'die-mid-round') await dieMidRound({ ...cmd, round }, grad);
   if (cmd.fault === 'evil') await misbehave({ ...cmd, round }, grad);
@@ -265,6 +269,7 @@ process.on('message', (m: MemberInit | RoundCommand | { type: 'go' } | { type: '
         shards: m.shards,
         quorum: m.quorum,
         chunkBytes: m.chunkBytes,
+        clipNormRatio: m.clipNormRatio,
         onReject: (sender, reason) => rejects.push({ sender, reason }),
       });
       await nc.flush();
