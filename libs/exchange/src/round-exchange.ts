@@ -24,6 +24,7 @@ import {
   type SenderIdentity,
   senderIdentity,
 } from './header.js';
+import { clipFactors, contributionNorm, type NormScratch } from './clipping.js';
 import { defaultShards, type Roster, ShardLayout, validateRoster } from './layout.js';
 import { logger } from './logger.js';
 
@@ -238,7 +239,7 @@ export class RoundExchange {
   private chunkAcc: Float64Array | null = null;
   private meanScratch = new Float32Array(0);
   /** Decoded contribution chunks whose norm `contributionWeights` takes. */
-  private normScratch = new Float32Array(0);
+  private readonly normScratch: NormScratch = { values: new Float32Array(0) };
   /** topk: the owner's sparse mean of a shard, and a zeroed float64 accumulator of a reduce chunk. */
   private sparseMean: SparseEntries | null = null;
   private sparseAcc: Float64Array | null = null;
@@ -659,9 +660,8 @@ export class RoundExchange {
 
   /**
    * Each counted contributor's weight in shard `o`'s sum: its samples, times its clip factor
-   * when `clipNormRatio` is set (min(1, bound / its norm), bound = ratio × the lower median of the
-   * norms of the contributions with samples). Norms are float64 sums of squares of the decoded
-   * values, chunk by chunk in order, so that any owner computes the same factors.
+   * when `clipNormRatio` is set (clipping.ts: min(1, bound / its norm), bound = ratio × the
+   * lower median of the norms of the contributions with samples).
    */
   private contributionWeights(ep: EpochState, st: RoundState, o: OwnerShard, len: number): Float64Array {
     const weights = new Float64Array(ep.members);
@@ -672,28 +672,17 @@ export class RoundExchange {
     const norms = new Float64Array(ep.members).fill(-1);
     for (let j = 0; j < ep.members; j++) {
       if (!o.added[j] || !(o.samples[j] > 0)) continue;
-      let ss = 0;
-      for (let c = 0, off = 0; off < len; c++, off += ce) {
-        const n = Math.min(ce, len - off);
-        if (this.normScratch.length < n) this.normScratch = new Float32Array(n);
-        const v = this.normScratch.subarray(0, n);
-        this.codec.decode(o.payloads[j][c]!, n, v, 0);
-        for (let i = 0; i < n; i++) ss += v[i] * v[i];
-      }
-      norms[j] = Math.sqrt(ss);
+      const chunks = [];
+      for (let c = 0, off = 0; off < len; c++, off += ce) chunks.push({ payload: o.payloads[j][c]!, length: Math.min(ce, len - off) });
+      norms[j] = contributionNorm(this.codec, chunks, this.normScratch);
     }
-    const sorted = Array.from(norms)
-      .filter((x) => x >= 0)
-      .sort((a, b) => a - b);
-    if (sorted.length < 2) return weights;
-    const median = sorted[Math.floor((sorted.length - 1) / 2)];
-    if (!(median > 0)) return weights;
-    const bound = ratio * median;
+    const clip = clipFactors(norms, ratio);
+    if (!clip) return weights;
     for (let j = 0; j < ep.members; j++) {
-      if (norms[j] > bound) {
-        weights[j] = o.samples[j] * (bound / norms[j]);
+      if (clip.factors[j] < 1) {
+        weights[j] = o.samples[j] * clip.factors[j];
         this.stats.clipped++;
-        this.opts.onClip?.(ep.roster.members[j], { round: st.round, shard: o.shard, norm: norms[j], bound });
+        this.opts.onClip?.(ep.roster.members[j], { round: st.round, shard: o.shard, norm: norms[j], bound: clip.bound });
       }
     }
     return weights;

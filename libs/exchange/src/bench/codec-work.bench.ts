@@ -11,12 +11,16 @@
  * the sum and mean on the contributions' entries only (`sumMeanSparse`, here over K copies of one
  * payload, so the union of supports is one member's), then a sparse gather.
  *
+ * The last column is the clipped mean's extra owner work (the job default; clipping.ts): the
+ * norm of each of the K contributions to the owned shards, not in the total.
+ *
  * Median of `--reps` after one warm-up. This is the floor of a member's CPU per round that the
  * loopback bench (`npm run bench exchange`) cannot go below while the codec runs on the thread
  * that also does the NATS I/O.
  */
 import { createCodec, parseCodecSpec, Sparse32Codec, SparseEntries, TopkCodec } from '../codecs/index.js';
 import type { Codec, CodecSpec } from '../codecs/codec.js';
+import { contributionNorm, type NormScratch } from '../clipping.js';
 import { arg, median, parseCount } from './args.js';
 
 const P = parseCount(arg('P', '25M'));
@@ -53,6 +57,8 @@ interface Steps {
   sum: number;
   mean: number;
   decode: number;
+  /** The clipped mean's extra owner work: the norm of each of the K contributions to the owned shards. */
+  norms: number;
 }
 
 function measure(spec: CodecSpec, K: number, grad: Float32Array, out: Float32Array): Steps {
@@ -68,6 +74,12 @@ function measure(spec: CodecSpec, K: number, grad: Float32Array, out: Float32Arr
     return { len, dst };
   });
   const scratch = new Uint8Array(codec.payloadBytes(ce));
+  // The clipped mean (the job default): each contribution's norm, as round-exchange.ts takes it.
+  const normScratch: NormScratch = { values: new Float32Array(0) };
+  const chunkList = encoded.map(({ len, dst }) => ({ payload: dst, length: len }));
+  const norms = timed(() => {
+    for (let j = 0; j < K; j++) contributionNorm(codec, chunkList, normScratch);
+  });
   const acc = codec.newAccumulator?.(ce) ?? new Float64Array(ce);
   const mean = new Float32Array(ce);
 
@@ -93,7 +105,7 @@ function measure(spec: CodecSpec, K: number, grad: Float32Array, out: Float32Arr
     const decode = timed(() => {
       for (let s = 0; s < K; s++) for (const [c, { len, dst }] of encoded.entries()) codec.decode(dst, len, out, s * shard + c * ce);
     });
-    return { encode, sum, mean: meanMs, decode };
+    return { encode, sum, mean: meanMs, decode, norms };
   }
   // The owned shards (P/K in all): validate the K − 1 received contributions, sum all K.
   const sum = timed(() => {
@@ -127,7 +139,7 @@ function measure(spec: CodecSpec, K: number, grad: Float32Array, out: Float32Arr
       }
     }
   });
-  return { encode, sum, mean: meanMs, decode };
+  return { encode, sum, mean: meanMs, decode, norms };
 }
 
 const grad = gradient(P);
@@ -135,15 +147,15 @@ const out = new Float32Array(P);
 const copyMs = timed(() => out.set(grad));
 console.log(`P = ${P}; one copy of P float32 (Float32Array#set): ${copyMs.toFixed(1)} ms (${((P * 4 * 2) / copyMs / 1e6).toFixed(1)} GB/s read + written)`);
 console.log('');
-console.log('| K | codec | encode P ms | validate + sum owned ms | mean + encode owned ms | validate + decode P ms | total ms | total / copy of P |');
-console.log('|---|---|---|---|---|---|---|---|');
+console.log('| K | codec | encode P ms | validate + sum owned ms | mean + encode owned ms | validate + decode P ms | total ms | total / copy of P | + norms owned ms (clipped mean) |');
+console.log('|---|---|---|---|---|---|---|---|---|');
 const totals = new Map<string, number>();
 for (const K of Ks) {
   for (const spec of specs) {
     const s = measure(spec, K, grad, out);
     const total = s.encode + s.sum + s.mean + s.decode;
     totals.set(`${K}/${spec.name}`, total);
-    console.log(`| ${K} | ${spec.name} | ${s.encode.toFixed(1)} | ${s.sum.toFixed(1)} | ${s.mean.toFixed(1)} | ${s.decode.toFixed(1)} | ${total.toFixed(1)} | ${(total / copyMs).toFixed(2)} |`);
+    console.log(`| ${K} | ${spec.name} | ${s.encode.toFixed(1)} | ${s.sum.toFixed(1)} | ${s.mean.toFixed(1)} | ${s.decode.toFixed(1)} | ${total.toFixed(1)} | ${(total / copyMs).toFixed(2)} | ${s.norms.toFixed(1)} |`);
   }
 }
 if (specs.some((s) => s.name === 'int8') && specs.some((s) => s.name === 'fp32')) {
