@@ -205,7 +205,15 @@ export interface MemberRun {
  * A fake member: loads the checkpoint, runs rounds [roster.startRound, until) with the real
  * exchange and optimizer, reports each. `gate(r)` is awaited before round r.
  */
-export function runMember(nc: NatsConnection, w: FakeWorker, a: CoordinatorMessage__Output, rosterMsg: CoordinatorMessage__Output, until: number, gate: (r: number) => Promise<void> = async () => undefined): MemberRun {
+export function runMember(
+  nc: NatsConnection,
+  w: FakeWorker,
+  a: CoordinatorMessage__Output,
+  rosterMsg: CoordinatorMessage__Output,
+  until: number,
+  gate: (r: number) => Promise<void> = async () => undefined,
+  opts: { clipNormRatio?: number; gradScale?: number } = {},
+): MemberRun {
   const hashes = new Map<number, string>();
   const done = (async () => {
     const assignment = a.assignment!;
@@ -221,13 +229,26 @@ export function runMember(nc: NatsConnection, w: FakeWorker, a: CoordinatorMessa
     const shares = roster.members.map((m) => m.samplesPerRound);
     const total = job.dataset.train.reduce((a, s) => a + s.samples, 0);
     let data = typeof cp.meta.dataState === 'string' ? decodeDataState(cp.meta.dataState, total) : freshDataState(total);
-    const ex = new RoundExchange({ nc, jobId: job.jobId, size: job.paramCount, roster: { epoch: roster.epoch, members, selfId: w.id }, codec: { name: 'fp32' }, deadlineMs: 5000 });
+    let scaled: RoundReport['scaled'] = [];
+    const ex = new RoundExchange({
+      nc,
+      jobId: job.jobId,
+      size: job.paramCount,
+      roster: { epoch: roster.epoch, members, selfId: w.id },
+      codec: { name: 'fp32' },
+      deadlineMs: 5000,
+      clipNormRatio: opts.clipNormRatio,
+      onClip: (sender, info) => scaled!.push({ workerId: sender, shard: info.shard, norm: info.norm, bound: info.bound }),
+    });
     try {
       for (let r = Number(roster.startRound); r < until; r++) {
         await gate(r);
         const plan = planRound(data, shares);
         const n = plan.counts[me.index];
-        const res: AllReduceResult = await ex.allReduce(r, gradient(job.paramCount, r * 7919 + me.index + 1), n);
+        const g = gradient(job.paramCount, r * 7919 + me.index + 1);
+        if (opts.gradScale !== undefined) for (let i = 0; i < g.length; i++) g[i] *= opts.gradScale;
+        scaled = [];
+        const res: AllReduceResult = await ex.allReduce(r, g, n);
         opt.step(params, res.mean, r);
         data = advanceDataState(data, plan, members.map((id) => res.contributors.includes(id)), total);
         const hash = paramHash(params);
@@ -247,6 +268,7 @@ export function runMember(nc: NatsConnection, w: FakeWorker, a: CoordinatorMessa
           bytesReceived: res.bytesReceived,
           exchangeEpoch: roster.epoch,
           dataState: encodeDataState(data),
+          scaled,
         };
         w.session.call.write({ roundReport: report });
       }

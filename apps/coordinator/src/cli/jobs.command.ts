@@ -91,6 +91,8 @@ function eventLine(e: JobEvent): string | null {
       return `${t}  round ${String(d.round)}: val accuracy ${pct(d.accuracy)}, val loss ${num(d.loss, 4)}`;
     case 'job.checkpoint':
       return `${t}  checkpoint before round ${String(d.round)} (${num(Number(d.bytes) / 2 ** 20, 1)} MiB)`;
+    case 'job.scaled':
+      return `${t}  worker ${e.workerId?.slice(0, 8) ?? '?'}… sent gradients up to ${num(d.worstNormOverBound, 0)}× the norm bound in ${String(d.shards)} shard(s) of round ${String(d.round)}: scaled down`;
     case 'job.hash-mismatch':
       return `${t}  worker ${e.workerId?.slice(0, 8) ?? '?'}… differed from the keeper after round ${String(d.round)}: resynced`;
     default:

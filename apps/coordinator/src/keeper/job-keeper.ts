@@ -43,6 +43,9 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
+/** A contribution scaled down from at least this many times its shard's norm bound is recorded as a `job.scaled` event. */
+const FLAGRANT_SCALE = 10;
+
 /** Rounds of an epoch between checks of the shares against measured speeds. */
 export const REBALANCE_EVERY = 50;
 
@@ -374,6 +377,30 @@ export class JobKeeper {
       { name: 'contributors', value: contributors.length },
     ];
     if (lossN > 0) metrics.push({ name: 'loss', value: lossSum / lossN });
+    // Robust aggregation: contributions the owners scaled down to their shard's norm bound. One
+    // far beyond it is worth an admin's look (an event naming the sender; the owner reported it).
+    if (this.spec.aggregation.kind === 'clipped-mean') {
+      let scaled = 0;
+      // One event per sender and round: in how many shards, and the largest norm / bound.
+      const flagrant = new Map<string, { shards: number; worst: number; reportedBy: Set<string> }>();
+      for (const [owner, rep] of byWorker) {
+        for (const sc of rep.scaled ?? []) {
+          scaled++;
+          if (!(sc.norm >= FLAGRANT_SCALE * sc.bound)) continue;
+          const f = flagrant.get(sc.workerId) ?? { shards: 0, worst: 0, reportedBy: new Set<string>() };
+          f.shards++;
+          f.worst = Math.max(f.worst, sc.norm / sc.bound);
+          f.reportedBy.add(owner);
+          flagrant.set(sc.workerId, f);
+        }
+      }
+      for (const [workerId, f] of flagrant) {
+        void this.deps.events
+          .record(this.job.id, 'job.scaled', { round: r, shards: f.shards, worstNormOverBound: f.worst, reportedBy: [...f.reportedBy].sort() }, { workerId })
+          .catch(() => undefined);
+      }
+      metrics.push({ name: 'scaled_contributions', value: scaled });
+    }
     const groups = new Map<string, string>();
     for (const id of contributors) groups.set(id, (await this.deps.groupOf(id)) ?? '00000000-0000-0000-0000-000000000000');
 

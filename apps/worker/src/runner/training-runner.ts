@@ -117,6 +117,8 @@ class JobRun {
   private optimizer!: OptimizerConfig;
   /** Whether this run has applied a round of its own yet (a fresh run may join an epoch late). */
   private trained = false;
+  /** Contributions this member scaled down as an owner, by round, until that round's report. */
+  private readonly scaled = new Map<number, { workerId: string; shard: number; norm: number; bound: number }[]>();
   /** Epoch and round for faults. */
   epoch = 0;
   round = 0;
@@ -316,7 +318,12 @@ class JobRun {
       quorum: (k) => quorumFor(spec, k),
       clipNormRatio: spec.aggregation.kind === 'clipped-mean' ? spec.aggregation.ratio : undefined,
       onReject: (sender, reason) => log.warn({ sender, reason }, 'rejected data-plane message'),
-      onClip: (sender, info) => log.info({ sender, ...info }, 'contribution scaled down to the norm bound'),
+      onClip: (sender, info) => {
+        log.info({ sender, ...info }, 'contribution scaled down to the norm bound');
+        const list = this.scaled.get(info.round) ?? [];
+        list.push({ workerId: sender, shard: info.shard, norm: info.norm, bound: info.bound });
+        this.scaled.set(info.round, list);
+      },
     });
     log.info({ startRound: start, firstRound: first, members: exRoster.members, samplesPerRound: self.samplesPerRound, dataEpoch: state.data.epoch }, 'training in epoch');
 
@@ -393,7 +400,10 @@ class JobRun {
         bytesReceived: res.bytesReceived,
         exchangeEpoch: res.epoch,
         dataState: encodeDataState(data),
+        scaled: this.scaled.get(r) ?? [],
       });
+      // Scaled contributions of this round (and of attempts of earlier ones) are reported or moot.
+      for (const k of [...this.scaled.keys()]) if (k <= r) this.scaled.delete(k);
       log.debug(
         { round: r, loss: g.loss, contributors: res.contributors.length, totalSamples: res.totalSamples, paramHash, computeMs: Math.round(g.computeMs), exchangeMs, totalMs: Math.round(res.timings.totalMs) },
         'round done',

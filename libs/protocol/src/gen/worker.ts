@@ -16,6 +16,7 @@ import type { RegisterResponse as _gradpool_v1_RegisterResponse, RegisterRespons
 import type { RosterMember as _gradpool_v1_RosterMember, RosterMember__Output as _gradpool_v1_RosterMember__Output } from './gradpool/v1/RosterMember.js';
 import type { RosterUpdate as _gradpool_v1_RosterUpdate, RosterUpdate__Output as _gradpool_v1_RosterUpdate__Output } from './gradpool/v1/RosterUpdate.js';
 import type { RoundReport as _gradpool_v1_RoundReport, RoundReport__Output as _gradpool_v1_RoundReport__Output } from './gradpool/v1/RoundReport.js';
+import type { ScaledContribution as _gradpool_v1_ScaledContribution, ScaledContribution__Output as _gradpool_v1_ScaledContribution__Output } from './gradpool/v1/ScaledContribution.js';
 import type { SessionAccepted as _gradpool_v1_SessionAccepted, SessionAccepted__Output as _gradpool_v1_SessionAccepted__Output } from './gradpool/v1/SessionAccepted.js';
 import type { Unassignment as _gradpool_v1_Unassignment, Unassignment__Output as _gradpool_v1_Unassignment__Output } from './gradpool/v1/Unassignment.js';
 import type { WorkerMessage as _gradpool_v1_WorkerMessage, WorkerMessage__Output as _gradpool_v1_WorkerMessage__Output } from './gradpool/v1/WorkerMessage.js';
@@ -43,6 +44,7 @@ export interface ProtoGrpcType {
       RosterMember: MessageTypeDefinition<_gradpool_v1_RosterMember, _gradpool_v1_RosterMember__Output>
       RosterUpdate: MessageTypeDefinition<_gradpool_v1_RosterUpdate, _gradpool_v1_RosterUpdate__Output>
       RoundReport: MessageTypeDefinition<_gradpool_v1_RoundReport, _gradpool_v1_RoundReport__Output>
+      ScaledContribution: MessageTypeDefinition<_gradpool_v1_ScaledContribution, _gradpool_v1_ScaledContribution__Output>
       SessionAccepted: MessageTypeDefinition<_gradpool_v1_SessionAccepted, _gradpool_v1_SessionAccepted__Output>
       Unassignment: MessageTypeDefinition<_gradpool_v1_Unassignment, _gradpool_v1_Unassignment__Output>
       WorkerMessage: MessageTypeDefinition<_gradpool_v1_WorkerMessage, _gradpool_v1_WorkerMessage__Output>

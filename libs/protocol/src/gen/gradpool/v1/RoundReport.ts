@@ -1,5 +1,6 @@
 // Original file: gradpool/v1/worker.proto
 
+import type { ScaledContribution as _gradpool_v1_ScaledContribution, ScaledContribution__Output as _gradpool_v1_ScaledContribution__Output } from '../../gradpool/v1/ScaledContribution.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -30,6 +31,11 @@ export interface RoundReport {
    * compares it with its own, as it does the parameter hash.
    */
   'dataState'?: (string);
+  /**
+   * Contributions this member, as a shard owner, scaled down to the norm bound (robust
+   * aggregation, the job spec's `aggregation`).
+   */
+  'scaled'?: (_gradpool_v1_ScaledContribution)[];
 }
 
 /**
@@ -60,4 +66,9 @@ export interface RoundReport__Output {
    * compares it with its own, as it does the parameter hash.
    */
   'dataState': (string);
+  /**
+   * Contributions this member, as a shard owner, scaled down to the norm bound (robust
+   * aggregation, the job spec's `aggregation`).
+   */
+  'scaled': (_gradpool_v1_ScaledContribution__Output)[];
 }
