@@ -131,22 +131,13 @@ describe('ShardStore on a server that stops answering for a moment (frozen with 
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const freeze = (ms: number) => {
-    process.kill(server.pid, 'SIGSTOP');
-    return new Promise<void>((resolve) =>
-      setTimeout(() => {
-        process.kill(server.pid, 'SIGCONT');
-        resolve();
-      }, ms),
-    );
-  };
 
   it('retries the requests that timed out and returns the shard, verified', async () => {
     const writer = await ShardStore.open(nc, {});
     const bytes = encodeShard({ count: 50, shape: [28, 28], normalisation: 'scale' }, new Float32Array(50 * 784).fill(0.5), new Int32Array(50));
     const { sha256 } = await writer.put(bytes);
     const reader = await ShardStore.open(nc, { readOnly: true, requestTimeoutMs: TIMEOUT_MS });
-    const thawed = freeze(TIMEOUT_MS + 300);
+    const thawed = server.freeze(TIMEOUT_MS + 300);
     const got = await reader.get(sha256);
     await thawed;
     expect(sha256Hex(got)).toBe(sha256);

@@ -36,21 +36,11 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Freezes the server for `ms`; resolves when it runs again. */
-function freeze(ms: number): Promise<void> {
-  process.kill(server.pid, 'SIGSTOP');
-  return new Promise((resolve) =>
-    setTimeout(() => {
-      process.kill(server.pid, 'SIGCONT');
-      resolve();
-    }, ms),
-  );
-}
 
 describe('retryNats', () => {
   it('retries a request that timed out while the server was frozen, and returns its answer', async () => {
     const retries: string[] = [];
-    const thawed = freeze(TIMEOUT_MS + 300);
+    const thawed = server.freeze(TIMEOUT_MS + 300);
     const info = await retryNats(() => jsm.streams.info('S'), { onRetry: (n, err) => retries.push(`${n}: ${(err as { code?: string }).code}`) });
     await thawed;
     expect(info.config.name).toBe('S');
@@ -69,7 +59,7 @@ describe('retryNats', () => {
 
   it('gives up after its attempts with the last timeout', async () => {
     const retries: number[] = [];
-    const thawed = freeze(3 * TIMEOUT_MS);
+    const thawed = server.freeze(3 * TIMEOUT_MS);
     const err = await retryNats(() => jsm.streams.info('S'), { attempts: 2, firstDelayMs: 50, onRetry: (n) => retries.push(n) }).catch((e: unknown) => e);
     await thawed;
     expect(isTransientNatsError(err)).toBe(true);
@@ -82,7 +72,7 @@ describe('retryNats', () => {
 describe('openFilteredFeed', () => {
   it('retries a consumer create that timed out with a new consumer: all of the filter is delivered, and no consumer is left behind', async () => {
     const retries: number[] = [];
-    const thawed = freeze(TIMEOUT_MS + 300);
+    const thawed = server.freeze(TIMEOUT_MS + 300);
     const feed = await openFilteredFeed(nc, 'S', 's.a', DeliverPolicy.All, { timeoutMs: TIMEOUT_MS, onRetry: (n) => retries.push(n) });
     await thawed;
     expect(retries.length).toBeGreaterThanOrEqual(1);

@@ -195,8 +195,10 @@ export async function startEmbeddedPostgres(dir: string | undefined): Promise<{ 
 /** A nats-server started by `startNatsServer`. */
 export interface StartedNatsServer {
   url: string;
-  /** The server's process (tests freeze it with SIGSTOP to make requests time out). */
+  /** The server's process. */
   pid: number;
+  /** Stops the process (SIGSTOP) for `ms`, so that requests sent meanwhile time out; resolves once it runs again. */
+  freeze: (ms: number) => Promise<void>;
   close: () => Promise<void>;
 }
 
@@ -231,6 +233,15 @@ export async function startNatsServer(bin: string, storeDir: string, configFile?
   return {
     url: `nats://127.0.0.1:${port}`,
     pid: child.pid!,
+    freeze: (ms) => {
+      child.kill('SIGSTOP');
+      return new Promise((resolve) =>
+        setTimeout(() => {
+          child.kill('SIGCONT');
+          resolve();
+        }, ms),
+      );
+    },
     close: async () => {
       // A frozen server (SIGSTOP) would not act on SIGTERM.
       if (child.exitCode === null) child.kill('SIGCONT');

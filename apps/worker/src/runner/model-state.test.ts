@@ -32,21 +32,12 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function freeze(ms: number): Promise<void> {
-  process.kill(server.pid, 'SIGSTOP');
-  return new Promise((resolve) =>
-    setTimeout(() => {
-      process.kill(server.pid, 'SIGCONT');
-      resolve();
-    }, ms),
-  );
-}
 
 describe('CheckpointReader', () => {
   it('retries a read that timed out and returns the checkpoint', async () => {
     const retries: number[] = [];
     const reader = new CheckpointReader(nc, 'gp_ckpt_test', { timeoutMs: TIMEOUT_MS, onRetry: (n) => retries.push(n) });
-    const thawed = freeze(TIMEOUT_MS + 300);
+    const thawed = server.freeze(TIMEOUT_MS + 300);
     const cp = await reader.read('round-3');
     await thawed;
     expect(cp.round).toBe(3);
@@ -56,7 +47,7 @@ describe('CheckpointReader', () => {
 
   it('reports a read that keeps timing out as a runner error, not a bad checkpoint', async () => {
     const reader = new CheckpointReader(nc, 'gp_ckpt_test', { timeoutMs: TIMEOUT_MS, attempts: 2, firstDelayMs: 50 });
-    const thawed = freeze(3 * TIMEOUT_MS);
+    const thawed = server.freeze(3 * TIMEOUT_MS);
     const err = await reader.read('round-3').catch((e: unknown) => e);
     await thawed;
     expect(err).toBeInstanceOf(Error);
