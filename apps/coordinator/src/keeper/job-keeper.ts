@@ -576,8 +576,10 @@ export class JobKeeper {
       this.log.info({ round: r, running: this.evaluating.round }, 'validation of an earlier round still running; this one is skipped');
       return;
     }
-    // Asked now, before the next round's step changes them.
+    // Asked now, before the next round's step changes them. (Handled at once: the evaluation
+    // uses it only after the test seam, and a rejection left unhandled meanwhile would end the process.)
     const params = this.state!.params();
+    params.catch(() => undefined);
     const t0 = performance.now();
     const done = (async () => {
       await this.opts.beforeValidation?.(this.job.id, r);

@@ -118,8 +118,7 @@ export interface DatasetView {
   totalBytes: number;
   /** Samples per split. */
   counts: Record<SplitName, number>;
-  /** Object-store bucket holding the shards (keys are the sha256). */
-  /** Where its train shards are (the bucket its jobs' workers read). */
+  /** Where its train shards are (the bucket its jobs' workers read; keys are the sha256). */
   shardBucket: string;
   /** Where its validation and test shards are (the same bucket when shared). */
   evalShardBucket: string;
@@ -233,7 +232,7 @@ export class DatasetService {
   }
 
   /** The row of dataset `datasetId` (its bucket: `bucketOf`), or undefined. */
-  storeRow(datasetId: string): Promise<DatasetRow | undefined> {
+  datasetRow(datasetId: string): Promise<DatasetRow | undefined> {
     return this.datasets.findById(datasetId);
   }
 

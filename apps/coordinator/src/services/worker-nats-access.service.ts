@@ -79,7 +79,7 @@ export class WorkerNatsAccessService implements OnModuleInit, OnModuleDestroy {
     if (!this.issuer) return undefined;
     // Shards: read-only, in the bucket of the job's dataset only (its own, or the shared one).
     const job = await this.jobs.findById(jobId);
-    const shardsBucket = job?.datasetId ? this.datasets.bucketOf((await this.datasets.storeRow(job.datasetId)) ?? { shardBucket: null }) : undefined;
+    const shardsBucket = job?.datasetId ? this.datasets.bucketOf((await this.datasets.datasetRow(job.datasetId)) ?? { shardBucket: null }) : undefined;
     const c = await this.issuer.forJob(workerId, jobId, { shardsBucket });
     // Recorded before it is handed out: a user nobody knows of could not be revoked.
     await this.handle.db.insert(workerNatsUsers).values({ userKey: c.userKey, workerId, jobId, issuedAt: new Date(c.issuedAt * 1000), expiresAt: new Date(c.expiresAt) });
