@@ -10,10 +10,17 @@ export interface NormScratch {
   values: Float32Array;
 }
 
-/** √Σ v² over the decoded values of a contribution's chunks, chunk by chunk in order. */
+/**
+ * √Σ v² over a contribution's chunks, chunk by chunk in order: the codec's own `sumSquares`
+ * where it has one (int8), else over the decoded values.
+ */
 export function contributionNorm(codec: Codec, chunks: readonly { payload: Uint8Array; length: number }[], scratch: NormScratch): number {
   let ss = 0;
   for (const { payload, length } of chunks) {
+    if (codec.sumSquares) {
+      ss += codec.sumSquares(payload, length);
+      continue;
+    }
     if (scratch.values.length < length) scratch.values = new Float32Array(length);
     const v = scratch.values.subarray(0, length);
     codec.decode(payload, length, v, 0);

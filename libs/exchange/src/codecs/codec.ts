@@ -36,6 +36,10 @@ export interface Codec {
   decode(payload: Uint8Array, length: number, out: Float32Array, outOffset: number): void;
   /** acc[accOffset + i] += weight · value i, in float64. */
   accumulate(payload: Uint8Array, length: number, acc: Float64Array, accOffset: number, weight: number): void;
+  /** The squared L2 norm of a payload's values for the clipped mean (clipping.ts), where the
+   * codec has a faster way than decoding (int8: from the integers and scales); each codec's
+   * definition is fixed, so every owner computes the same. */
+  sumSquares?(payload: Uint8Array, length: number): number;
   /** A zeroed accumulator of `length` that `accumulate` is fastest on (int8: in WebAssembly
    * memory); any Float64Array works. */
   newAccumulator?(length: number): Float64Array;

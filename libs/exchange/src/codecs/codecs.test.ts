@@ -363,6 +363,26 @@ describe('int8: WebAssembly SIMD kernels are bit-identical to the scalar code', 
       expect(scalar(block).encodeMean(scalar(block).newAccumulator(10), 2, new Uint8Array(scalar(block).payloadBytes(10)))).toBeNull();
     });
   }
+  for (const block of [1, 7, 64, 4096, 200_000]) {
+    it(`block ${block}: sumSquares (the clipped mean's norm) gives the same bits on both paths, and the norm of the decoded values within 2⁻²³`, () => {
+      for (const n of [0, 1, 17, 65, 1000, 70_001, 300_000]) {
+        // Full-scale values: every block has some q = ±127 (the widest integer sums).
+        const v = sample(n, n + block).map((x, i) => (i % 3 === 0 ? Math.sign(x) || 1 : x));
+        const a = simd(block);
+        const b = scalar(block);
+        const payload = new Uint8Array(a.payloadBytes(n));
+        a.encode(v, payload);
+        const ss = a.sumSquares(payload, n);
+        expect(ss, `n=${n}`).toBe(b.sumSquares(payload, n));
+        const decoded = new Float32Array(n);
+        a.decode(payload, n, decoded, 0);
+        let ref = 0;
+        for (let i = 0; i < n; i++) ref += decoded[i] * decoded[i];
+        expect(Math.abs(ss - ref), `n=${n}`).toBeLessThanOrEqual(ref * 2 ** -23 + 1e-300);
+      }
+    });
+  }
+
   it('blocks holding NaN or ±Infinity: same non-finite scales and zero values on both paths', () => {
     for (const bad of [NaN, Infinity, -Infinity]) {
       const v = sample(300, 8);

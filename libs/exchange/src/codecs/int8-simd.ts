@@ -13,6 +13,7 @@ interface Kernels {
   dequantise(scales: number, q: number, n: number, blockSize: number, out: number): void;
   accumulate(scales: number, q: number, n: number, blockSize: number, acc: number, weight: number): void;
   mean(acc: number, n: number, total: number, out: number): number;
+  sumSquares(scales: number, q: number, n: number, blockSize: number, total: number): number;
 }
 
 interface Instance {
@@ -126,6 +127,22 @@ export class Int8Simd {
       k.dequantise(L.scalesAt, L.qAt, len, B, outAt);
       out.set(new Float32Array(memory.buffer, outAt, len), outOffset + e0);
     }
+  }
+
+  /** Σ_b s_b² · Σ q² over the payload's blocks in order (Int8Codec#sumSquares). */
+  sumSquares(payload: Uint8Array, length: number): number {
+    const B = this.blockSize;
+    const L = this.tile;
+    const nb = Math.ceil(length / B);
+    const { memory, k } = scratchOf(this.module, L.bytes);
+    const u8 = new Uint8Array(memory.buffer);
+    let total = 0;
+    for (let e0 = 0; e0 < length; e0 += L.elems) {
+      const len = Math.min(L.elems, length - e0);
+      this.copyTileIn(payload, nb, e0, len, u8, L.scalesAt, L.qAt);
+      total = k.sumSquares(L.scalesAt, L.qAt, len, B, total);
+    }
+    return total;
   }
 
   /** acc[accOffset + i] += weight · value i (Int8Codec#accumulate); false when `acc` was not

@@ -7,7 +7,9 @@
 ;;   dequantise:  out = f32(q · scale);
 ;;   accumulate:  acc += w · f64(f32(q · scale)), in float64, element by element;
 ;;   mean:        out = f32(acc / total) (the owner's mean, round-exchange.ts' meanOf), and whether
-;;                any result is not finite.
+;;                any result is not finite;
+;;   sumSquares:  total + Σ over blocks, in order, of (f64(scale) · f64(scale)) · Σ q² (the block's
+;;                Σ q² exact: integers), the clipped mean's squared norm (clipping.ts).
 ;; Pointers are byte offsets into the imported memory; n elements in blocks of B.
 ;;
 ;; Regenerate the embedded bytes (int8-simd.wasm.ts) after editing this file:
@@ -266,4 +268,52 @@
         (local.set $o (i32.add (local.get $o) (i32.const 4)))
         (br $lt)))
     (local.get $badS))
+;; total + Σ_b (s_b · s_b) · Σ_{i in b} q_i², blocks in order (Int8Codec#sumSquares).
+  (func (export "sumSquares") (param $scales i32) (param $q i32) (param $n i32) (param $B i32) (param $total f64) (result f64)
+    (local $lo i32) (local $hi i32) (local $p i32) (local $end i32) (local $stop i32)
+    (local $v v128) (local $h v128) (local $acc v128) (local $sum f64) (local $t i32) (local $s f64)
+    (block $done
+      (loop $blocks
+        (br_if $done (i32.ge_u (local.get $lo) (local.get $n)))
+        (local.set $hi (select (local.get $n) (i32.add (local.get $lo) (local.get $B))
+          (i32.gt_u (i32.add (local.get $lo) (local.get $B)) (local.get $n))))
+        (local.set $p (i32.add (local.get $q) (local.get $lo)))
+        (local.set $end (i32.add (local.get $q) (local.get $hi)))
+        (local.set $sum (f64.const 0))
+        ;; 16 values per step into four i32 lanes (each gains at most 4 · 127² per step), flushed
+        ;; into the float64 block sum every 4096 steps (lanes ≤ 2.7e8, their sum ≤ 1.1e9 < 2³¹); every
+        ;; partial sum is an integer below 2⁵³, so the block sum is exact.
+        (block $d16
+          (loop $l16
+            (br_if $d16 (i32.gt_u (i32.add (local.get $p) (i32.const 16)) (local.get $end)))
+            (local.set $stop (select (local.get $end) (i32.add (local.get $p) (i32.const 65536))
+              (i32.gt_u (i32.add (local.get $p) (i32.const 65536)) (local.get $end))))
+            (local.set $acc (v128.const i32x4 0 0 0 0))
+            (block $dc
+              (loop $lc
+                (br_if $dc (i32.gt_u (i32.add (local.get $p) (i32.const 16)) (local.get $stop)))
+                (local.set $v (v128.load (local.get $p)))
+                (local.set $h (i16x8.extend_low_i8x16_s (local.get $v)))
+                (local.set $acc (i32x4.add (local.get $acc) (i32x4.dot_i16x8_s (local.get $h) (local.get $h))))
+                (local.set $h (i16x8.extend_high_i8x16_s (local.get $v)))
+                (local.set $acc (i32x4.add (local.get $acc) (i32x4.dot_i16x8_s (local.get $h) (local.get $h))))
+                (local.set $p (i32.add (local.get $p) (i32.const 16)))
+                (br $lc)))
+            (local.set $sum (f64.add (local.get $sum) (f64.convert_i32_s (i32.add
+              (i32.add (i32x4.extract_lane 0 (local.get $acc)) (i32x4.extract_lane 1 (local.get $acc)))
+              (i32.add (i32x4.extract_lane 2 (local.get $acc)) (i32x4.extract_lane 3 (local.get $acc)))))))
+            (br $l16)))
+        (block $dt
+          (loop $lt
+            (br_if $dt (i32.ge_u (local.get $p) (local.get $end)))
+            (local.set $t (i32.load8_s (local.get $p)))
+            (local.set $sum (f64.add (local.get $sum) (f64.convert_i32_s (i32.mul (local.get $t) (local.get $t)))))
+            (local.set $p (i32.add (local.get $p) (i32.const 1)))
+            (br $lt)))
+        (local.set $s (f64.promote_f32 (f32.load (local.get $scales))))
+        (local.set $total (f64.add (local.get $total) (f64.mul (f64.mul (local.get $s) (local.get $s)) (local.get $sum))))
+        (local.set $scales (i32.add (local.get $scales) (i32.const 4)))
+        (local.set $lo (local.get $hi))
+        (br $blocks)))
+    (local.get $total))
 )

@@ -140,6 +140,28 @@ export class Int8Codec implements Codec {
       for (; i < hi; i++) o[i] = q[i] * s;
     }
   }
+  /**
+   * The squared L2 norm the clipped mean takes (clipping.ts), from the payload without decoding:
+   * Σ over blocks, in order, of (s·s) · Σ q², in float64. Each block's Σ q² is an exact integer,
+   * so this and the WebAssembly kernel give the same bits. (It is the norm of q·s; the decoded
+   * values are q·s rounded to float32, within 2⁻²⁴ of it.)
+   */
+  sumSquares(payload: Uint8Array, length: number): number {
+    if (this.simd) return this.simd.sumSquares(payload, length);
+    const nb = this.blocks(length);
+    const scales = f32View(payload, 0, nb);
+    const q = i8View(payload, nb * 4, length);
+    const B = this.blockSize;
+    let total = 0;
+    for (let b = 0, lo = 0; b < nb; b++, lo += B) {
+      const hi = lo + B < length ? lo + B : length;
+      let sum = 0;
+      for (let i = lo; i < hi; i++) sum += q[i] * q[i];
+      const s = scales[b];
+      total += s * s * sum;
+    }
+    return total;
+  }
   accumulate(payload: Uint8Array, length: number, acc: Float64Array, accOffset: number, weight: number): void {
     if (this.simd?.accumulate(payload, length, acc, accOffset, weight)) return;
     const nb = this.blocks(length);

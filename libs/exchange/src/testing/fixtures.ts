@@ -70,6 +70,10 @@ export function referenceMean(
         let ss = 0;
         for (let off = 0; off < len; off += geo.reduceChunkElems) {
           const n = Math.min(geo.reduceChunkElems, len - off);
+          if (codec.sumSquares) {
+            ss += codec.sumSquares(encoded(j, off, n), n);
+            continue;
+          }
           const v = new Float32Array(n);
           codec.decode(encoded(j, off, n), n, v, 0);
           for (let i = 0; i < n; i++) ss += v[i] * v[i];
