@@ -2,6 +2,10 @@
  * Leadership: two coordinators on one database; exactly one holds the scheduler lock and
  * schedules; when it stops, the other takes over.
  */
+import { startNatsServer } from '@gradpool/testing';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SchedulingService } from '../../apps/coordinator/src/services/scheduling.service.js';
 import { waitFor } from './foundation-helpers.js';
@@ -45,5 +49,27 @@ describe('scheduler leadership', () => {
 
     await leader.close();
     await waitFor(() => sFollower.isLeader, 'the follower takes over', 10_000);
+  });
+
+  it('a replica whose NATS is not the leader\'s says that the leader cannot hear its workers', async () => {
+    // The first test stopped one replica; the other leads. A third starts on another NATS.
+    const lead = [a, b].map((c) => c.handle.app.get(SchedulingService)).find((x) => x.isLeader)!;
+    expect(lead).toBeDefined();
+    const dir = mkdtempSync(join(tmpdir(), 'gp-leader-nats-'));
+    const other = await startNatsServer(process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server', join(dir, 'js'));
+    const c = await startJobsCoordinator(env, { NATS_URL: other.url }, { scheduler: { periodMs: 200, leaderSilenceMs: 1000 } });
+    try {
+      const sc = c.handle.app.get(SchedulingService);
+      await waitFor(async () => {
+        await sc.tick();
+        return sc.leaderUnheard;
+      }, 'the replica on another NATS to notice');
+      expect(sc.isLeader).toBe(false);
+      expect(lead.leaderUnheard).toBe(false);
+    } finally {
+      await c.close();
+      await other.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,17 +6,9 @@ import { KeeperService } from '../services/keeper.service.js';
 import { SchedulingService } from '../services/scheduling.service.js';
 import { SessionRegistry } from '../services/session-registry.js';
 import { CONFIG, LOGGER } from '../tokens.js';
+import { JOB_SCHEDULER_SETTINGS, type JobSchedulerSettings } from './job-scheduler.settings.js';
 
-export const JOB_SCHEDULER_SETTINGS = Symbol('gradpool.jobSchedulerSettings');
-
-export interface JobSchedulerSettings {
-  /** Period of the scheduling loop (it also runs on worker and job events). */
-  periodMs: number;
-  /** Off: this replica never schedules (e.g. an API-only replica). */
-  enabled: boolean;
-}
-
-export const DEFAULT_JOB_SCHEDULER_SETTINGS: JobSchedulerSettings = { periodMs: 1000, enabled: true };
+export { DEFAULT_JOB_SCHEDULER_SETTINGS, JOB_SCHEDULER_SETTINGS, type JobSchedulerSettings } from './job-scheduler.settings.js';
 
 /**
  * Runs the scheduling pass every `periodMs` and soon after events (a worker's session opened or

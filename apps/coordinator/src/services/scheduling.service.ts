@@ -16,6 +16,8 @@ import { JobRosterService } from './job-roster.service.js';
 import { KeeperService } from './keeper.service.js';
 import { LeaderLock } from './scheduling-leader.js';
 import { SessionRegistry } from './session-registry.js';
+import { SessionRelay } from './session-relay.js';
+import { JOB_SCHEDULER_SETTINGS, type JobSchedulerSettings } from '../schedulers/job-scheduler.settings.js';
 import { shutdownPart } from '../shutdown.js';
 
 interface IdleWorker {
@@ -48,6 +50,11 @@ export class SchedulingService {
   readonly lock: LeaderLock;
   private ticking: Promise<void> | null = null;
   private again = false;
+  /** Since when this replica has been a follower hearing no other replica (null: it hears one, or leads). */
+  private unheardSince: number | null = null;
+  private lastUnheardLog = 0;
+  /** A follower that hears no other replica over NATS: the leader uses another NATS (see `notHearingLeader`). */
+  leaderUnheard = false;
 
   constructor(
     @Inject(CONFIG) config: CoordinatorConfig,
@@ -58,6 +65,8 @@ export class SchedulingService {
     private readonly roster: JobRosterService,
     private readonly keepers: KeeperService,
     private readonly registry: SessionRegistry,
+    private readonly relay: SessionRelay,
+    @Inject(JOB_SCHEDULER_SETTINGS) private readonly settings: JobSchedulerSettings,
   ) {
     this.log = logger.child({ component: 'scheduler' });
     this.lock = new LeaderLock(config.databaseUrl);
@@ -69,6 +78,30 @@ export class SchedulingService {
 
   get isLeader(): boolean {
     return this.lock.isHeld;
+  }
+
+  /**
+   * Another replica holds the scheduling lock on this database. If none is heard over NATS for
+   * `leaderSilenceMs`, the leader uses another NATS server or cluster: it cannot hear this
+   * replica's workers, so they will never be scheduled. Nothing here can fix that; say it loudly.
+   */
+  private notHearingLeader(): void {
+    const now = Date.now();
+    if (this.relay.hasPeers()) {
+      this.unheardSince = null;
+      this.leaderUnheard = false;
+      return;
+    }
+    this.unheardSince ??= now;
+    if (now - this.unheardSince < this.settings.leaderSilenceMs) return;
+    this.leaderUnheard = true;
+    if (now - this.lastUnheardLog < 60_000) return;
+    this.lastUnheardLog = now;
+    this.log.error(
+      { silentMs: now - this.unheardSince, workersHere: this.registry.workerIds().length },
+      'another coordinator holds the scheduling lock on this database, but no coordinator answers on this NATS: ' +
+        'the replicas use different NATS servers, and workers connected here will not be scheduled; point every coordinator of the database at the same NATS',
+    );
   }
 
   /** One scheduling pass; concurrent calls coalesce into one more pass. */
@@ -87,7 +120,12 @@ export class SchedulingService {
   }
 
   private async pass(): Promise<void> {
-    if (!(await this.lock.tryAcquire())) return;
+    if (!(await this.lock.tryAcquire())) {
+      this.notHearingLeader();
+      return;
+    }
+    this.unheardSince = null;
+    this.leaderUnheard = false;
     const runnable = await this.jobs.list({ status: ['queued', 'running'] });
     // Keepers: one per running job here; none for jobs that stopped running.
     const running = new Set(runnable.filter((j) => j.status === 'running').map((j) => j.id));
