@@ -104,6 +104,18 @@ describe('a bucket per dataset', () => {
     expect(await streamExists(b.body.shardBucket)).toBe(false);
   });
 
+  it("says every shard is missing when the dataset's buckets are gone (NATS storage lost), without creating them by looking", async () => {
+    const d = (await importAs('own-lost')).body;
+    await jsm.streams.delete(`OBJ_${d.shardBucket}`);
+    await jsm.streams.delete(`OBJ_${d.evalShardBucket}`);
+    const objects = await api('GET', `/v1/datasets/${d.id}/objects`);
+    expect(objects.body.total).toBe(hashes(d).length);
+    expect([...objects.body.missing].sort()).toEqual([...hashes(d)].sort());
+    expect(await streamExists(d.shardBucket)).toBe(false);
+    expect(await streamExists(d.evalShardBucket)).toBe(false);
+    expect((await api('DELETE', `/v1/datasets/${d.id}`)).status).toBe(204);
+  });
+
   it('a failed import removes its bucket with its row', async () => {
     let bucket = '';
     service.hooks.afterObjectsStored = async (name) => {

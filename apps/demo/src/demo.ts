@@ -90,7 +90,9 @@ async function main(): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   console.log(bold('Gradpool demo') + dim(` — ${opts.workers} workers, model ${opts.model}, codec ${opts.codec}`));
-  const services = await ensureServices((line) => console.log(dim(`  ${line}`)), 'gradpool_demo', { ownNats: opts.ownNats });
+  // A database per NATS: datasets' rows must describe the shards of the NATS the run uses (each
+  // dataset's bucket lives there); the private one of --own-nats keeps its data in .gradpool/.
+  const services = await ensureServices((line) => console.log(dim(`  ${line}`)), opts.ownNats ? 'gradpool_demo_own_nats' : 'gradpool_demo', { ownNats: opts.ownNats });
   const workers: WorkerProcess[] = [];
   let coordinator: CoordinatorProcess | undefined;
   try {

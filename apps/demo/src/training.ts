@@ -66,10 +66,18 @@ async function ensureMnist(api: AdminApi): Promise<Dataset> {
       return existing;
     }
     console.log(dim(`  MNIST is imported, but ${objects.missing.length} of its ${objects.total} shards are not in this NATS; importing it again`));
+    // A job of an earlier demo run that was stopped midway may still use it (queued, running or
+    // paused in this database, with nobody to run it): cancel those, or the delete is refused.
+    // (A copy under another name would store all of MNIST again.)
+    const stale = (await api.get<{ id: string; datasetId: string | null; status: string }[]>('/v1/jobs')).filter(
+      (j) => j.datasetId === existing.id && !TERMINAL.has(j.status),
+    );
+    for (const j of stale) await api.request('POST', `/v1/jobs/${j.id}/cancel`).catch(() => undefined);
+    if (stale.length) console.log(dim(`  cancelled ${stale.length} job(s) of an earlier demo run that still used it`));
     try {
       await api.request('DELETE', `/v1/datasets/${existing.id}`);
     } catch (err) {
-      // A job of an earlier run still uses it (queued or paused): import a copy under another name.
+      // Still in use (a job we could not cancel): import a copy under another name.
       if (!(err instanceof AdminApiError && err.status === 409)) throw err;
       return importMnist(api, `mnist-${Date.now().toString(36)}`);
     }

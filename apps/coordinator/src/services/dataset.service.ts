@@ -160,14 +160,17 @@ export class DatasetService {
   async missingObjects(datasetId: string): Promise<{ total: number; missing: string[] }> {
     const row = await this.datasets.findById(datasetId);
     if (!row) throw new NotFoundError(`no dataset ${datasetId}`);
-    // Each distinct object once, looked up in its split's bucket.
+    // Each distinct object once, looked up in its split's bucket. A bucket that does not exist
+    // (another NATS, storage lost) is not created by looking: all its objects are missing.
     const objects = new Map<string, string>();
     for (const s of await this.shards.listByDataset(datasetId)) objects.set(s.sha256, this.bucketOf(row, s.split));
+    const exists = new Map<string, boolean>();
+    for (const bucket of new Set(objects.values())) exists.set(bucket, await this.bucketExists(bucket));
     const entries = [...objects];
     const missing: string[] = [];
     for (let i = 0; i < entries.length; i += 16) {
       const batch = entries.slice(i, i + 16);
-      const present = await Promise.all(batch.map(async ([h, bucket]) => (await this.storeOf(bucket)).has(h)));
+      const present = await Promise.all(batch.map(async ([h, bucket]) => exists.get(bucket)! && (await this.storeOf(bucket)).has(h)));
       batch.forEach(([h], j) => !present[j] && missing.push(h));
     }
     return { total: entries.length, missing };
@@ -196,6 +199,17 @@ export class DatasetService {
   async assertObjectsPresent(datasetId: string): Promise<void> {
     const problem = await this.missingObjectsProblem(datasetId);
     if (problem) throw new FailedPreconditionError(problem.message);
+  }
+
+  /** Whether a bucket's stream exists (without creating it). */
+  private async bucketExists(bucket: string): Promise<boolean> {
+    try {
+      await (await this.nats.jetstreamManager()).streams.info(`OBJ_${bucket}`);
+      return true;
+    } catch (err) {
+      if (/stream not found/i.test((err as Error).message)) return false;
+      throw err;
+    }
   }
 
   /** The shared shard bucket. */
