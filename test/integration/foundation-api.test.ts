@@ -20,7 +20,7 @@ describe('admin API', () => {
   it('serves health without a key, and readiness of Postgres and NATS', async () => {
     expect(await tc.api('GET', '/healthz', { key: null })).toEqual({ status: 200, body: { status: 'ok' } });
     const ready = await tc.api('GET', '/readyz', { key: null });
-    expect(ready).toEqual({ status: 200, body: { status: 'ready', checks: { database: 'ok', nats: 'ok' } } });
+    expect(ready).toEqual({ status: 200, body: { status: 'ready', checks: { database: 'ok', nats: 'ok', scheduling: 'ok' } } });
     const metrics = await tc.api('GET', '/metrics', { key: null });
     expect(metrics.status).toBe(200);
     expect(metrics.body).toContain('gradpool_worker_registrations_total');

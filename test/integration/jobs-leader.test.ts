@@ -66,6 +66,12 @@ describe('scheduler leadership', () => {
       }, 'the replica on another NATS to notice');
       expect(sc.isLeader).toBe(false);
       expect(lead.leaderUnheard).toBe(false);
+      // Not ready: a load balancer stops sending it workers.
+      const ready = await fetch(`${c.handle.httpUrl}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as { checks: { scheduling: string } }).checks.scheduling).toMatch(/none answers on this NATS/);
+      const leader = [a, b].find((x) => x.handle.app.get(SchedulingService) === lead)!;
+      expect((await fetch(`${leader.handle.httpUrl}/readyz`)).status).toBe(200);
     } finally {
       await c.close();
       await other.close();
