@@ -54,7 +54,7 @@ describe('embedded services', () => {
       });
       return { status: res.status, body: await res.json() };
     };
-    expect((await api('GET', '/readyz')).body.checks).toEqual({ database: 'ok', nats: 'ok' });
+    expect((await api('GET', '/readyz')).body.checks).toEqual({ database: 'ok', nats: 'ok', scheduling: 'ok' });
     const g = await api('POST', '/v1/groups', { name: 'embedded' });
     expect(g.status).toBe(201);
     const t = await api('POST', `/v1/groups/${g.body.id}/tokens`, { maxUses: 1 });
