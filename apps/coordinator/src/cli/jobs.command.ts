@@ -4,32 +4,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { ApiError, type ApiClient } from './api-client.js';
+import type { JobDetail, JobView as JobSummary } from '../services/job.service.js';
 import type { CliIo } from './run.js';
 import { num, pct, table } from './table.js';
-
-interface JobSummary {
-  id: string;
-  name: string;
-  groupId: string | null;
-  datasetId: string | null;
-  status: string;
-  statusReason: string;
-  priority: number;
-  epoch: number;
-  dataEpoch: number;
-  epochs: number | null;
-  round: number;
-  samplesProcessed: number;
-  createdAt: string;
-}
-
-interface JobDetail extends JobSummary {
-  totalRounds: number | null;
-  etaSeconds: number | null;
-  lastMetrics: Record<string, { round: number; value: number }>;
-  roster: { epoch: number; members: { workerId: string; name?: string; samplesPerRound: number; share: number; speed: number | null }[] } | null;
-  credits: { workerId: string; samples: number; computeMs: number; rounds: number }[];
-}
 
 interface JobEvent {
   type: string;
