@@ -11,7 +11,7 @@ import { createTestDatabase, TEST_NATS_URL, type TestDatabase } from '@gradpool/
 import { connect, type NatsConnection, type ObjectStore } from 'nats';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { inProcessConfig } from './foundation-helpers.js';
+import { inProcessConfig, waitFor } from './foundation-helpers.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DatasetService } from '../../apps/coordinator/src/services/dataset.service.js';
 
@@ -211,6 +211,11 @@ describe('datasets sharing shard objects', () => {
     // (Only this file's database: other test files import in parallel on the same server.)
     const ended = await sql.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'gradpool-import-lease' and datname = $1`, [database.name]);
     expect(ended.rowCount).toBe(1);
+    // pg_terminate_backend only signals: the lease (an advisory lock) goes when the backend has exited.
+    await waitFor(
+      async () => (await sql.query(`select 1 from pg_stat_activity where application_name = 'gradpool-import-lease' and datname = $1`, [database.name])).rowCount === 0,
+      'the import lease session to end',
+    );
     expect((await api('DELETE', `/v1/datasets/${row.id}`)).status).toBe(204);
     expect(await objectCount()).toBe(before + otherKeys.length);
     expect(await unreadable(otherKeys)).toEqual([]);
