@@ -35,15 +35,22 @@ export function contributionNorm(codec: Codec, chunks: readonly { payload: Uint8
  * nothing is scaled (fewer than two norms, a zero median, or every norm within the bound).
  */
 export function clipFactors(norms: Float64Array, ratio: number): { factors: Float64Array; bound: number } | null {
+  const bound = clipBound(norms, ratio);
+  if (bound === null || !norms.some((x) => x > bound)) return null;
+  const factors = new Float64Array(norms.length).fill(1);
+  for (let j = 0; j < norms.length; j++) if (norms[j] > bound) factors[j] = bound / norms[j];
+  return { factors, bound };
+}
+
+/**
+ * The bound `clipFactors` scales to: `ratio` × the lower median of the non-negative norms, or
+ * null when there is none (fewer than two norms, or a zero median: nothing is scaled).
+ */
+export function clipBound(norms: ArrayLike<number>, ratio: number): number | null {
   const sorted = Array.from(norms)
     .filter((x) => x >= 0)
     .sort((a, b) => a - b);
   if (sorted.length < 2) return null;
   const median = sorted[Math.floor((sorted.length - 1) / 2)];
-  if (!(median > 0)) return null;
-  const bound = ratio * median;
-  if (!(sorted[sorted.length - 1] > bound)) return null;
-  const factors = new Float64Array(norms.length).fill(1);
-  for (let j = 0; j < norms.length; j++) if (norms[j] > bound) factors[j] = bound / norms[j];
-  return { factors, bound };
+  return median > 0 ? ratio * median : null;
 }

@@ -3,7 +3,7 @@ import type { Msg, NatsConnection, Subscription } from 'nats';
 import { codecFromWire } from './codecs/index.js';
 import { type Codec, CodecIds } from './codecs/codec.js';
 import { Sparse32Codec } from './codecs/topk.codec.js';
-import { ChunkKinds, decodeChunk } from './header.js';
+import { type ChunkHeader, ChunkKinds, decodeChunk } from './header.js';
 import { ShardLayout } from './layout.js';
 import { logger } from './logger.js';
 import type { RejectHandler } from './round-exchange.js';
@@ -29,6 +29,8 @@ export interface GatherObserverOptions {
   /** Finished rounds queued for a slow consumer before the oldest is dropped (default 16). */
   maxQueued?: number;
   onReject?: RejectHandler;
+  /** Every validated gather chunk, as accepted (the owner audit's input: OwnerAuditor#observe). */
+  onGather?: (header: ChunkHeader, payload: Uint8Array) => void;
 }
 
 interface Pending {
@@ -141,6 +143,7 @@ export class GatherObserver implements AsyncIterable<ObservedRound> {
     if (codec) codec.decode(payload, h.length, p.mean, at);
     else Sparse32Codec.decode(payload, h.length, p.mean, at);
     s.received[h.chunk] = true;
+    this.opts.onGather?.(h, payload);
     if (++s.count === s.chunkCount && ++p.done === p.shardCount) this.complete(key, p);
   }
 

@@ -5,4 +5,5 @@ export * from './layout.js';
 export * from './round-exchange.js';
 export { GatherObserver, type ObservedRound, type GatherObserverOptions } from './gather-observer.js';
 export { logger } from './logger.js';
+export { OwnerAuditor, type AuditResult, type OwnerAuditOptions } from './owner-audit.js';
 export * from './replay.js';

@@ -9,6 +9,12 @@ export interface Roster {
   epoch: number;
   members: readonly string[];
   selfId: string;
+  /**
+   * The first round this member runs in the epoch, when known: before it, messages of rounds
+   * more than `maxRoundsAhead` past it are dropped (otherwise any round is buffered then). The
+   * owner audit relies on it: an owner cannot hold messages of a round long before it is due.
+   */
+  startRound?: number;
 }
 
 /** Shard and chunk geometry for P elements, S shards, and chunks of at most `chunkElems`. */
@@ -46,6 +52,7 @@ export function validateRoster(r: Roster): number {
   if (new Set(r.members).size !== r.members.length) throw new ExchangeUsageError('roster has duplicate members');
   // Members' ids are the sender tokens of the subjects they publish on.
   for (const m of r.members) if (!isToken(m)) throw new ExchangeUsageError(`member id ${JSON.stringify(m)} is not a valid subject token`);
+  if (r.startRound !== undefined && !(Number.isSafeInteger(r.startRound) && r.startRound >= 0)) throw new ExchangeUsageError(`bad start round ${r.startRound}`);
   const self = r.members.indexOf(r.selfId);
   if (self < 0) throw new ExchangeUsageError(`${r.selfId} is not in the roster of epoch ${r.epoch}`);
   return self;

@@ -34,3 +34,29 @@ describe('every wait ends', () => {
     await closing;
   });
 });
+
+describe('buffering before the first round of an epoch', () => {
+  for (const [startRound, dropped] of [
+    [10, true],
+    [11, false],
+    [undefined, false],
+  ] as const) {
+    it(`with Roster.startRound ${startRound}, an owner ${dropped ? 'drops' : 'keeps'} round 13's messages that arrive before its first round`, async () => {
+      const job = `sr${process.pid}${startRound}`;
+      const [na, nb] = [await connect({ servers: NATS_URL, noEcho: true }), await connect({ servers: NATS_URL, noEcho: true })];
+      const a = new RoundExchange({ nc: na, jobId: job, size: 1000, roster: { epoch: 1, members: ['a', 'b'], selfId: 'a', startRound }, codec: { name: 'fp32' }, deadlineMs: 60_000 });
+      const b = new RoundExchange({ nc: nb, jobId: job, size: 1000, roster: { epoch: 1, members: ['a', 'b'], selfId: 'b', startRound }, codec: { name: 'fp32' }, deadlineMs: 60_000 });
+      await nb.flush();
+      const p = a.allReduce(13, new Float32Array(1000).fill(1), 1).catch((e: unknown) => e);
+      await na.flush();
+      await nb.flush();
+      await new Promise((r) => setTimeout(r, 100));
+      expect(b.stats.droppedAhead > 0).toBe(dropped);
+      await a.close();
+      await b.close();
+      expect(await p).toBeInstanceOf(ConnectionLostError);
+      await na.close();
+      await nb.close();
+    });
+  }
+});

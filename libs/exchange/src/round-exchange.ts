@@ -320,7 +320,7 @@ export class RoundExchange {
     for (let s = 0; s < S; s++) if (ShardLayout.owner(s, K) === self) ownedShards.push(s);
     this.identity = senderIdentity(this.jobId, roster.selfId);
     const epoch: EpochState = {
-      roster: { epoch: roster.epoch, members: [...roster.members], selfId: roster.selfId },
+      roster: { epoch: roster.epoch, members: [...roster.members], selfId: roster.selfId, startRound: roster.startRound },
       self,
       members: K,
       layout,
@@ -1035,8 +1035,8 @@ export class RoundExchange {
     return g;
   }
 
-  /** Beyond the buffering window. Before its first round of an epoch a member does not know where
-   * the epoch starts (a roster's start round), so it accepts any round then, bounded by bytes. */
+  /** Beyond the buffering window. Before its first round of an epoch a member knows where it
+   * starts only from `Roster.startRound`; without it, it accepts any round then, bounded by bytes. */
   private tooFarAhead(ep: EpochState, round: number): boolean {
     const window = this.opts.maxRoundsAhead ?? 2;
     if (!ep.rounds.has(round)) {
@@ -1045,7 +1045,7 @@ export class RoundExchange {
       for (const st of ep.rounds.values()) if (!st.entered) waiting++;
       if (waiting > window) return true;
     }
-    if (ep.current < 0 && ep.finished < 0) return false;
+    if (ep.current < 0 && ep.finished < 0) return ep.roster.startRound !== undefined && round > ep.roster.startRound + window;
     return round > Math.max(ep.current, ep.finished + 1) + window;
   }
 

@@ -54,6 +54,9 @@ export const subjects = {
   /** Wildcard for one shard's reduce subjects over every round and sender of an epoch (the owner's subscription). */
   reduceShardRounds: (jobId: string, epoch: number, shard: number) =>
     `${subjects.job(jobId)}.r.${token(epoch, 'epoch')}.*.${token(shard, 'shard')}.*`,
+  /** Wildcard for one shard's reduce subjects of one round, in any epoch and from any sender (the owner audit's subscription). */
+  reduceAttempts: (jobId: string, round: number | bigint, shard: number) =>
+    `${subjects.job(jobId)}.r.*.${token(round, 'round')}.${token(shard, 'shard')}.*`,
   /** Wildcard for every gather subject of one epoch (a member's subscription). */
   gatherEpoch: (jobId: string, epoch: number) => `${subjects.job(jobId)}.g.${token(epoch, 'epoch')}.>`,
   /** Data-plane control messages from `sender` (resend requests after a (re)subscription). */

@@ -306,7 +306,7 @@ class JobRun {
     const shares = members.map((m) => m.samplesPerRound);
     // A kept gradient is reused only for the same round over the same samples (checked below).
     let held = heldIn && heldIn.round === first ? heldIn : null;
-    const exRoster: Roster = { epoch: roster.epoch, members: members.map((m) => m.workerId), selfId: workerId };
+    const exRoster: Roster = { epoch: roster.epoch, members: members.map((m) => m.workerId), selfId: workerId, startRound: first };
     this.exchange ??= new RoundExchange({
       nc: this.nc!,
       jobId: this.a.jobId,
