@@ -86,6 +86,10 @@ describe('training MNIST end to end', () => {
     const metrics = await cluster.metrics(job.id);
     const testAcc = metrics.find((m) => Number.isFinite(m.test_accuracy))?.test_accuracy;
     expect(testAcc).toBeGreaterThanOrEqual(0.97);
+    // The keeper audited owners (one shard a round, at random) from real workers' messages, and
+    // every owner passed: an audit that failed would have removed a worker and named it.
+    expect(metrics.reduce((s, m) => s + (Number.isFinite(m.audited_shards) ? m.audited_shards : 0), 0)).toBeGreaterThan(0.5 * rounds.length);
+    expect((await cluster.events(job.id, ['job.fault'])).filter((e) => e.data.kind === 'owner-audit')).toEqual([]);
     expect(end.credits.reduce((s, c) => s + c.samples, 0)).toBe(end.samplesProcessed);
 
     // The finished model (the stored export) and an earlier checkpoint's (built in the keepers'

@@ -2,9 +2,11 @@
  * Robust aggregation seen from the coordinator: with the job default (`aggregation:
  * clipped-mean`), members acting as shard owners scale a huge contribution down and report it;
  * the keeper counts them per round (`scaled_contributions`) and records a `job.scaled` event
- * naming the sender of one far beyond the bound. Real coordinator, Postgres, nats-server and
- * exchange; fake compute.
+ * naming the sender of one far beyond the bound. The keeper also audits owners: one that
+ * gathers another mean than the clipped mean of what it was sent is named (`job.fault`,
+ * `owner-audit`) and removed. Real coordinator, Postgres, nats-server and exchange; fake compute.
  */
+import { lyingOwner } from '@gradpool/exchange/testing';
 import { TEST_NATS_URL } from '@gradpool/testing';
 import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +19,8 @@ let nc: NatsConnection;
 
 beforeAll(async () => {
   env = await jobsEnv();
-  c = await startJobsCoordinator(env, {}, { keeper: { reportGraceMs: 3000 } });
+  // Every shard of every round audited (the default is one at random), so the test is certain.
+  c = await startJobsCoordinator(env, {}, { keeper: { reportGraceMs: 3000, auditShardsPerRound: 1000 } });
   nc = await connect({ servers: TEST_NATS_URL });
 });
 afterAll(async () => {
@@ -25,6 +28,14 @@ afterAll(async () => {
   await c?.close();
   await env?.drop();
 });
+
+async function faults(jobId: string, kind: string) {
+  const r = await env.sql.query<{ worker_id: string; data: { round: number; kind: string; message: string } }>(
+    `select worker_id, data from events where job_id = $1 and type = 'job.fault' and data->>'kind' = $2 order by id`,
+    [jobId, kind],
+  );
+  return r.rows;
+}
 
 describe('robust aggregation in a job', () => {
   it('owners scale a member sending 10 000× its gradient down; the keeper counts it every round and names it', async () => {
@@ -57,6 +68,39 @@ describe('robust aggregation in a job', () => {
       expect(e.data.worstNormOverBound).toBeGreaterThan(1000);
       expect(e.data.reportedBy).toEqual([a.id, b.id].sort());
     }
+    expect(await faults(jobId, 'owner-audit')).toEqual([]);
+    a.close();
+    b.close();
+  });
+
+  it('an owner that gathers another mean than the clipped mean of what it was sent is named and removed', async () => {
+    const datasetId = await insertDataset(env.sql);
+    const { groupId, token } = await groupWithToken(c, 'audit', false);
+    const a = await fakeWorker(c, token, 'honest');
+    const b = await fakeWorker(c, token, 'liar');
+    const sub = await c.api('POST', '/v1/jobs', mlpSpec(datasetId, { name: 'audit', groupId, rounds: 20, minWorkers: 2, maxWorkers: 2 }));
+    expect(sub.status, JSON.stringify(sub.body)).toBe(201);
+    const jobId = sub.body.id as string;
+    const [aa, ar] = [await a.session.next('assignment'), await a.session.next('roster')];
+    const [ba, br] = [await b.session.next('assignment'), await b.session.next('roster')];
+    // b publishes its shards' means ×50; a is honest. Rounds 0–6: round r's gathers make the keeper watch round r + 5.
+    await Promise.all([runMember(nc, a, aa, ar, 7, undefined, { clipNormRatio: 3 }).done, runMember(lyingOwner(nc, 50), b, ba, br, 7, undefined, { clipNormRatio: 3 }).done]);
+    await waitFor(async () => (await faults(jobId, 'owner-audit')).length > 0, 'owner-audit fault');
+    const [fault] = await faults(jobId, 'owner-audit');
+    expect(fault.worker_id).toBe(b.id);
+    expect(fault.data.round).toBe(5);
+    expect(fault.data.message).toMatch(/not the clipped mean of what it lists: the owner's implied contribution has norm .* over the bound/);
+    // One removal, however many of its shards failed, and the honest owner is not named: its
+    // shards passed (round 5's metrics count them).
+    expect((await faults(jobId, 'owner-audit')).map((f) => f.worker_id)).toEqual([b.id]);
+    await waitFor(async () => ((await c.api('GET', `/v1/jobs/${jobId}/metrics`)).body as Record<string, number>[]).some((m) => m.round === 5), 'round 5 committed');
+    const m5 = ((await c.api('GET', `/v1/jobs/${jobId}/metrics`)).body as Record<string, number>[]).find((m) => m.round === 5)!;
+    expect(m5.audited_shards).toBe(ar.roster!.members.length * 4 / 2);
+    // Removed from the job: with minWorkers 2 that leaves too few, so the job waits for another
+    // worker (it is excluded, so it will not be one).
+    const un = await b.session.next('unassignment');
+    expect(un.unassignment!.jobId).toBe(jobId);
+    await waitFor(async () => (await c.api('GET', `/v1/jobs/${jobId}`)).body.status === 'queued', 'the job waiting for workers');
     a.close();
     b.close();
   });

@@ -31,6 +31,13 @@ describe('toConfig', () => {
     expect(() => toConfig({ GRADPOOL_DATASET_BUCKETS: 'one' })).toThrow(/GRADPOOL_DATASET_BUCKETS.*per-dataset or shared/);
   });
 
+  it('passes the owner audit rate through to the keeper', () => {
+    expect(toConfig({ GRADPOOL_AUDIT_SHARDS_PER_ROUND: '4' }).jobs).toEqual({ keeper: { auditShardsPerRound: 4 } });
+    expect(toConfig({ GRADPOOL_AUDIT_SHARDS_PER_ROUND: '0' }).jobs).toEqual({ keeper: { auditShardsPerRound: 0 } });
+    expect(toConfig({}).jobs).toBeUndefined();
+    expect(() => toConfig({ GRADPOOL_AUDIT_SHARDS_PER_ROUND: '-1' })).toThrow(/GRADPOOL_AUDIT_SHARDS_PER_ROUND/);
+  });
+
   it('reads every variable, treats blanks as unset, and splits NATS server lists', () => {
     const c = toConfig({
       DATABASE_URL: 'postgresql://u:p@db:5432/gp',

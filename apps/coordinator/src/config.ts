@@ -48,6 +48,8 @@ export interface CoordinatorConfig {
     /** Where new imports keep their shards: a bucket per dataset (default) or the shared bucket. */
     readonly buckets?: 'per-dataset' | 'shared';
   };
+  /** Jobs settings from the environment (tests pass more: JobsSettings in jobs.module.ts). */
+  readonly jobs?: { readonly keeper?: { readonly auditShardsPerRound?: number } };
 }
 
 /** The environment variables the coordinator reads (all optional). */
@@ -77,6 +79,7 @@ export const ENV_VARS = [
   'GRADPOOL_SHARD_BYTES',
   'GRADPOOL_DATASET_BUCKETS',
   'GRADPOOL_TMP_DIR',
+  'GRADPOOL_AUDIT_SHARDS_PER_ROUND',
 ] as const;
 export type EnvVar = (typeof ENV_VARS)[number];
 export type Env = Partial<Record<EnvVar, string | undefined>>;
@@ -167,6 +170,7 @@ const envSchema = z.object({
   GRADPOOL_SHARD_BYTES: z.preprocess(blankToUndefined, z.coerce.number().int().min(4096).max(64 * 1024 * 1024).optional()),
   GRADPOOL_DATASET_BUCKETS: z.preprocess(blankToUndefined, z.enum(['per-dataset', 'shared'], { error: 'must be per-dataset or shared' }).optional()),
   GRADPOOL_TMP_DIR: z.preprocess(blankToUndefined, z.string().optional()),
+  GRADPOOL_AUDIT_SHARDS_PER_ROUND: z.preprocess(blankToUndefined, z.coerce.number().int().min(0).max(1_000_000).optional()),
 });
 
 /** A server URL without user:password@ (the coordinator's credentials are not handed to workers). */
@@ -250,5 +254,6 @@ export function toConfig(env: Env): CoordinatorConfig {
         ([, v]) => v !== undefined,
       ),
     ),
+    ...(e.GRADPOOL_AUDIT_SHARDS_PER_ROUND !== undefined ? { jobs: { keeper: { auditShardsPerRound: e.GRADPOOL_AUDIT_SHARDS_PER_ROUND } } } : {}),
   });
 }

@@ -162,6 +162,7 @@ async function summarise(api: AdminApi, jobId: string, d: JobDetail, elapsedMs: 
   const last = (name: string) => [...metrics].reverse().find((m) => Number.isFinite(m[name]))?.[name];
   const bytes = metrics.reduce((s, m) => s + (Number.isFinite(m.bytes_per_round) ? m.bytes_per_round : 0), 0);
   const testAcc = last('test_accuracy');
+  const sum = (name: string) => metrics.reduce((s, m) => s + (Number.isFinite(m[name]) ? m[name] : 0), 0);
   const names = new Map((d.roster?.members ?? []).map((m) => [m.workerId, m.name ?? m.workerId]));
   const workers = await api.get<{ id: string; name: string }[]>('/v1/workers');
   for (const w of workers) if (!names.has(w.id)) names.set(w.id, w.name);
@@ -173,6 +174,7 @@ async function summarise(api: AdminApi, jobId: string, d: JobDetail, elapsedMs: 
     ['samples', `${d.samplesProcessed.toLocaleString('en')} (${opts.epochs} epoch${opts.epochs === 1 ? '' : 's'})`],
     ['time', formatDuration(elapsedMs)],
     ['bytes exchanged', formatBytes(bytes)],
+    ['robustness', `${sum('scaled_contributions')} contributions scaled to their shard's norm bound; ${sum('audited_shards')} owners' shard means recomputed by the keeper and found right`],
   ];
   for (const [k, v] of facts) console.log(`  ${k.padEnd(16)} ${v}`);
   const total = d.credits.reduce((s, c) => s + c.samples, 0) || 1;

@@ -7,7 +7,7 @@
  */
 import type { DbHandle } from '@gradpool/db';
 import { advanceDataState, decodeDataState, encodeDataState, EpochOrder, freshDataState, planRound, type DataState, type ShardStore } from '@gradpool/datasets';
-import { GatherObserver, publishUpdate, purgeUpdateRound, purgeUpdates, purgeUpdatesBefore, readUpdates, ReplayError, type ObservedRound } from '@gradpool/exchange';
+import { type AuditResult, GatherObserver, OwnerAuditor, parseCodecSpec, publishUpdate, purgeUpdateRound, purgeUpdates, purgeUpdatesBefore, readUpdates, ReplayError, type ObservedRound } from '@gradpool/exchange';
 import { UPDATES_STREAM, type JobSpec, type RoundReport__Output } from '@gradpool/protocol';
 import { buildModel, type Model } from '@gradpool/training';
 import { createHash } from 'node:crypto';
@@ -87,6 +87,12 @@ export interface KeeperOptions {
   evalBatch?: number;
   /** How long a worker's first runner error keeps it out of the job (doubled at each repeat; default 30 s). */
   runnerErrorExclusionMs?: number;
+  /**
+   * Shards of each round whose owner's gather the keeper recomputes from the reduce messages
+   * (owner audit, clipped-mean jobs only; default 1, 0: off). Each costs the keeper K·P/S elements
+   * of extra inbound per round.
+   */
+  auditShardsPerRound?: number;
   /** Test seam: awaited when a job has completed, just before its keeper stops itself. */
   beforeFinishStop?: (jobId: string) => Promise<void>;
   /** Test seam: awaited by a validation of round `round` before it evaluates (beside the commit loop). */
@@ -109,6 +115,11 @@ export class JobKeeper {
   /** Newest round whose gather was observed. */
   observed = -1;
   private observer: GatherObserver | null = null;
+  private auditor: OwnerAuditor | null = null;
+  /** Passed owner audits by round, until the round commits (its `audited_shards` metric). */
+  private readonly audits = new Map<number, { passed: number }>();
+  /** Owners already removed for a failed audit, by epoch (one removal however many shards failed). */
+  private readonly auditRemoved = new Set<string>();
   private readonly epochs = new Map<number, EpochInfo>();
   private readonly reports = new Map<number, PendingReport[]>();
   /** Committed rounds' parameter hash, data state and the exchange epoch the round came from (-1: unknown, after a restore). */
@@ -183,7 +194,23 @@ export class JobKeeper {
       const full = await deps.rosters.get(this.job.id, r.epoch);
       if (full) this.epochs.set(r.epoch, deps.roster.epochInfo(this.job.id, full));
     }
-    this.observer = new GatherObserver({ nc: deps.nc, jobId: this.job.id, maxPending: 8, maxQueued: 64 });
+    const auditShards = this.opts.auditShardsPerRound ?? 1;
+    if (this.spec.aggregation.kind === 'clipped-mean' && auditShards > 0) {
+      this.auditor = new OwnerAuditor({
+        nc: deps.nc,
+        jobId: this.job.id,
+        codec: parseCodecSpec(this.spec.codec),
+        clipNormRatio: this.spec.aggregation.ratio,
+        rosterOf: (epoch) => {
+          const e = this.epochs.get(epoch);
+          return e && e.members.length > 0 ? { members: e.members, startRound: e.startRound } : undefined;
+        },
+        shardsPerRound: auditShards,
+        onResult: (r) => this.onAudit(r),
+      });
+    }
+    const auditor = this.auditor;
+    this.observer = new GatherObserver({ nc: deps.nc, jobId: this.job.id, maxPending: 8, maxQueued: 64, onGather: auditor ? (h, p) => auditor.observe(h, p) : undefined });
     this.armWatchdog(true);
     this.loop = this.run().catch((err) => {
       if (!this.stopped) this.log.error({ err }, 'keeper loop failed');
@@ -245,6 +272,32 @@ export class JobKeeper {
 
   onCancelled(epoch: number): void {
     if (this.epochs.get(epoch)?.members.length === 0) this.epochs.delete(epoch);
+  }
+
+  /**
+   * An owner audit's verdict (OwnerAuditor). A violation is proof that the owner published a
+   * mean that is not the clipped mean of the contributions it lists: the owner is removed from
+   * the job and kept out, like a member that misreports its samples, and a `job.fault` event
+   * names it. The round's mean was already applied by every member; a removed owner cannot do it
+   * again.
+   */
+  private onAudit(r: AuditResult): void {
+    if (this.stopped) return;
+    if (r.verdict === 'ok' && r.round > this.committed) {
+      const a = this.audits.get(r.round) ?? { passed: 0 };
+      a.passed++;
+      this.audits.set(r.round, a);
+    }
+    if (r.verdict !== 'violation') return;
+    const key = `${r.epoch}:${r.owner}`;
+    if (this.auditRemoved.has(key)) return;
+    this.auditRemoved.add(key);
+    this.log.warn({ workerId: r.owner, round: r.round, shard: r.shard, reason: r.reason }, 'shard owner failed its audit; removing it');
+    this.deps.exclude(r.owner);
+    void this.deps.events
+      .record(this.job.id, 'job.fault', { round: r.round, kind: 'owner-audit', shard: r.shard, epoch: r.epoch, message: `gathered a mean that is not the clipped mean of what it lists: ${r.reason}` }, { workerId: r.owner })
+      .catch(() => undefined);
+    void this.deps.roster.change(this.job.id, { remove: [r.owner], reason: 'owner-audit' }).catch((err) => this.log.error({ err }, 'roster change failed'));
   }
 
   /** A member's round report (from the session layer). */
@@ -400,7 +453,10 @@ export class JobKeeper {
           .catch(() => undefined);
       }
       metrics.push({ name: 'scaled_contributions', value: scaled });
+      const audited = this.audits.get(r);
+      if (audited) metrics.push({ name: 'audited_shards', value: audited.passed });
     }
+    for (const k of this.audits.keys()) if (k <= r) this.audits.delete(k);
     const groups = new Map<string, string>();
     for (const id of contributors) groups.set(id, (await this.deps.groupOf(id)) ?? '00000000-0000-0000-0000-000000000000');
 
@@ -716,6 +772,7 @@ export class JobKeeper {
     clearTimeout(this.watchdog);
     this.abort.abort();
     this.observer?.close();
+    this.auditor?.close();
     const part = (what: string, work: () => Promise<unknown>) => shutdownPart(`keeper ${this.job.id}: ${what}`, work);
     this.stopping = (async () => {
       if (checkpoint) {
