@@ -120,6 +120,8 @@ export class JobKeeper {
   private readonly audits = new Map<number, { passed: number }>();
   /** Owners already removed for a failed audit, by epoch (one removal however many shards failed). */
   private readonly auditRemoved = new Set<string>();
+  /** A failed audit's epoch and round: that epoch's rounds from there on are never committed. */
+  private veto: { epoch: number; round: number } | null = null;
   private readonly epochs = new Map<number, EpochInfo>();
   private readonly reports = new Map<number, PendingReport[]>();
   /** Committed rounds' parameter hash, data state and the exchange epoch the round came from (-1: unknown, after a restore). */
@@ -278,8 +280,10 @@ export class JobKeeper {
    * An owner audit's verdict (OwnerAuditor). A violation is proof that the owner published a
    * mean that is not the clipped mean of the contributions it lists: the owner is removed from
    * the job and kept out, like a member that misreports its samples, and a `job.fault` event
-   * names it. The round's mean was already applied by every member; a removed owner cannot do it
-   * again.
+   * names it. The round is not committed (audits finish before the keeper commits their round:
+   * the audit runs as the shard's gather arrives, the commit after the whole round's and the
+   * reports): a new epoch without the owner re-runs it, and the members, which applied its mean,
+   * roll back to the committed state first (resync).
    */
   private onAudit(r: AuditResult): void {
     if (this.stopped) return;
@@ -297,7 +301,16 @@ export class JobKeeper {
     void this.deps.events
       .record(this.job.id, 'job.fault', { round: r.round, kind: 'owner-audit', shard: r.shard, epoch: r.epoch, message: `gathered a mean that is not the clipped mean of what it lists: ${r.reason}` }, { workerId: r.owner })
       .catch(() => undefined);
-    void this.deps.roster.change(this.job.id, { remove: [r.owner], reason: 'owner-audit' }).catch((err) => this.log.error({ err }, 'roster change failed'));
+    const ep = this.epochs.get(r.epoch);
+    if (r.round > this.committed && ep) {
+      if (!this.veto || r.epoch > this.veto.epoch || (r.epoch === this.veto.epoch && r.round < this.veto.round)) this.veto = { epoch: r.epoch, round: r.round };
+      const stay = ep.members.filter((id) => id !== r.owner);
+      void this.deps.roster
+        .change(this.job.id, { remove: [r.owner], reason: 'owner-audit', startRound: r.round, resync: stay, force: true })
+        .catch((err) => this.log.error({ err }, 'roster change failed'));
+    } else {
+      void this.deps.roster.change(this.job.id, { remove: [r.owner], reason: 'owner-audit' }).catch((err) => this.log.error({ err }, 'roster change failed'));
+    }
   }
 
   /** A member's round report (from the session layer). */
@@ -352,6 +365,10 @@ export class JobKeeper {
       return;
     }
     if (o.round <= this.committed) return;
+    if (this.veto && o.epoch === this.veto.epoch && o.round >= this.veto.round) {
+      this.log.warn({ round: o.round, epoch: o.epoch }, 'round not committed: a shard owner failed its audit; a new epoch re-runs it');
+      return;
+    }
     if (o.round > this.committed + 1) {
       // We missed a round (restart): members are ahead of the authoritative state.
       this.log.warn({ round: o.round, committed: this.committed }, 'keeper missed rounds; members resync');
