@@ -40,6 +40,8 @@ describe('POST /v1/jobs', () => {
       [mlpSpec(datasetId, { codec: 'zip' }), /codec: unknown codec/],
       [mlpSpec(datasetId, { model: { kind: 'transformer' } }), /model\.kind/],
       [mlpSpec(datasetId, { loss: 'mse' }), /loss: is mse but model\.loss is cross-entropy/],
+      [mlpSpec(datasetId, { localSteps: 4, outerOptimizer: { kind: 'nesterov', lr: -1 } }), /outerOptimizer\.lr/],
+      [mlpSpec(datasetId, { outerOptimizer: { kind: 'sgd', lr: 1 } }), /outerOptimizer: applies only with localSteps > 1/],
       [{ name: 'x' }, /model|datasetId/],
     ];
     for (const [body, re] of cases) {
@@ -59,6 +61,12 @@ describe('POST /v1/jobs', () => {
     expect(r.body.spec.optimizer).toMatchObject({ kind: 'sgd', lr: 0.1, schedule: { kind: 'constant' } });
     const cps = await c.api('GET', `/v1/jobs/${r.body.id}/checkpoints`);
     expect(cps.body).toEqual([expect.objectContaining({ round: 0, key: 'round-0', bucket: `gp_ckpt_${r.body.id}` })]);
+    expect(r.body.spec.localSteps).toBe(1);
+    expect(r.body.spec.outerOptimizer).toBeUndefined();
+    // With local steps, the outer optimizer is stored with its defaults filled in.
+    const local = await c.api('POST', '/v1/jobs', mlpSpec(datasetId, { name: 'local', localSteps: 4 }));
+    expect(local.status, JSON.stringify(local.body)).toBe(201);
+    expect(local.body.spec.outerOptimizer).toMatchObject({ kind: 'sgd', lr: 1, schedule: { kind: 'constant' } });
     const list = await c.api('GET', '/v1/jobs?status=queued');
     expect(list.body.map((j: { id: string }) => j.id)).toContain(r.body.id);
     // The list carries the pass count too (the dashboard shows "data epoch k / n").

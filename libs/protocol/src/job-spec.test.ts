@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { JobSpecError, parseAssignedJob, parseJobSpec, quorumFor } from './job-spec.js';
+import { DEFAULT_OUTER_OPTIMIZER, JobSpecError, parseAssignedJob, parseJobSpec, quorumFor, roundOptimizer } from './job-spec.js';
 
 const base = {
   name: 'mnist',
@@ -24,6 +24,17 @@ describe('parseJobSpec', () => {
   });
   it('normalises a single backend requirement', () => {
     expect(parseJobSpec({ ...base, requires: { backend: 'wasm' } }).requires.backend).toEqual(['wasm']);
+  });
+  it('local steps: the outer optimizer is what each round applies, only with localSteps > 1', () => {
+    const plain = parseJobSpec(base);
+    expect(plain.localSteps).toBe(1);
+    expect(roundOptimizer(plain)).toEqual(base.optimizer);
+    const local = parseJobSpec({ ...base, localSteps: 8 });
+    expect(roundOptimizer(local)).toEqual(DEFAULT_OUTER_OPTIMIZER);
+    const outer = { kind: 'nesterov', lr: 0.7, momentum: 0.9 };
+    expect(roundOptimizer(parseJobSpec({ ...base, localSteps: 8, outerOptimizer: outer }))).toEqual(outer);
+    expect(() => parseJobSpec({ ...base, outerOptimizer: outer })).toThrow(/outerOptimizer: applies only with localSteps > 1/);
+    expect(() => parseJobSpec({ ...base, localSteps: 0 })).toThrow(/localSteps/);
   });
   it('computes quorum', () => {
     expect(quorumFor({ quorum: 0.5 }, 3)).toBe(2);

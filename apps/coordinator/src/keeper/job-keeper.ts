@@ -8,7 +8,7 @@
 import type { DbHandle } from '@gradpool/db';
 import { advanceDataState, decodeDataState, encodeDataState, EpochOrder, freshDataState, planRound, type DataState, type ShardStore } from '@gradpool/datasets';
 import { type AuditResult, GatherObserver, OwnerAuditor, parseCodecSpec, publishUpdate, purgeUpdateRound, purgeUpdates, purgeUpdatesBefore, readUpdates, ReplayError, type ObservedRound } from '@gradpool/exchange';
-import { UPDATES_STREAM, type JobSpec, type RoundReport__Output } from '@gradpool/protocol';
+import { roundOptimizer, UPDATES_STREAM, type JobSpec, type RoundReport__Output } from '@gradpool/protocol';
 import { buildModel, type Model } from '@gradpool/training';
 import { createHash } from 'node:crypto';
 import type { NatsConnection } from 'nats';
@@ -178,7 +178,7 @@ export class JobKeeper {
     if (cpRow) {
       const bytes = await deps.blobs.get(cpRow.bucket, cpRow.objectKey);
       if (!bytes) throw new Error(`checkpoint ${cpRow.bucket}/${cpRow.objectKey} is missing`);
-      this.state = await KeeperState.open(this.spec.optimizer as never, { checkpoint: bytes });
+      this.state = await KeeperState.open(roundOptimizer(this.spec) as never, { checkpoint: bytes });
       if (cpRow.round <= this.committed) {
         for await (const u of readUpdates(deps.nc, this.job.id, cpRow.round, this.committed + 1, { idleTimeoutMs: 10_000, signal: this.abort.signal })) {
           await this.state.step(u.update, u.round);
@@ -186,7 +186,7 @@ export class JobKeeper {
       }
     } else {
       if (this.committed >= 0) throw new ReplayError(`job ${this.job.id} has committed rounds but no checkpoint`);
-      this.state = await KeeperState.open(this.spec.optimizer as never, { params: (await this.modelOf()).init(this.spec.seed) });
+      this.state = await KeeperState.open(roundOptimizer(this.spec) as never, { params: (await this.modelOf()).init(this.spec.seed) });
     }
     const [last] = this.committed >= 0 ? await deps.rounds.recent(this.job.id, 1) : [];
     this.hashes.set(this.committed, { hash: await this.state.hash(), data: encodeDataState(this.data), epoch: last?.round === this.committed ? last.epoch : -1 });

@@ -5,7 +5,7 @@
  */
 import { Injectable } from '@nestjs/common';
 import { createCodec, parseCodecSpec } from '@gradpool/exchange';
-import { JobSpecError, parseJobSpec, UPDATES_STREAM, type AssignedJob, type JobSpec } from '@gradpool/protocol';
+import { JobSpecError, parseJobSpec, roundOptimizer, UPDATES_STREAM, type AssignedJob, type JobSpec } from '@gradpool/protocol';
 import {
   buildModel,
   checkModelAgainstDataset,
@@ -93,6 +93,10 @@ export class JobSpecsService {
     if (!opt.success) {
       throw new InvalidArgumentError(opt.error.issues.map((i) => `${['optimizer', ...i.path.map(String)].join('.')}: ${i.message}`).join('; '));
     }
+    const outer = spec.localSteps > 1 ? OptimizerConfigSchema.safeParse(roundOptimizer(spec)) : null;
+    if (outer && !outer.success) {
+      throw new InvalidArgumentError(outer.error.issues.map((i) => `${['outerOptimizer', ...i.path.map(String)].join('.')}: ${i.message}`).join('; '));
+    }
     try {
       createCodec(parseCodecSpec(spec.codec));
     } catch (e) {
@@ -115,7 +119,7 @@ export class JobSpecsService {
       if (e instanceof ModelSpecError) throw new InvalidArgumentError(issues('model', e));
       throw e;
     }
-    const stored = parseJobSpec({ ...body as object, model: modelSpec, optimizer: opt.data });
+    const stored = parseJobSpec({ ...(body as object), model: modelSpec, optimizer: opt.data, ...(outer ? { outerOptimizer: outer.data } : {}) });
     return { spec: stored, dataset, model };
   }
 

@@ -5,7 +5,7 @@
  */
 import { Inject, Injectable } from '@nestjs/common';
 import type { DbHandle } from '@gradpool/db';
-import { parseJobSpec, type JobSpec } from '@gradpool/protocol';
+import { parseJobSpec, roundOptimizer, type JobSpec } from '@gradpool/protocol';
 import { createOptimizer, encodeCheckpoint, paramHash } from '@gradpool/training';
 import { createHash, randomUUID } from 'node:crypto';
 import { assertGroupAccess, type Principal } from '../auth/principal.js';
@@ -103,7 +103,7 @@ export class JobService {
     try {
       const params = model.init(spec.seed);
       // Optimizer state starts at zero; stored explicitly so every reader restores the same bytes.
-      const withState = encodeCheckpoint({ params, optimizerState: createOptimizer(spec.optimizer as never, model.paramCount).state(), round: 0, meta: { jobId: id } });
+      const withState = encodeCheckpoint({ params, optimizerState: createOptimizer(roundOptimizer(spec) as never, model.paramCount).state(), round: 0, meta: { jobId: id } });
       const { bucket, key } = await this.blobs.put(id, 0, withState);
       try {
         await this.handle.db.transaction(async (tx) => {

@@ -8,6 +8,7 @@ import { advanceDataState, decodeDataState, encodeDataState, encodeShard, planRo
 import { ensureUpdatesStream, GatherObserver, publishUpdate } from '@gradpool/exchange';
 import {
   buckets,
+  roundOptimizer,
   UPDATES_STREAM,
   type AssignedJobInput,
   type Assignment__Output,
@@ -16,7 +17,7 @@ import {
   type RosterUpdate__Output,
   type RoundReport,
 } from '@gradpool/protocol';
-import { buildModel, decodeCheckpoint, encodeCheckpoint, selectBackend, type ModelSpecInput } from '@gradpool/training';
+import { buildModel, createOptimizer, decodeCheckpoint, encodeCheckpoint, selectBackend, type ModelSpecInput } from '@gradpool/training';
 import * as tf from '@tensorflow/tfjs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -111,7 +112,8 @@ async function createJob(env: Env, overrides: Partial<AssignedJobInput['spec']> 
   const js = env.nc.jetstream();
   const bucket = buckets.checkpoints(jobId);
   const os = await js.views.os(bucket);
-  await os.putBlob({ name: 'round-0' }, encodeCheckpoint({ params, optimizerState: [new Float32Array(paramCount), new Float32Array(paramCount)], round: 0 }));
+  const optimizerState = createOptimizer(roundOptimizer({ optimizer: OPTIMIZER, localSteps: 1, ...overrides }) as never, paramCount).state();
+  await os.putBlob({ name: 'round-0' }, encodeCheckpoint({ params, optimizerState, round: 0 }));
   const stream = UPDATES_STREAM;
   await ensureUpdatesStream(await env.nc.jetstreamManager());
   const job: AssignedJobInput = {
@@ -142,6 +144,8 @@ async function createJob(env: Env, overrides: Partial<AssignedJobInput['spec']> 
 class TestKeeper {
   readonly hashes = new Map<number, string>();
   readonly dataStates = new Map<number, string>();
+  /** Largest |element| of each round's averaged vector. */
+  readonly meanMax = new Map<number, number>();
   private readonly observer: GatherObserver;
   private readonly done: Promise<void>;
   membersIn: (epoch: number) => number = () => 2;
@@ -155,10 +159,10 @@ class TestKeeper {
     this.done = this.follow();
   }
 
-  static async start(env: Env, jobId: string, paramCount: number): Promise<TestKeeper> {
+  static async start(env: Env, jobId: string, paramCount: number, optimizer: Record<string, unknown> = OPTIMIZER): Promise<TestKeeper> {
     const os = await env.nc.jetstream().views.os(buckets.checkpoints(jobId));
     const cp = decodeCheckpoint((await os.getBlob('round-0'))!);
-    return new TestKeeper(env.nc, jobId, ModelState.fromCheckpoint(cp, OPTIMIZER, paramCount, env.shards.length * SHARD_SAMPLES));
+    return new TestKeeper(env.nc, jobId, ModelState.fromCheckpoint(cp, optimizer as never, paramCount, env.shards.length * SHARD_SAMPLES));
   }
 
   private async follow(): Promise<void> {
@@ -169,6 +173,7 @@ class TestKeeper {
       const plan = planRound(this.state.data, new Array<number>(k).fill(10));
       const total = 4 * SHARD_SAMPLES;
       const data = advanceDataState(this.state.data, plan, Array.from({ length: k }, (_, i) => r.contributors.includes(i)), total);
+      this.meanMax.set(r.round, r.mean.reduce((m, x) => Math.max(m, Math.abs(x)), 0));
       this.state.apply(r.round, r.mean, data);
       const hash = this.state.hash();
       this.hashes.set(r.round, hash);
@@ -346,6 +351,34 @@ describe('TrainingRunner on a real nats-server', () => {
     }
     // Runners stop cleanly on abort, and tensors do not outlive the rounds.
     expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  it('with local steps (DiLoCo) members step on their own and exchange the change; the keeper applies the outer step, every hash equal', async () => {
+    const outer = { kind: 'sgd', lr: 1 };
+    const { jobId, assignment, paramCount } = await createJob(env, { localSteps: 4, outerOptimizer: outer });
+    const keeper = await TestKeeper.start(env, jobId, paramCount, outer);
+    const [a, b] = ['w-a', 'w-b'].map((id) => new TestContext(id, env.access));
+    for (const ctx of [a, b]) ctx.deliver(roster(jobId, 1, 0, ['w-a', 'w-b'])());
+    const ctrl = new AbortController();
+    const runs = [a, b].map((ctx) => runner().run(assignment, ctrl.signal, ctx));
+    try {
+      for (const ctx of [a, b]) await ctx.until('round 5', () => ctx.rounds().includes(5), 20_000);
+      await keeper.applied(5);
+      await keeper.stop();
+      for (const ctx of [a, b]) {
+        expect(ctx.rounds()).toEqual([0, 1, 2, 3, 4, 5]);
+        for (const r of ctx.rounds()) expect(ctx.hashOf(r), `${ctx.workerId} round ${r}`).toBe(keeper.hashes.get(r));
+        expect(ctx.faults).toEqual([]);
+        expect(ctx.reports.every((r) => r.samples === 10 && Number.isFinite(r.loss))).toBe(true);
+      }
+      // One Adam step moves a coordinate by about lr (0.01); the averaged change of round 0 is
+      // four of them (outer SGD with lr 1 applies it as it is: the members' mean parameters).
+      expect(keeper.meanMax.get(0)!).toBeGreaterThan(0.025);
+      expect(Number(a.reports[5].loss)).toBeLessThan(Number(a.reports[0].loss));
+    } finally {
+      ctrl.abort();
+      await Promise.all(runs);
+    }
   });
 
   it('reports a missing owner, then re-runs the round in the next epoch with the gradient it kept', async () => {

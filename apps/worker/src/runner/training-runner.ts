@@ -19,12 +19,13 @@ import {
 import {
   parseAssignedJob,
   quorumFor,
+  roundOptimizer,
   WorkerState,
   type AssignedJob,
   type Assignment__Output,
   type RosterUpdate__Output,
 } from '@gradpool/protocol';
-import { buildModel, OptimizerConfigSchema, type Model, type OptimizerConfig } from '@gradpool/training';
+import { buildModel, createOptimizer, OptimizerConfigSchema, type Model, type Optimizer, type OptimizerConfig } from '@gradpool/training';
 import type { NatsConnection } from 'nats';
 import type { Logger } from 'pino';
 import type { AssignmentRunner, RunnerContext } from '../runner.js';
@@ -114,7 +115,12 @@ class JobRun {
   private trainSamples = 0;
   private readonly micro: MicroBatcher;
   private codec!: CodecSpec;
+  /** Applied to each round's averaged vector (the keeper's too): roundOptimizer(spec). */
   private optimizer!: OptimizerConfig;
+  /** Local steps (spec.localSteps > 1): the optimizer of the inner steps, and its state, which
+   * stays on this member from round to round (DiLoCo) and starts afresh with a checkpoint. */
+  private innerConfig: OptimizerConfig | null = null;
+  private inner: Optimizer | null = null;
   /** Whether this run has applied a round of its own yet (a fresh run may join an epoch late). */
   private trained = false;
   /** Contributions this member scaled down as an owner, by round, until that round's report. */
@@ -167,9 +173,15 @@ class JobRun {
     }
     const { spec } = this.job;
     if (this.job.jobId !== this.a.jobId) throw bad(`the spec is for job ${this.job.jobId}, the assignment for ${this.a.jobId}`);
-    const opt = OptimizerConfigSchema.safeParse(spec.optimizer);
-    if (!opt.success) throw bad(`optimizer: ${opt.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const opt = OptimizerConfigSchema.safeParse(roundOptimizer(spec));
+    const name = spec.localSteps > 1 ? 'outerOptimizer' : 'optimizer';
+    if (!opt.success) throw bad(`${name}: ${opt.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     this.optimizer = opt.data;
+    if (spec.localSteps > 1) {
+      const inner = OptimizerConfigSchema.safeParse(spec.optimizer);
+      if (!inner.success) throw bad(`optimizer: ${inner.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      this.innerConfig = inner.data;
+    }
     try {
       this.codec = parseCodecSpec(spec.codec);
     } catch (err) {
@@ -204,6 +216,7 @@ class JobRun {
   private async loadCheckpoint(key: string): Promise<void> {
     const cp = await this.checkpoints.read(key);
     this.state = ModelState.fromCheckpoint(cp, this.optimizer, this.model!.paramCount, this.trainSamples);
+    this.inner = null;
     this.round = cp.round;
     this.log.info({ key, round: cp.round }, 'checkpoint loaded');
   }
@@ -440,6 +453,7 @@ class JobRun {
     this.shards.prefetch(next.map((s) => s.shard));
     const { spec } = this.job;
     const batch = gatherBatch(slices, (i) => this.shards.get(i), { seed: spec.seed, epoch: plan.epoch });
+    if (spec.localSteps > 1) return this.localSteps(round, plan, slices, batch, t0);
     const step = await this.micro.step(
       this.model!,
       this.state!.params,
@@ -449,6 +463,36 @@ class JobRun {
     );
     if (!Number.isFinite(step.loss)) this.log.warn({ round, loss: step.loss }, 'non-finite loss');
     return { round, dataEpoch: plan.epoch, grad: step.grad, samples: step.samples, loss: step.loss, slices, computeMs: performance.now() - t0 };
+  }
+
+  /**
+   * Local steps (DiLoCo): `spec.localSteps` steps of the inner optimizer over consecutive parts of
+   * our samples, from the round's parameters; what we exchange is the pseudo-gradient
+   * (parameters before − after), weighted by all the samples.
+   */
+  private async localSteps(round: number, plan: RoundPlan, slices: Piece[], batch: { features: Float32Array; labels: Int32Array; count: number }, t0: number): Promise<Held> {
+    const { spec } = this.job;
+    const H = spec.localSteps;
+    const start = this.state!.params;
+    const theta = Float32Array.from(start);
+    const inner = (this.inner ??= createOptimizer(this.innerConfig!, theta.length));
+    const n = batch.count;
+    const dim = batch.features.length / n;
+    let lossSum = 0;
+    for (let k = 0; k < H; k++) {
+      const lo = Math.floor((k * n) / H);
+      const hi = Math.floor(((k + 1) * n) / H);
+      if (hi === lo) continue;
+      const part = { x: batch.features.subarray(lo * dim, hi * dim), y: batch.labels.subarray(lo, hi), n: hi - lo };
+      const step = await this.micro.step(this.model!, theta, part, (j) => hash32(spec.seed, round, this.ctx.workerId, k * 65_536 + j), this.signal);
+      inner.step(theta, step.grad, round * H + k);
+      lossSum += step.loss * (hi - lo);
+    }
+    const delta = new Float32Array(theta.length);
+    for (let i = 0; i < delta.length; i++) delta[i] = start[i] - theta[i];
+    const loss = lossSum / n;
+    if (!Number.isFinite(loss)) this.log.warn({ round, loss }, 'non-finite loss');
+    return { round, dataEpoch: plan.epoch, grad: delta, samples: n, loss, slices, computeMs: performance.now() - t0 };
   }
 
   private fault(kind: string, message: string, subjectWorkerId = ''): void {
