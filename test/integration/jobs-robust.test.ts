@@ -50,6 +50,9 @@ describe('robust aggregation in a job', () => {
     const [aa, ar] = [await a.session.next('assignment'), await a.session.next('roster')];
     const [ba, br] = [await b.session.next('assignment'), await b.session.next('roster')];
     const shards = ar.roster!.members.length * 4;
+    // Fields newer than the first agents travel only when they differ from their defaults (wireSpec).
+    expect(Object.keys(JSON.parse(aa.assignment!.specJson).spec)).not.toContain('localSteps');
+    expect(Object.keys(JSON.parse(aa.assignment!.specJson).spec)).not.toContain('aggregation');
     await Promise.all([runMember(nc, a, aa, ar, 3, undefined, { clipNormRatio: 3 }).done, runMember(nc, b, ba, br, 3, undefined, { clipNormRatio: 3, gradScale: 10_000 }).done]);
     await waitFor(async () => (await c.api('GET', `/v1/jobs/${jobId}`)).body.status === 'completed', 'completed');
 

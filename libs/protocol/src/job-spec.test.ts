@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_OUTER_OPTIMIZER, JobSpecError, parseAssignedJob, parseJobSpec, quorumFor, roundOptimizer } from './job-spec.js';
+import { DEFAULT_OUTER_OPTIMIZER, JobSpecError, parseAssignedJob, parseJobSpec, quorumFor, roundOptimizer, wireSpec } from './job-spec.js';
 
 const base = {
   name: 'mnist',
@@ -35,6 +35,15 @@ describe('parseJobSpec', () => {
     expect(roundOptimizer(parseJobSpec({ ...base, localSteps: 8, outerOptimizer: outer }))).toEqual(outer);
     expect(() => parseJobSpec({ ...base, outerOptimizer: outer })).toThrow(/outerOptimizer: applies only with localSteps > 1/);
     expect(() => parseJobSpec({ ...base, localSteps: 0 })).toThrow(/localSteps/);
+  });
+  it('leaves out of the wire spec the newer fields that hold their defaults, and parses them back', () => {
+    const plain = parseJobSpec(base);
+    expect(wireSpec(plain)).not.toHaveProperty('localSteps');
+    expect(wireSpec(plain)).not.toHaveProperty('aggregation');
+    expect(parseJobSpec(wireSpec(plain))).toEqual(plain);
+    const local = parseJobSpec({ ...base, localSteps: 4, aggregation: { kind: 'mean' } });
+    expect(wireSpec(local)).toMatchObject({ localSteps: 4, aggregation: { kind: 'mean' } });
+    expect(parseJobSpec(wireSpec(local))).toEqual(local);
   });
   it('computes quorum', () => {
     expect(quorumFor({ quorum: 0.5 }, 3)).toBe(2);

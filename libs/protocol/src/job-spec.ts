@@ -134,6 +134,20 @@ export function roundOptimizer(spec: Pick<JobSpec, 'optimizer' | 'localSteps' | 
   return spec.localSteps > 1 ? (spec.outerOptimizer ?? { ...DEFAULT_OUTER_OPTIMIZER }) : spec.optimizer;
 }
 
+/**
+ * The spec as `Assignment.spec_json` carries it: fields added after the first agents shipped are
+ * left out where they hold their default. An agent's spec schema is strict (an unknown field is a
+ * bad spec: ignoring `localSteps` would send gradients where pseudo-gradients are due), so this
+ * keeps older agents taking the jobs that do not use what they lack, while they refuse, as they
+ * must, those that do. Agents parse the defaults back in.
+ */
+export function wireSpec(spec: JobSpec): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...spec };
+  if (spec.localSteps === 1) delete out.localSteps;
+  if (spec.aggregation.kind === 'clipped-mean' && spec.aggregation.ratio === 3) delete out.aggregation;
+  return out;
+}
+
 /** Shard quorum for a roster of `members` (what RoundExchange's `quorum` option takes). */
 export function quorumFor(spec: Pick<JobSpec, 'quorum'>, members: number): number {
   return Math.max(1, Math.min(members, Math.ceil(spec.quorum * members - 1e-9)));

@@ -6,7 +6,7 @@
  */
 import { Inject, Injectable } from '@nestjs/common';
 import type { DbHandle } from '@gradpool/db';
-import { parseJobSpec, type JobSpec } from '@gradpool/protocol';
+import { parseJobSpec, wireSpec, type JobSpec } from '@gradpool/protocol';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger.js';
 import { WorkerNatsAccessService } from './worker-nats-access.service.js';
@@ -324,7 +324,7 @@ export class JobRosterService {
     return {
       jobId: job.id,
       jobName: job.name,
-      specJson: JSON.stringify(assigned),
+      specJson: JSON.stringify({ ...assigned, spec: wireSpec(assigned.spec) }),
       checkpointBucket: cp?.bucket ?? '',
       checkpointKey: cp?.objectKey ?? '',
       checkpointRound: cp?.round ?? 0,
