@@ -9,6 +9,7 @@ const BENCHES = {
   training: 'libs/training/dist/bench/training.bench.js',
   exchange: 'libs/exchange/dist/bench/exchange.bench.js',
   'codec-work': 'libs/exchange/dist/bench/codec-work.bench.js',
+  'owner-audit': 'libs/exchange/dist/bench/owner-audit.bench.js',
   datasets: 'libs/datasets/dist/bench/datasets.bench.js',
   'training-e2e': 'apps/demo/dist/bench/training-e2e.bench.js',
 };

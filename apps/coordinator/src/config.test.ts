@@ -34,6 +34,7 @@ describe('toConfig', () => {
   it('passes the owner audit rate through to the keeper', () => {
     expect(toConfig({ GRADPOOL_AUDIT_SHARDS_PER_ROUND: '4' }).jobs).toEqual({ keeper: { auditShardsPerRound: 4 } });
     expect(toConfig({ GRADPOOL_AUDIT_SHARDS_PER_ROUND: '0' }).jobs).toEqual({ keeper: { auditShardsPerRound: 0 } });
+    expect(toConfig({ GRADPOOL_AUDIT_SHARDS_PER_ROUND: 'auto' }).jobs).toEqual({ keeper: { auditShardsPerRound: 'auto' } });
     expect(toConfig({}).jobs).toBeUndefined();
     expect(() => toConfig({ GRADPOOL_AUDIT_SHARDS_PER_ROUND: '-1' })).toThrow(/GRADPOOL_AUDIT_SHARDS_PER_ROUND/);
   });

@@ -49,7 +49,7 @@ export interface CoordinatorConfig {
     readonly buckets?: 'per-dataset' | 'shared';
   };
   /** Jobs settings from the environment (tests pass more: JobsSettings in jobs.module.ts). */
-  readonly jobs?: { readonly keeper?: { readonly auditShardsPerRound?: number } };
+  readonly jobs?: { readonly keeper?: { readonly auditShardsPerRound?: number | 'auto' } };
 }
 
 /** The environment variables the coordinator reads (all optional). */
@@ -170,7 +170,10 @@ const envSchema = z.object({
   GRADPOOL_SHARD_BYTES: z.preprocess(blankToUndefined, z.coerce.number().int().min(4096).max(64 * 1024 * 1024).optional()),
   GRADPOOL_DATASET_BUCKETS: z.preprocess(blankToUndefined, z.enum(['per-dataset', 'shared'], { error: 'must be per-dataset or shared' }).optional()),
   GRADPOOL_TMP_DIR: z.preprocess(blankToUndefined, z.string().optional()),
-  GRADPOOL_AUDIT_SHARDS_PER_ROUND: z.preprocess(blankToUndefined, z.coerce.number().int().min(0).max(1_000_000).optional()),
+  GRADPOOL_AUDIT_SHARDS_PER_ROUND: z.preprocess(
+    blankToUndefined,
+    z.union([z.literal('auto'), z.coerce.number().int().min(0).max(1_000_000)], { error: "must be 'auto' or an integer ≥ 0" }).optional(),
+  ),
 });
 
 /** A server URL without user:password@ (the coordinator's credentials are not handed to workers). */

@@ -10,7 +10,7 @@ import type { CodecSpec } from './codecs/codec.js';
 import { GatherObserver } from './gather-observer.js';
 import { decodeChunk } from './header.js';
 import { ShardLayout } from './layout.js';
-import { type AuditResult, decodeError, OwnerAuditor } from './owner-audit.js';
+import { type AuditResult, decodeError, OwnerAuditor, type OwnerAuditOptions } from './owner-audit.js';
 import { RoundExchange } from './round-exchange.js';
 import { gradient, rng } from './testing/fixtures.js';
 import { lyingOwner } from './testing/lying-owner.js';
@@ -49,7 +49,7 @@ function twoFaced(nc: NatsConnection): NatsConnection {
 }
 
 /** K members (one loud: 20× its gradient, so clipping is in play) and an auditor watching every shard. */
-async function setup(codec: CodecSpec, opts: { liar?: { index: number; factor: number }; twoFaced?: number } = {}) {
+async function setup(codec: CodecSpec, opts: { liar?: { index: number; factor: number }; twoFaced?: number; audit?: Partial<OwnerAuditOptions> } = {}) {
   const job = jobId();
   const members = ['m0', 'm1', 'm2'].map((m) => `${job}-${m}`);
   const exchanges: RoundExchange[] = [];
@@ -70,9 +70,10 @@ async function setup(codec: CodecSpec, opts: { liar?: { index: number; factor: n
     codec,
     clipNormRatio: 3,
     rosterOf: (epoch) => (epoch === 1 ? { members, startRound: 0 } : undefined),
-    pick: (_round, shardCount) => Array.from({ length: shardCount }, (_, s) => s),
+    pick: (_round, shardCount, count) => Array.from({ length: count }, (_, s) => s),
     shardsPerRound: 1000,
     onResult: (r) => results.push(r),
+    ...opts.audit,
   });
   open.push(auditor);
   const observer = new GatherObserver({ nc, jobId: job, onGather: (h, p) => auditor.observe(h, p) });
@@ -138,6 +139,21 @@ describe('OwnerAuditor', () => {
     expect(results.filter((r) => r.verdict === 'violation')).toEqual([]);
     // Where it contributed (shards others own), the audit cannot judge; its own shards pass.
     for (const r of results) expect(r.verdict, `${r.shard}: ${r.reason}`).toBe(ShardLayout.owner(r.shard, 3) === 2 ? 'ok' : 'unverifiable');
+  });
+});
+
+describe('OwnerAuditor, how many shards', () => {
+  it("'auto' audits every shard of a small model, and as many as its byte budget allows of a larger one", async () => {
+    const all = await setup({ name: 'fp32' }, { audit: { shardsPerRound: 'auto' } });
+    for (let r = 0; r < 6; r++) await all.run(r);
+    const shards = all.exchanges[0].geometry.shards;
+    // K·P·4 = 3 · 30 000 · 4 bytes a round, well under the default 8 MiB: all 12 shards.
+    await expect.poll(() => all.results.length, { timeout: 10_000 }).toBe(shards);
+    // A budget of 3 shards' reduce messages (3 members × 2 500 elements × 4 bytes each).
+    const some = await setup({ name: 'fp32' }, { audit: { shardsPerRound: 'auto', bytesPerRound: 3 * 30_000 } });
+    for (let r = 0; r < 6; r++) await some.run(r);
+    await expect.poll(() => some.results.length, { timeout: 10_000 }).toBe(3);
+    expect([...all.results, ...some.results].every((r) => r.verdict === 'ok')).toBe(true);
   });
 });
 

@@ -35,8 +35,14 @@ export interface OwnerAuditOptions {
   clipNormRatio: number;
   /** An epoch's roster (member ids in roster order) and first round; undefined when unknown. */
   rosterOf: (epoch: number) => { members: readonly string[]; startRound: number } | undefined;
-  /** Shards audited per round (default 1). */
-  shardsPerRound?: number;
+  /**
+   * Shards audited per round: a number, or 'auto' (default): as many as `bytesPerRound` of
+   * reduce messages allow (each costs K·P/S elements), at least one; so small jobs have every
+   * shard audited and large ones a few at random.
+   */
+  shardsPerRound?: number | 'auto';
+  /** With 'auto': the reduce bytes a round's audits may take in (default 8 MiB: 2M float32). */
+  bytesPerRound?: number;
   onResult: (result: AuditResult) => void;
   /** Test seam: which `count` shards of `shardCount` round `round` audits (default: at random). */
   pick?: (round: number, shardCount: number, count: number) => number[];
@@ -134,7 +140,7 @@ export class OwnerAuditor {
   /** Every validated gather chunk the keeper's observer accepts (GatherObserverOptions.onGather). */
   observe(h: ChunkHeader, payload: Uint8Array): void {
     if (this.closed) return;
-    if (h.round > this.frontier) this.advance(h.round, h.shardCount);
+    if (h.round > this.frontier) this.advance(h.round, h.shardCount, this.shardsFor(h));
     const a = this.audits.get(key(h.round, h.shard));
     if (!a || a.done || h.kind !== ChunkKinds.gather) return;
     const at = this.attempt(a, h.epoch);
@@ -161,13 +167,21 @@ export class OwnerAuditor {
     this.audits.clear();
   }
 
-  /** Round `round` is under way: audit shards of a round ahead, forget old ones. */
-  private advance(round: number, shardCount: number): void {
+  /** How many shards a round audits, for a layout like this gather's. */
+  private shardsFor(h: ChunkHeader): number {
+    const n = this.opts.shardsPerRound ?? 'auto';
+    if (n !== 'auto') return Math.min(n, h.shardCount);
+    const members = this.opts.rosterOf(h.epoch)?.members.length ?? h.contributors.length;
+    const perShard = Math.max(1, members) * Math.ceil(h.totalSize / h.shardCount) * 4;
+    return Math.max(1, Math.min(h.shardCount, Math.floor((this.opts.bytesPerRound ?? 8 * 1024 * 1024) / perShard)));
+  }
+
+  /** Round `round` is under way: audit `count` shards of a round ahead, forget old ones. */
+  private advance(round: number, shardCount: number, count: number): void {
     // Rounds up to frontier + LEAD are watched already.
     const from = this.frontier < 0 ? round + LEAD : Math.max(round + LEAD, this.frontier + LEAD + 1);
     this.frontier = round;
     for (let r = from; r <= round + LEAD; r++) {
-      const count = Math.min(this.opts.shardsPerRound ?? 1, shardCount);
       if (count <= 0) continue;
       for (const shard of this.opts.pick?.(r, shardCount, count) ?? pickShards(shardCount, count)) this.watch(r, shard);
     }
@@ -355,6 +369,7 @@ export class OwnerAuditor {
     for (let i = 0; i < L; i++) meanNorm2 += mean[i] * mean[i];
     const errNorm = Math.sqrt(err2);
     const residual = new Float64Array(L);
+    const residuals = new Map<number | null, { residual: number; tolerance: number }>();
     // The residual n_owner·y when the owner's own norm is taken to be `nu` (null: it has no
     // samples, so no norm), and what an honest owner's reaches: n_owner·min(nu, bound).
     const evaluate = (nu: number | null): { bound: number; residual: number; allowed: number } | null => {
@@ -365,6 +380,10 @@ export class OwnerAuditor {
       const bound = clipBound(norms, this.opts.clipNormRatio);
       if (bound === null && nu !== 0 && nOwner > 0) return null;
       const cap = nOwner === 0 || nu === 0 ? 0 : bound!;
+      // The residual depends on the bound only (through the others' weights): most owners' norms
+      // are far enough from the median that every candidate gives the same one.
+      const seen = residuals.get(bound);
+      if (seen) return { bound: bound ?? 0, residual: seen.residual, allowed: nOwner * cap * (1 + SLACK) + seen.tolerance };
       for (let i = 0; i < L; i++) residual[i] = mean[i] * total;
       let scale = total * Math.sqrt(meanNorm2);
       for (const c of others) {
@@ -376,8 +395,9 @@ export class OwnerAuditor {
       }
       let r2 = 0;
       for (let i = 0; i < L; i++) r2 += residual[i] * residual[i];
-      const allowed = nOwner * cap * (1 + SLACK) + 2 * total * errNorm + 1e-9 * scale + 1e-30;
-      return { bound: bound ?? 0, residual: Math.sqrt(r2), allowed };
+      const tolerance = 2 * total * errNorm + 1e-9 * scale + 1e-30;
+      residuals.set(bound, { residual: Math.sqrt(r2), tolerance });
+      return { bound: bound ?? 0, residual: Math.sqrt(r2), allowed: nOwner * cap * (1 + SLACK) + tolerance };
     };
     const candidates: ({ bound: number; residual: number; allowed: number } | null)[] = [];
     if (nOwner > 0) {

@@ -89,10 +89,11 @@ export interface KeeperOptions {
   runnerErrorExclusionMs?: number;
   /**
    * Shards of each round whose owner's gather the keeper recomputes from the reduce messages
-   * (owner audit, clipped-mean jobs only; default 1, 0: off). Each costs the keeper K·P/S elements
-   * of extra inbound per round.
+   * (owner audit, clipped-mean jobs only; 0: off). Each costs the keeper K·P/S elements of extra
+   * inbound per round. Default 'auto': as many as 8 MiB of reduce messages a round allow, at
+   * least one (every shard of a small model).
    */
-  auditShardsPerRound?: number;
+  auditShardsPerRound?: number | 'auto';
   /** Test seam: awaited when a job has completed, just before its keeper stops itself. */
   beforeFinishStop?: (jobId: string) => Promise<void>;
   /** Test seam: awaited by a validation of round `round` before it evaluates (beside the commit loop). */
@@ -196,8 +197,8 @@ export class JobKeeper {
       const full = await deps.rosters.get(this.job.id, r.epoch);
       if (full) this.epochs.set(r.epoch, deps.roster.epochInfo(this.job.id, full));
     }
-    const auditShards = this.opts.auditShardsPerRound ?? 1;
-    if (this.spec.aggregation.kind === 'clipped-mean' && auditShards > 0) {
+    const auditShards = this.opts.auditShardsPerRound ?? 'auto';
+    if (this.spec.aggregation.kind === 'clipped-mean' && auditShards !== 0) {
       this.auditor = new OwnerAuditor({
         nc: deps.nc,
         jobId: this.job.id,
