@@ -78,6 +78,7 @@ describe('gradpool groups, tokens, workers, jobs', () => {
       const show = await cli('jobs', 'show', 'cli-job');
       expect(show.out).toMatch(/status\s+completed/);
       expect(show.out).toMatch(/round\s+4 of 4/);
+      expect(show.out).toMatch(/exchange\s+codec \w+; clipped mean \(ratio 3\)\n/);
       expect(show.out).toMatch(/cli-worker\s+80\s+4/); // credit: 4 rounds of 20 samples
       const metrics = await cli('jobs', 'metrics', 'cli-job', '--from', '2');
       expect(metrics.out.split('\n').map((l) => l.trim().split(/\s+/)[0])).toEqual(['ROUND', '2', '3']);

@@ -7,6 +7,7 @@ import { ApiError, type ApiClient } from './api-client.js';
 import type { JobDetail, JobView as JobSummary } from '../services/job.service.js';
 import type { CliIo } from './run.js';
 import { num, pct, table } from './table.js';
+import { roundOptimizer } from '@gradpool/protocol';
 
 interface JobEvent {
   type: string;
@@ -32,6 +33,12 @@ function describe(j: JobDetail, io: CliIo): void {
   io.out(`  loss        ${num(m('loss'), 4)}; val accuracy ${pct(m('val_accuracy'))}; test accuracy ${pct(m('test_accuracy'))}`);
   if (j.etaSeconds) io.out(`  ETA         ${formatSeconds(j.etaSeconds)}`);
   io.out(`  dataset     ${j.datasetId ?? '—'}; group ${j.groupId ?? 'public'}; priority ${j.priority}`);
+  const s = j.spec;
+  const outer = roundOptimizer(s) as { kind?: string; lr?: number; momentum?: number };
+  io.out(
+    `  exchange    codec ${s.codec}; ${s.aggregation.kind === 'clipped-mean' ? `clipped mean (ratio ${s.aggregation.ratio})` : 'plain mean'}` +
+      (s.localSteps > 1 ? `; ${s.localSteps} local steps a round, outer ${outer.kind} lr ${outer.lr}${outer.kind === 'sgd' ? '' : ` momentum ${outer.momentum}`}` : ''),
+  );
   const names = new Map((j.roster?.members ?? []).map((x) => [x.workerId, x.name ?? x.workerId]));
   if (j.roster && j.roster.members.length > 0) {
     io.out(`  roster (epoch ${j.roster.epoch}):`);
