@@ -6,6 +6,7 @@
  * gathers another mean than the clipped mean of what it was sent is named (`job.fault`,
  * `owner-audit`) and removed. Real coordinator, Postgres, nats-server and exchange; fake compute.
  */
+import { KeeperService } from '@gradpool/coordinator';
 import { lyingOwner } from '@gradpool/exchange/testing';
 import { TEST_NATS_URL } from '@gradpool/testing';
 import { connect, type NatsConnection } from 'nats';
@@ -119,6 +120,17 @@ describe('robust aggregation in a job', () => {
     await waitFor(async () => (await c.api('GET', `/v1/jobs/${jobId}`)).body.status === 'queued', 'the job waiting for workers');
     // The lie was never committed: not round 5, nor 6, run on top of it.
     expect(await committedRounds()).toEqual([0, 1, 2, 3, 4]);
+    // It never serves this job again, on this coordinator or on one started after it (the ban is
+    // read back from the fault event); the honest one may.
+    expect(c.handle.app.get(KeeperService).mayServe(jobId, b.id)).toBe(false);
+    expect(c.handle.app.get(KeeperService).mayServe(jobId, a.id)).toBe(true);
+    const other = await startJobsCoordinator(env, {}, { keeper: { reportGraceMs: 3000 } });
+    try {
+      expect(other.handle.app.get(KeeperService).mayServe(jobId, b.id)).toBe(false);
+      expect(other.handle.app.get(KeeperService).mayServe(jobId, a.id)).toBe(true);
+    } finally {
+      await other.close();
+    }
     a.close();
     b.close();
   });

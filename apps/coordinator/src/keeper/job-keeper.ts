@@ -69,8 +69,8 @@ export interface KeeperDeps {
   /** Train/validation/test shard rows of the job's dataset. */
   shardsOf: (datasetId: string, split: 'train' | 'validation' | 'test') => Promise<ShardRow[]>;
   groupOf: (workerId: string) => Promise<string | undefined>;
-  /** Keeps a worker out of this job for a while (it misbehaved in it). */
-  exclude: (workerId: string) => void;
+  /** Keeps a worker out of this job for a while (it misbehaved in it), or for good (`forever`: it lied, with proof). */
+  exclude: (workerId: string, forever?: boolean) => void;
   /** The shared evaluation thread, or null (evaluate inline). */
   evalThread: () => EvalThread | null;
   /** Called when the job reached its end (completed) so the service can clean up. */
@@ -299,8 +299,8 @@ export class JobKeeper {
     const key = `${r.epoch}:${r.owner}`;
     if (this.auditRemoved.has(key)) return;
     this.auditRemoved.add(key);
-    this.log.warn({ workerId: r.owner, round: r.round, shard: r.shard, reason: r.reason }, 'shard owner failed its audit; removing it');
-    this.deps.exclude(r.owner);
+    this.log.warn({ workerId: r.owner, round: r.round, shard: r.shard, reason: r.reason }, 'shard owner failed its audit; removing it for good');
+    this.deps.exclude(r.owner, true);
     void this.deps.events
       .record(this.job.id, 'job.fault', { round: r.round, kind: 'owner-audit', shard: r.shard, epoch: r.epoch, message: `gathered a mean that is not the clipped mean of what it lists: ${r.reason}` }, { workerId: r.owner })
       .catch(() => undefined);

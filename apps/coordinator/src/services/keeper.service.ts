@@ -2,7 +2,7 @@
  * Runs a JobKeeper for every running job this (leading) coordinator schedules, feeds them round
  * reports, and turns members' faults and departures into roster changes.
  */
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import type { DbHandle } from '@gradpool/db';
 import { ensureUpdatesStream } from '@gradpool/exchange';
 import { parseJobSpec, type JobFault__Output } from '@gradpool/protocol';
@@ -41,7 +41,7 @@ const RUNNER_ERROR_EXCLUSION_MS = 30_000;
 export const KEEPER_OPTIONS = Symbol('gradpool.keeperOptions');
 
 @Injectable()
-export class KeeperService {
+export class KeeperService implements OnModuleInit {
   private readonly keepers = new Map<string, JobKeeper>();
   private readonly starting = new Map<string, Promise<JobKeeper | null>>();
   private readonly excluded = new Map<string, number>();
@@ -91,7 +91,20 @@ export class KeeperService {
     );
   }
 
-  /** Whether `workerId` may be offered `jobId` now (not after a recent fault in it). */
+  /** Loads the bans recorded in Postgres before anything is scheduled (see `loadBans`). */
+  async onModuleInit(): Promise<void> {
+    await this.loadBans();
+  }
+
+  /**
+   * A worker that failed an owner audit (proof that it published a false mean) never serves that
+   * job again: after a coordinator restart and on every replica too, from its `job.fault` events.
+   */
+  private async loadBans(jobId?: string): Promise<void> {
+    for (const b of await this.events.faulted('owner-audit', jobId)) this.excluded.set(`${b.jobId}/${b.workerId}`, Infinity);
+  }
+
+  /** Whether `workerId` may be offered `jobId` now (not after a recent fault in it, never after a failed owner audit). */
   mayServe(jobId: string, workerId: string): boolean {
     const until = this.excluded.get(`${jobId}/${workerId}`);
     return until === undefined || until < Date.now();
@@ -123,6 +136,7 @@ export class KeeperService {
       this.streamReady = null;
       throw err;
     });
+    await this.loadBans(job.id);
     const keeper = new JobKeeper(job, parseJobSpec(job.spec), {
       handle: this.handle,
       nc: this.nc,
@@ -139,7 +153,7 @@ export class KeeperService {
       shardStore: (datasetId) => this.datasets.storeOfDataset(datasetId, 'validation'),
       shardsOf: (datasetId, split) => this.shards.listByDataset(datasetId, split),
       groupOf: async (workerId) => (await this.workers.findById(workerId))?.groupId,
-      exclude: (workerId) => this.excluded.set(`${job.id}/${workerId}`, Date.now() + FAULT_EXCLUSION_MS),
+      exclude: (workerId, forever) => this.excluded.set(`${job.id}/${workerId}`, forever ? Infinity : Date.now() + FAULT_EXCLUSION_MS),
       evalThread: () => this.evalThread(),
       onFinished: (jobId) => void this.finished(jobId),
       onBroken: (jobId, k) => {
