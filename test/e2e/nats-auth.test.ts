@@ -44,7 +44,9 @@ describe('per-worker NATS users', () => {
   it('workers limited to their job train it to the end; a late joiner catches up through its own user', async () => {
     const globalBatch = 1000;
     // Enough rounds to outlive a user (10 s) even on a quiet machine: the lapse must fall mid-job.
-    const epochs = 6;
+    // (6 epochs stopped being enough once checkpoints, every 5 rounds here, no longer held the
+    // commits: the job then ended before the first user lapsed.)
+    const epochs = 12;
     const job = await cluster.submitJob({
       name: 'e2e nats auth',
       datasetId: mnist.id,
