@@ -316,6 +316,13 @@ export class JobKeeper {
     }
   }
 
+  /** Milliseconds per round over the last commits (RATE_WINDOW), or undefined before two. */
+  roundMs(): number | undefined {
+    const c = this.recentCommits;
+    if (c.length < 3) return undefined;
+    return (c[c.length - 1].at - c[0].at) / (c.length - 1);
+  }
+
   /** A member's round report (from the session layer). */
   onReport(workerId: string, report: RoundReport__Output): void {
     const round = Number(report.round);
