@@ -172,6 +172,11 @@ export class GatherObserver implements AsyncIterable<ObservedRound> {
     this.wake?.();
   }
 
+  /** The newest round whose every gather arrived (as members could have applied it), or −1. Ahead of what `next` has handed out when the consumer lags. */
+  get newestComplete(): number {
+    return this.last.round;
+  }
+
   /** Resolves with the next finished round, or null once closed. */
   async next(signal?: AbortSignal): Promise<ObservedRound | null> {
     for (;;) {

@@ -316,6 +316,15 @@ export class JobKeeper {
     }
   }
 
+  /**
+   * The newest round a member may have finished, as far as this keeper knows: reported, handled
+   * by the commit loop, or complete in the gathers (ahead of the loop when it lags). A new epoch
+   * starts after it, so that no member re-runs a round it applied.
+   */
+  newestSeen(): number {
+    return Math.max(this.observed, this.observer?.newestComplete ?? -1);
+  }
+
   /** Milliseconds per round over the last commits (RATE_WINDOW), or undefined before two. */
   roundMs(): number | undefined {
     const c = this.recentCommits;
