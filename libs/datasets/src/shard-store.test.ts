@@ -137,7 +137,11 @@ describe('ShardStore on a server that stops answering for a moment (frozen with 
     const bytes = encodeShard({ count: 50, shape: [28, 28], normalisation: 'scale' }, new Float32Array(50 * 784).fill(0.5), new Int32Array(50));
     const { sha256 } = await writer.put(bytes);
     const reader = await ShardStore.open(nc, { readOnly: true, requestTimeoutMs: TIMEOUT_MS });
-    const thawed = server.freeze(TIMEOUT_MS + 300);
+    // Frozen until a retry is under way, whatever the machine's load (see freezeUntil).
+    const retried = (async () => {
+      for (let i = 0; i < 1500 && reader.stats.retries < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    })();
+    const thawed = server.freezeUntil(retried);
     const got = await reader.get(sha256);
     await thawed;
     expect(sha256Hex(got)).toBe(sha256);

@@ -199,6 +199,12 @@ export interface StartedNatsServer {
   pid: number;
   /** Stops the process (SIGSTOP) for `ms`, so that requests sent meanwhile time out; resolves once it runs again. */
   freeze: (ms: number) => Promise<void>;
+  /**
+   * Stops the process until `until` settles (or `maxMs` passes): for tests that need something to
+   * have happened while it was stopped, whatever the machine's load (a fixed `freeze` can end
+   * before a loaded test process has even sent its request).
+   */
+  freezeUntil: (until: Promise<unknown>, maxMs?: number) => Promise<void>;
   close: () => Promise<void>;
 }
 
@@ -241,6 +247,14 @@ export async function startNatsServer(bin: string, storeDir: string, configFile?
           resolve();
         }, ms),
       );
+    },
+    freezeUntil: (until, maxMs = 15_000) => {
+      child.kill('SIGSTOP');
+      let timer: NodeJS.Timeout | undefined;
+      return Promise.race([until.then(() => undefined, () => undefined), new Promise<void>((r) => (timer = setTimeout(r, maxMs)))]).then(() => {
+        clearTimeout(timer);
+        child.kill('SIGCONT');
+      });
     },
     close: async () => {
       // A frozen server (SIGSTOP) would not act on SIGTERM.

@@ -36,8 +36,18 @@ afterAll(async () => {
 describe('CheckpointReader', () => {
   it('retries a read that timed out and returns the checkpoint', async () => {
     const retries: number[] = [];
-    const reader = new CheckpointReader(nc, 'gp_ckpt_test', { timeoutMs: TIMEOUT_MS, onRetry: (n) => retries.push(n) });
-    const thawed = server.freeze(TIMEOUT_MS + 300);
+    let retried!: () => void;
+    const firstRetry = new Promise<void>((r) => (retried = r));
+    const reader = new CheckpointReader(nc, 'gp_ckpt_test', {
+      timeoutMs: TIMEOUT_MS,
+      onRetry: (n) => {
+        retries.push(n);
+        retried();
+      },
+    });
+    // Frozen until the first attempt has timed out and a retry is under way (a fixed 700 ms could
+    // end, on a loaded machine, before the read had even been sent: no retry, a failed test).
+    const thawed = server.freezeUntil(firstRetry);
     const cp = await reader.read('round-3');
     await thawed;
     expect(cp.round).toBe(3);
@@ -47,8 +57,11 @@ describe('CheckpointReader', () => {
 
   it('reports a read that keeps timing out as a runner error, not a bad checkpoint', async () => {
     const reader = new CheckpointReader(nc, 'gp_ckpt_test', { timeoutMs: TIMEOUT_MS, attempts: 2, firstDelayMs: 50 });
-    const thawed = server.freeze(3 * TIMEOUT_MS);
+    // Frozen until the read has given up (every attempt timed out), however long that takes here.
+    let settled!: () => void;
+    const thawed = server.freezeUntil(new Promise<void>((r) => (settled = r)));
     const err = await reader.read('round-3').catch((e: unknown) => e);
+    settled();
     await thawed;
     expect(err).toBeInstanceOf(Error);
     expect(err).not.toBeInstanceOf(RunnerFault);
