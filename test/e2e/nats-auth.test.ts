@@ -43,14 +43,15 @@ afterAll(async () => {
 describe('per-worker NATS users', () => {
   it('workers limited to their job train it to the end; a late joiner catches up through its own user', async () => {
     const globalBatch = 1000;
-    // Enough rounds to outlive a user (10 s) even on a quiet machine: the lapse must fall mid-job.
-    // (6 epochs stopped being enough once checkpoints, every 5 rounds here, no longer held the
-    // commits: the job then ended before the first user lapsed.)
-    const epochs = 12;
+    // Long enough to outlive a user (10 s) even on a quiet machine: the lapse must fall mid-job.
+    // (With hidden [64] the rounds got short enough, once checkpoints no longer held the commits,
+    // for the job to end before the first user lapsed; 12 epochs of those ran at ~26 rounds/s,
+    // more than the keeper commits on a loaded 2-core machine. Bigger rounds instead.)
+    const epochs = 6;
     const job = await cluster.submitJob({
       name: 'e2e nats auth',
       datasetId: mnist.id,
-      model: { kind: 'mlp', inputShape: [28, 28, 1], hidden: [64], activation: 'relu', numClasses: 10 },
+      model: { kind: 'mlp', inputShape: [28, 28, 1], hidden: [256, 128], activation: 'relu', numClasses: 10 },
       optimizer: { kind: 'adam', lr: 5e-3 },
       globalBatch,
       epochs,

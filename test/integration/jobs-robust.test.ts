@@ -21,7 +21,7 @@ let nc: NatsConnection;
 beforeAll(async () => {
   env = await jobsEnv();
   // Every shard of every round audited (the default is one at random), so the test is certain.
-  c = await startJobsCoordinator(env, {}, { keeper: { reportGraceMs: 3000, auditShardsPerRound: 1000 } });
+  c = await startJobsCoordinator(env, {}, { keeper: { reportGraceMs: 3000, auditShardsPerRound: 1000, auditCpuShare: 1 } });
   nc = await connect({ servers: TEST_NATS_URL });
 });
 afterAll(async () => {

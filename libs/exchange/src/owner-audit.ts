@@ -43,6 +43,12 @@ export interface OwnerAuditOptions {
   shardsPerRound?: number | 'auto';
   /** With 'auto': the reduce bytes a round's audits may take in (default 8 MiB: 2M float32). */
   bytesPerRound?: number;
+  /**
+   * The share of wall time the audits may take on this thread (default 0.1): past it, rounds go
+   * unaudited until the time is earned back. A fast job (tens of rounds a second) would otherwise
+   * spend the event loop on audits, and the keeper that runs them would fall behind its gathers.
+   */
+  cpuShare?: number;
   onResult: (result: AuditResult) => void;
   /** Test seam: which `count` shards of `shardCount` round `round` audits (default: at random). */
   pick?: (round: number, shardCount: number, count: number) => number[];
@@ -128,6 +134,10 @@ export class OwnerAuditor {
   private readonly normScratch: NormScratch = { values: new Float32Array(0) };
   private frontier = -1;
   private closed = false;
+  /** Milliseconds spent in audit work, and earned by the CPU share (`allowance`). */
+  private spent = 0;
+  private earned = 0;
+  private lastEarn = performance.now();
   private readonly log;
   readonly stats = { ok: 0, violations: 0, unverifiable: 0 };
 
@@ -140,7 +150,25 @@ export class OwnerAuditor {
   /** Every validated gather chunk the keeper's observer accepts (GatherObserverOptions.onGather). */
   observe(h: ChunkHeader, payload: Uint8Array): void {
     if (this.closed) return;
-    if (h.round > this.frontier) this.advance(h.round, h.shardCount, this.shardsFor(h));
+    const t0 = performance.now();
+    try {
+      this.onGather(h, payload);
+    } finally {
+      this.spent += performance.now() - t0;
+    }
+  }
+
+  /** Milliseconds of audit work that the CPU share still allows now (earned over time, at most a second's worth). */
+  private allowance(): number {
+    const now = performance.now();
+    const share = this.opts.cpuShare ?? 0.1;
+    this.earned = Math.min(this.spent + 1000 * share, this.earned + (now - this.lastEarn) * share);
+    this.lastEarn = now;
+    return this.earned - this.spent;
+  }
+
+  private onGather(h: ChunkHeader, payload: Uint8Array): void {
+    if (h.round > this.frontier) this.advance(h.round, h.shardCount, this.allowance() > 0 ? this.shardsFor(h) : 0);
     const a = this.audits.get(key(h.round, h.shard));
     if (!a || a.done || h.kind !== ChunkKinds.gather) return;
     const at = this.attempt(a, h.epoch);
@@ -233,6 +261,15 @@ export class OwnerAuditor {
 
   /** A reduce message of an audited shard: kept as the owner must have received it. */
   private onReduce(a: Audit, msg: Msg): void {
+    const t0 = performance.now();
+    try {
+      this.keepReduce(a, msg);
+    } finally {
+      this.spent += performance.now() - t0;
+    }
+  }
+
+  private keepReduce(a: Audit, msg: Msg): void {
     if (a.done) return;
     let h: ChunkHeader;
     let payload: Uint8Array;

@@ -94,6 +94,8 @@ export interface KeeperOptions {
    * least one (every shard of a small model).
    */
   auditShardsPerRound?: number | 'auto';
+  /** The share of the event loop's time audits may take (default 0.1; OwnerAuditOptions.cpuShare). */
+  auditCpuShare?: number;
   /** Test seam: awaited when a job has completed, just before its keeper stops itself. */
   beforeFinishStop?: (jobId: string) => Promise<void>;
   /** Test seam: awaited by a validation of round `round` before it evaluates (beside the commit loop). */
@@ -211,6 +213,7 @@ export class JobKeeper {
           return e && e.members.length > 0 ? { members: e.members, startRound: e.startRound } : undefined;
         },
         shardsPerRound: auditShards,
+        cpuShare: this.opts.auditCpuShare,
         onResult: (r) => this.onAudit(r),
       });
     }
@@ -322,7 +325,14 @@ export class JobKeeper {
    * starts after it, so that no member re-runs a round it applied.
    */
   newestSeen(): number {
-    return Math.max(this.observed, this.observer?.newestComplete ?? -1);
+    let seen = this.observed;
+    // Only rounds an epoch still owns count: after a forced epoch (a resync to the keeper's next
+    // round), what members completed beyond it in the older epoch is being re-run.
+    for (const e of this.epochs.values()) {
+      const r = this.observer?.newestComplete(e.epoch) ?? -1;
+      if (r > seen && this.owner(r)?.epoch === e.epoch) seen = r;
+    }
+    return seen;
   }
 
   /** Milliseconds per round over the last commits (RATE_WINDOW), or undefined before two. */
@@ -335,8 +345,12 @@ export class JobKeeper {
   /** A member's round report (from the session layer). */
   onReport(workerId: string, report: RoundReport__Output): void {
     const round = Number(report.round);
-    // A member finished this round: later epochs must start after it (see JobRosterService).
-    this.observed = Math.max(this.observed, round);
+    // A member finished this round: later epochs must start after it (see JobRosterService). Not
+    // a round a newer epoch owns: after a forced epoch (a resync to the keeper's next round) the
+    // older epoch's later rounds are re-run, and counting them made every following roster start
+    // beyond rounds nobody could reach (a livelock seen in CI after the keeper missed rounds).
+    const owner = this.owner(round);
+    if (!owner || owner.epoch === (report.exchangeEpoch || report.epoch)) this.observed = Math.max(this.observed, round);
     if (round <= this.committed) {
       this.checkHash(workerId, round, report, report.exchangeEpoch || report.epoch);
       return;

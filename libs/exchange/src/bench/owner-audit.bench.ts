@@ -4,7 +4,8 @@
  * What the owner audit (owner-audit.ts) costs the observer that runs it, the keeper: K members
  * in this process run rounds of the real exchange (clipped mean) through the nats-server on
  * 127.0.0.1:4222 (`--nats`), and an OwnerAuditor with its default shard budget follows them
- * through a GatherObserver, as the keeper does. Prints, per P: how many shards a round it
+ * through a GatherObserver, as the keeper does (without its CPU share cap, so that every round
+ * is audited and measured). Prints, per P: how many shards a round it
  * audits, their verdicts, and the milliseconds its handlers took on the event loop per audited
  * round (the reduce messages it takes in and the audits themselves; the observer's own decoding
  * of the gathers is not counted).
@@ -31,7 +32,7 @@ async function cell(P: number): Promise<string[]> {
   const exs = members.map((selfId, i) => new RoundExchange({ nc: conns[i], jobId: job, size: P, roster: { epoch: 1, members, selfId }, codec, deadlineMs: 30_000, clipNormRatio: 3 }));
   const nc = await connect({ servers });
   const results: AuditResult[] = [];
-  const auditor = new OwnerAuditor({ nc, jobId: job, codec, clipNormRatio: 3, rosterOf: () => ({ members, startRound: 0 }), onResult: (r) => results.push(r) });
+  const auditor = new OwnerAuditor({ nc, jobId: job, codec, clipNormRatio: 3, rosterOf: () => ({ members, startRound: 0 }), cpuShare: 1, onResult: (r) => results.push(r) });
   // Time spent in the auditor's two entry points: the gathers it is shown and the reduce messages it subscribed to.
   let ms = 0;
   const timed = <A extends unknown[]>(f: (...a: A) => void) =>
