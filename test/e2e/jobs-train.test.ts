@@ -22,30 +22,51 @@ afterAll(async () => {
   await cluster?.[Symbol.asyncDispose]();
 });
 
+/** The MNIST MLP job of these tests, with `over` on top. */
+function mlpJob(over: Record<string, unknown>): Record<string, unknown> {
+  return {
+    datasetId: mnist.id,
+    model: { kind: 'mlp', inputShape: [28, 28, 1], hidden: [256, 128], activation: 'relu', numClasses: 10 },
+    optimizer: { kind: 'adam', lr: 5e-3 },
+    globalBatch: 1000,
+    minWorkers: 3,
+    maxWorkers: 3,
+    roundDeadlineMs: 20_000,
+    checkpointEvery: 50,
+    evalEvery: 0,
+    seed: 7,
+    ...over,
+  };
+}
+
+/** Waits for the job's end; it must have completed. */
+async function completed(jobId: string, ms: number) {
+  const end = await cluster.waitForEnd(jobId, ms).catch((err: Error) => {
+    throw new Error(`${err.message}\n${cluster.trouble()}`);
+  });
+  expect(end.status, `${end.statusReason}\n${cluster.trouble()}`).toBe('completed');
+  return end;
+}
+
+/** Independently of the keeper's own check: every member's hash after every round it ran (its debug log) equals the committed round's. */
+function expectMemberHashes(jobId: string, rounds: { round: number; paramHash: string }[]): void {
+  const byRoundHash = new Map(rounds.map((r) => [r.round, r.paramHash]));
+  for (const [i, w] of cluster.workers.entries()) {
+    const done = w.logs().filter((l) => l.msg === 'round done' && l.jobId === jobId);
+    expect(done.length, `worker ${i + 1} logged no rounds`).toBeGreaterThan(0);
+    const differing = done.filter((l) => l.paramHash !== byRoundHash.get(Number(l.round))).map((l) => ({ round: l.round, member: l.paramHash, keeper: byRoundHash.get(Number(l.round)) }));
+    expect(differing, `worker ${i + 1}`).toEqual([]);
+  }
+}
+
 describe('training MNIST end to end', () => {
   it('3 workers train the MLP to ≥ 97 % test accuracy; rounds once each; member hashes = keeper hash', async () => {
     // Single process, same model, batch and optimizer on MNIST (seeds 7, 8): 3 epochs end at 96.6–97.1 %,
     // too close to the bar (the order of a round's samples depends on the members' shares); 5 at 97.6–97.7 %.
     const epochs = 5;
     const globalBatch = 1000;
-    const job = await cluster.submitJob({
-      name: 'e2e mnist mlp',
-      datasetId: mnist.id,
-      model: { kind: 'mlp', inputShape: [28, 28, 1], hidden: [256, 128], activation: 'relu', numClasses: 10 },
-      optimizer: { kind: 'adam', lr: 5e-3 },
-      globalBatch,
-      epochs,
-      minWorkers: 3,
-      maxWorkers: 3,
-      roundDeadlineMs: 20_000,
-      checkpointEvery: 50,
-      evalEvery: 0,
-      seed: 7,
-    });
-    const end = await cluster.waitForEnd(job.id, 540_000).catch((err: Error) => {
-      throw new Error(`${err.message}\n${cluster.trouble()}`);
-    });
-    expect(end.status, `${end.statusReason}\n${cluster.trouble()}`).toBe('completed');
+    const job = await cluster.submitJob(mlpJob({ name: 'e2e mnist mlp', globalBatch, epochs }));
+    const end = await completed(job.id, 540_000);
 
     const train = mnist.splits!.train.samples;
     // Every sample of every pass counted exactly once; with nobody failing, every round has all three
@@ -62,15 +83,7 @@ describe('training MNIST end to end', () => {
     // compared their hashes with its own.
     expect(rounds.filter((r) => r.loss === null).map((r) => r.round)).toEqual([]);
     expect(await cluster.events(job.id, ['job.hash-mismatch'])).toEqual([]);
-    // Independently of the keeper's own check: every member's hash after every round it ran (its
-    // debug log) equals the committed round's hash.
-    const byRoundHash = new Map(rounds.map((r) => [r.round, r.paramHash]));
-    for (const [i, w] of cluster.workers.entries()) {
-      const done = w.logs().filter((l) => l.msg === 'round done' && l.jobId === job.id);
-      expect(done.length, `worker ${i + 1} logged no rounds`).toBeGreaterThan(0);
-      const differing = done.filter((l) => l.paramHash !== byRoundHash.get(Number(l.round))).map((l) => ({ round: l.round, member: l.paramHash, keeper: byRoundHash.get(Number(l.round)) }));
-      expect(differing, `worker ${i + 1}`).toEqual([]);
-    }
+    expectMemberHashes(job.id, rounds);
     // The three workers all took part.
     expect(new Set(rounds.flatMap((r) => r.contributors)).size).toBe(3);
 
@@ -106,37 +119,14 @@ describe('training MNIST end to end', () => {
   });
   it('with 4 local steps a round (DiLoCo-style), the same workers train it in a quarter of the exchanges; member hashes = keeper hash', async () => {
     const globalBatch = 1000;
-    const job = await cluster.submitJob({
-      name: 'e2e mnist mlp, local steps',
-      datasetId: mnist.id,
-      model: { kind: 'mlp', inputShape: [28, 28, 1], hidden: [256, 128], activation: 'relu', numClasses: 10 },
-      optimizer: { kind: 'adam', lr: 5e-3 },
-      localSteps: 4,
-      globalBatch,
-      epochs: 1,
-      minWorkers: 3,
-      maxWorkers: 3,
-      roundDeadlineMs: 20_000,
-      checkpointEvery: 50,
-      evalEvery: 0,
-      seed: 7,
-    });
-    const end = await cluster.waitForEnd(job.id, 300_000).catch((err: Error) => {
-      throw new Error(`${err.message}\n${cluster.trouble()}`);
-    });
-    expect(end.status, `${end.statusReason}\n${cluster.trouble()}`).toBe('completed');
+    const job = await cluster.submitJob(mlpJob({ name: 'e2e mnist mlp, local steps', localSteps: 4, globalBatch, epochs: 1 }));
+    const end = await completed(job.id, 300_000);
     const train = mnist.splits!.train.samples;
     expect(end.samplesProcessed).toBe(train);
     // One exchange per round of 1000 samples, each round 4 local Adam steps of about 250.
     expect(end.round + 1).toBe(Math.ceil(train / globalBatch));
     expect(await cluster.events(job.id, ['job.hash-mismatch', 'job.fault'])).toEqual([]);
-    const rounds = await cluster.rounds(job.id);
-    const byRoundHash = new Map(rounds.map((r) => [r.round, r.paramHash]));
-    for (const [i, w] of cluster.workers.entries()) {
-      const done = w.logs().filter((l) => l.msg === 'round done' && l.jobId === job.id);
-      expect(done.length, `worker ${i + 1} logged no rounds`).toBeGreaterThan(0);
-      expect(done.filter((l) => l.paramHash !== byRoundHash.get(Number(l.round))).length, `worker ${i + 1}`).toBe(0);
-    }
+    expectMemberHashes(job.id, await cluster.rounds(job.id));
     const metrics = await cluster.metrics(job.id);
     const testAcc = metrics.find((m) => Number.isFinite(m.test_accuracy))?.test_accuracy;
     // One pass: 216 inner steps (a synchronous job of the same exchanges would take 54).
