@@ -285,8 +285,8 @@ export class JobKeeper {
   /**
    * An owner audit's verdict (OwnerAuditor). A violation is proof that the owner published a
    * mean that is not the clipped mean of the contributions it lists: the owner is removed from
-   * the job and kept out, like a member that misreports its samples, and a `job.fault` event
-   * names it. The round is not committed (audits finish before the keeper commits their round:
+   * the job and banned from it for good (KeeperService reads the ban back from the `job.fault`
+   * event that names it). The round is not committed (audits finish before the keeper commits their round:
    * the audit runs as the shard's gather arrives, the commit after the whole round's and the
    * reports): a new epoch without the owner re-runs it, and the members, which applied its mean,
    * roll back to the committed state first (resync).
