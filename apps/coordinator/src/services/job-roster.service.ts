@@ -210,7 +210,7 @@ export class JobRosterService {
     // ≥ startRound from an older epoch (it would be re-run in this one).
     const lastSeen = Math.max(job.round, this.observedRound(jobId) ?? -1);
     const onlyAdds = removed.length === 0 && job.status === 'running';
-    const lookahead = c.lookahead || (onlyAdds && added.length > 0) ? lookaheadRounds(this.roundMs(jobId)) : 0;
+    const lookahead = c.lookahead || (onlyAdds && added.length > 0) ? ADD_LOOKAHEAD - 1 : 0;
     const startRound = c.force && c.startRound !== undefined ? c.startRound : Math.max(c.startRound ?? 0, lastSeen + 1 + lookahead);
     this.changes.emit('pending', { jobId, epoch, startRound });
     try {

@@ -73,7 +73,7 @@ export class KeeperService implements OnModuleInit {
   ) {
     this.log = logger.child({ component: 'keepers' });
     roster.setProbes({
-      observedRound: (jobId) => this.keepers.get(jobId)?.newestSeen(),
+      observedRound: (jobId) => this.keepers.get(jobId)?.observed,
       speed: (jobId, workerId) => this.keepers.get(jobId)?.speeds.get(workerId),
       roundMs: (jobId) => this.keepers.get(jobId)?.roundMs(),
       keeperReady: async (jobId) => {
