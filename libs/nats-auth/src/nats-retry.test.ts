@@ -37,25 +37,11 @@ afterAll(async () => {
 });
 
 
-/** A promise and the function that resolves it. */
-function signal(): { promise: Promise<void>; fire: () => void } {
-  let fire!: () => void;
-  const promise = new Promise<void>((r) => (fire = r));
-  return { promise, fire };
-}
-
 describe('retryNats', () => {
   it('retries a request that timed out while the server was frozen, and returns its answer', async () => {
     const retries: string[] = [];
-    const retried = signal();
-    // Frozen until a retry is under way, whatever the machine's load (see freezeUntil).
-    const thawed = server.freezeUntil(retried.promise);
-    const info = await retryNats(() => jsm.streams.info('S'), {
-      onRetry: (n, err) => {
-        retries.push(`${n}: ${(err as { code?: string }).code}`);
-        retried.fire();
-      },
-    });
+    const thawed = server.freeze(TIMEOUT_MS + 300);
+    const info = await retryNats(() => jsm.streams.info('S'), { onRetry: (n, err) => retries.push(`${n}: ${(err as { code?: string }).code}`) });
     await thawed;
     expect(info.config.name).toBe('S');
     expect(info.state.messages).toBe(6);
@@ -73,11 +59,8 @@ describe('retryNats', () => {
 
   it('gives up after its attempts with the last timeout', async () => {
     const retries: number[] = [];
-    // Frozen until every attempt has timed out.
-    const gaveUp = signal();
-    const thawed = server.freezeUntil(gaveUp.promise);
+    const thawed = server.freeze(3 * TIMEOUT_MS);
     const err = await retryNats(() => jsm.streams.info('S'), { attempts: 2, firstDelayMs: 50, onRetry: (n) => retries.push(n) }).catch((e: unknown) => e);
-    gaveUp.fire();
     await thawed;
     expect(isTransientNatsError(err)).toBe(true);
     expect((err as { code?: string }).code).toBe('TIMEOUT');
@@ -89,15 +72,8 @@ describe('retryNats', () => {
 describe('openFilteredFeed', () => {
   it('retries a consumer create that timed out with a new consumer: all of the filter is delivered, and no consumer is left behind', async () => {
     const retries: number[] = [];
-    const retried = signal();
-    const thawed = server.freezeUntil(retried.promise);
-    const feed = await openFilteredFeed(nc, 'S', 's.a', DeliverPolicy.All, {
-      timeoutMs: TIMEOUT_MS,
-      onRetry: (n) => {
-        retries.push(n);
-        retried.fire();
-      },
-    });
+    const thawed = server.freeze(TIMEOUT_MS + 300);
+    const feed = await openFilteredFeed(nc, 'S', 's.a', DeliverPolicy.All, { timeoutMs: TIMEOUT_MS, onRetry: (n) => retries.push(n) });
     await thawed;
     expect(retries.length).toBeGreaterThanOrEqual(1);
     expect(feed.pending).toBe(5);
