@@ -164,25 +164,12 @@ export class GatherObserver implements AsyncIterable<ObservedRound> {
     let totalSamples = 0;
     for (const j of contributors) totalSamples += first.contributorSamples[first.contributors.indexOf(j)];
     this.last = { epoch: p.epoch, round: p.round };
-    this.newestIn.set(p.epoch, Math.max(this.newestIn.get(p.epoch) ?? -1, p.round));
-    if (this.newestIn.size > 64) this.newestIn.delete(Math.min(...this.newestIn.keys()));
     // Anything older can no longer be yielded in order.
     for (const [k, q] of this.pending) if (q.epoch < p.epoch || (q.epoch === p.epoch && q.round < p.round)) this.pending.delete(k);
     this.queue.push({ epoch: p.epoch, round: p.round, mean: p.mean, shards, contributors, totalSamples });
     const maxQueued = this.opts.maxQueued ?? 16;
     while (this.queue.length > maxQueued) this.queue.shift();
     this.wake?.();
-  }
-
-  /** Newest complete round per epoch. */
-  private readonly newestIn = new Map<number, number>();
-
-  /**
-   * The newest round of `epoch` whose every gather arrived (as members could have applied it),
-   * or −1. Ahead of what `next` has handed out when the consumer lags.
-   */
-  newestComplete(epoch: number): number {
-    return this.newestIn.get(epoch) ?? -1;
   }
 
   /** Resolves with the next finished round, or null once closed. */

@@ -319,29 +319,6 @@ export class JobKeeper {
     }
   }
 
-  /**
-   * The newest round a member may have finished, as far as this keeper knows: reported, handled
-   * by the commit loop, or complete in the gathers (ahead of the loop when it lags). A new epoch
-   * starts after it, so that no member re-runs a round it applied.
-   */
-  newestSeen(): number {
-    let seen = this.observed;
-    // Only rounds an epoch still owns count: after a forced epoch (a resync to the keeper's next
-    // round), what members completed beyond it in the older epoch is being re-run.
-    for (const e of this.epochs.values()) {
-      const r = this.observer?.newestComplete(e.epoch) ?? -1;
-      if (r > seen && this.owner(r)?.epoch === e.epoch) seen = r;
-    }
-    return seen;
-  }
-
-  /** Milliseconds per round over the last commits (RATE_WINDOW), or undefined before two. */
-  roundMs(): number | undefined {
-    const c = this.recentCommits;
-    if (c.length < 3) return undefined;
-    return (c[c.length - 1].at - c[0].at) / (c.length - 1);
-  }
-
   /** A member's round report (from the session layer). */
   onReport(workerId: string, report: RoundReport__Output): void {
     const round = Number(report.round);

@@ -1,16 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ADD_LOOKAHEAD, lookaheadRounds, proportionalShares } from './job-roster.service.js';
-
-describe('lookaheadRounds', () => {
-  it('leaves a second of rounds at the job pace, at least ADD_LOOKAHEAD − 1, at most 100', () => {
-    expect(lookaheadRounds(undefined)).toBe(ADD_LOOKAHEAD - 1);
-    expect(lookaheadRounds(2000)).toBe(ADD_LOOKAHEAD - 1);
-    // The demo's MLP: ~70 ms a round; 2 rounds had left no margin.
-    expect(lookaheadRounds(70)).toBe(15);
-    expect(lookaheadRounds(0.5)).toBe(100);
-    expect(lookaheadRounds(0)).toBe(ADD_LOOKAHEAD - 1);
-  });
-});
+import { proportionalShares } from './job-roster.service.js';
 
 describe('proportionalShares', () => {
   it('splits a total in integer parts proportional to the weights, each at least 1', () => {

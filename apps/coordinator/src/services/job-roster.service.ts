@@ -28,7 +28,7 @@ export interface RosterChange {
   reason: string;
   /** First round of the new epoch; default: the next round not yet observed (+ lookahead when only adding). */
   startRound?: number;
-  /** Start ahead so that no member need stop (shares or membership grow only): by `lookaheadRounds`. */
+  /** Start a few rounds ahead so that no member need stop (shares or membership grow only). */
   lookahead?: boolean;
   /** Use `startRound` even if members finished later rounds (the keeper missed rounds: they roll back). */
   force?: boolean;
@@ -54,18 +54,6 @@ export class JobNotRunnableError extends Error {
 /** Rounds ahead of the newest observed one at which an epoch that only adds members starts, at least. */
 export const ADD_LOOKAHEAD = 3;
 
-/**
- * How far ahead of the newest observed round a lookahead epoch starts: ADD_LOOKAHEAD − 1 rounds,
- * or a second's worth at the job's pace when that is more. Members keep training while the
- * roster is made and pushed (a transaction, gRPC, their own event loops); at ~70 ms a round (the
- * demo's MLP on 3 workers) 2 rounds left no margin, and a member that had passed the start
- * re-ran rounds (a rollback through a checkpoint) for a mere rebalance.
- */
-export function lookaheadRounds(msPerRound: number | undefined): number {
-  const floor = ADD_LOOKAHEAD - 1;
-  if (!(msPerRound !== undefined && msPerRound > 0)) return floor;
-  return Math.max(floor, Math.min(100, Math.ceil(1000 / msPerRound)));
-}
 
 /** Splits `total` into integer parts ∝ weights, each ≥ 1 (largest remainder). */
 export function proportionalShares(weights: number[], total: number): number[] {
@@ -92,8 +80,6 @@ export class JobRosterService {
   private observedRound: (jobId: string) => number | undefined = () => undefined;
   /** Measured samples/s of a worker in a job, when known. */
   private speedOf: (jobId: string, workerId: string) => number | undefined = () => undefined;
-  /** The job's recent milliseconds per committed round, when its keeper runs here. */
-  private roundMs: (jobId: string) => number | undefined = () => undefined;
   private keeperReady: (jobId: string) => Promise<unknown> = async () => undefined;
 
   constructor(
@@ -115,14 +101,11 @@ export class JobRosterService {
   setProbes(probes: {
     observedRound: (jobId: string) => number | undefined;
     speed: (jobId: string, workerId: string) => number | undefined;
-    /** Recent milliseconds per committed round (lookahead epochs start a second's worth ahead). */
-    roundMs?: (jobId: string) => number | undefined;
     /** Starts the job's keeper if needed; awaited before members hear of an epoch, so it sees their first gather. */
     keeperReady: (jobId: string) => Promise<unknown>;
   }): void {
     this.observedRound = probes.observedRound;
     this.speedOf = probes.speed;
-    this.roundMs = probes.roundMs ?? (() => undefined);
     this.keeperReady = probes.keeperReady;
   }
 

@@ -75,7 +75,6 @@ export class KeeperService implements OnModuleInit {
     roster.setProbes({
       observedRound: (jobId) => this.keepers.get(jobId)?.observed,
       speed: (jobId, workerId) => this.keepers.get(jobId)?.speeds.get(workerId),
-      roundMs: (jobId) => this.keepers.get(jobId)?.roundMs(),
       keeperReady: async (jobId) => {
         const job = await this.jobs.findById(jobId);
         if (job?.status === 'running') await this.ensure(job);
