@@ -102,6 +102,8 @@ describe('training under churn', () => {
         console.log(JSON.stringify(last));
         console.log(coordinator.output().split('\n').filter((l) => /roster|fault|resync|differs|offline|waits/.test(l)).slice(-30).join('\n'));
         for (const w of workers) console.log(w.output().split('\n').filter((l) => /"level":[345]0/.test(l) && /runner|fault|roster|stopping/.test(l)).slice(-15).join('\n'));
+        // Left running, it would take the next test's workers.
+        await api('POST', `/v1/jobs/${job.id}/cancel`).catch(() => undefined);
       }
       if (process.env.GP_E2E_DUMP) {
         writeFileSync(`${process.env.GP_E2E_DUMP}-coordinator.log`, coordinator.output());

@@ -48,10 +48,14 @@ function twoFaced(nc: NatsConnection): NatsConnection {
   });
 }
 
-/** K members (one loud: 20× its gradient, so clipping is in play) and an auditor watching every shard. */
-async function setup(codec: CodecSpec, opts: { liar?: { index: number; factor: number }; twoFaced?: number; audit?: Partial<OwnerAuditOptions> } = {}) {
+/**
+ * K members (one loud: 20× its gradient, so clipping is in play; or each gradient times `scales`)
+ * and an auditor watching every shard.
+ */
+async function setup(codec: CodecSpec, opts: { liar?: { index: number; factor: number }; twoFaced?: number; scales?: number[]; samples?: number[]; audit?: Partial<OwnerAuditOptions> } = {}) {
   const job = jobId();
-  const members = ['m0', 'm1', 'm2'].map((m) => `${job}-${m}`);
+  const samples = opts.samples ?? [32, 48, 40];
+  const members = samples.map((_, i) => `${job}-m${i}`);
   const exchanges: RoundExchange[] = [];
   for (const [i, selfId] of members.entries()) {
     const nc = await connect({ servers: NATS_URL, noEcho: true });
@@ -81,12 +85,12 @@ async function setup(codec: CodecSpec, opts: { liar?: { index: number; factor: n
   const observer = new GatherObserver({ nc, jobId: job, onGather: (h, p) => auditor.observe(h, p) });
   open.push(observer);
   await nc.flush();
-  const samples = [32, 48, 40];
   const run = async (round: number) => {
     const res = await Promise.all(
       exchanges.map((ex, i) => {
         const g = gradient(SEED, i, round, SIZE);
-        if (i === 2) for (let k = 0; k < g.length; k++) g[k] *= 20;
+        const scale = opts.scales?.[i] ?? (i === 2 ? 20 : 1);
+        for (let k = 0; k < g.length; k++) g[k] *= scale;
         return ex.allReduce(round, g, samples[i]);
       }),
     );
@@ -111,6 +115,26 @@ describe('OwnerAuditor', () => {
       expect(exchanges.reduce((a, ex) => a + ex.stats.clipped, 0)).toBeGreaterThan(0);
     });
   }
+
+  it('an honest owner whose own norm sets the bound, far below the others\', passes', async () => {
+    // Two members: the bound is 3 × the smaller norm, here the owner's own, which the auditor
+    // does not see. Seen in CI: a joiner with 20 well-fit samples of 256 had a gradient hundreds
+    // of times smaller than its peer's, and was banned for a lie it never told.
+    const { exchanges, results, run } = await setup({ name: 'fp32' }, { samples: [20, 236], scales: [1e-3, 1] });
+    for (let r = 0; r < 9; r++) await run(r);
+    const shards = exchanges[0].geometry.shards;
+    await expect.poll(() => results.length, { timeout: 10_000 }).toBe(4 * shards);
+    expect(results.filter((r) => r.verdict !== 'ok').map((r) => `${r.round}/${r.shard}: ${r.reason}`)).toEqual([]);
+    expect(exchanges[0].stats.clipped).toBeGreaterThan(0);
+  });
+
+  it('so does one whose norm is the median of three', async () => {
+    const { exchanges, results, run } = await setup({ name: 'fp32' }, { samples: [100, 10, 140], scales: [1e-4, 1e-2, 20] });
+    for (let r = 0; r < 9; r++) await run(r);
+    const shards = exchanges[0].geometry.shards;
+    await expect.poll(() => results.length, { timeout: 10_000 }).toBe(4 * shards);
+    expect(results.filter((r) => r.verdict !== 'ok').map((r) => `${r.round}/${r.shard}: ${r.reason}`)).toEqual([]);
+  });
 
   it('an owner that publishes another mean is named for every shard it owns, and no one else is', async () => {
     const { members, exchanges, results, run } = await setup({ name: 'fp32' }, { liar: { index: 1, factor: 50 } });
