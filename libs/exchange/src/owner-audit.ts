@@ -402,156 +402,179 @@ export class OwnerAuditor {
       const norm = c.samples > 0 ? contributionNorm(this.codec, c.chunks.map((p, k) => ({ payload: p!, length: c.lengths[k] })), this.normScratch) : -1;
       others.push({ j, samples: c.samples, x, norm });
     }
-    let meanNorm2 = 0;
-    for (let i = 0; i < L; i++) meanNorm2 += mean[i] * mean[i];
-    const errNorm = Math.sqrt(err2);
-    const residual = new Float64Array(L);
-    const c = nOwner * (1 + SLACK);
-    // The residual n_owner·y when the owner scaled to `bound` (null: nobody was scaled), and the
-    // most an honest owner's reaches: n_owner·cap, cap = the bound (its own norm is unknown).
-    const evaluate = (bound: number | null, cap: number): Candidate => {
-      for (let i = 0; i < L; i++) residual[i] = mean[i] * total;
-      let scale = total * Math.sqrt(meanNorm2);
-      for (const x of others) {
-        const w = x.samples * (bound !== null && x.norm > bound ? bound / x.norm : 1);
-        if (w === 0) continue;
-        const v = x.x;
-        for (let i = 0; i < L; i++) residual[i] -= w * v[i];
-        scale += w * Math.max(x.norm, 0);
-      }
-      let r2 = 0;
-      for (let i = 0; i < L; i++) r2 += residual[i] * residual[i];
-      const tolerance = 2 * total * errNorm + 1e-9 * scale + 1e-30;
-      return { bound: bound ?? 0, residual: Math.sqrt(r2), allowed: nOwner * cap * (1 + SLACK) + tolerance };
-    };
-    const candidates: Candidate[] = [];
-    const sorted = others
-      .filter((x) => x.norm >= 0)
-      .map((x) => x.norm)
-      .sort((a, b) => a - b);
-    if (nOwner === 0) {
-      // The owner brought no samples: its norm is not in the median, and y must be 0.
-      const bound = clipBound(sorted, this.opts.clipNormRatio);
-      candidates.push(evaluate(bound, 0));
-    } else {
-      // The owner's own norm ν is unknown, and the bound is ratio × the lower median of the
-      // others' norms and ν. With the others' sorted b₀ ≤ … ≤ b_{m−1} and k = ⌊m/2⌋ that median
-      // is b_{k−1} for ν ≤ b_{k−1}, ν between b_{k−1} and b_k, and b_k above: every bound in
-      // ratio·[b_{k−1}, b_k] (b_{−1} = 0) is one an honest owner may have used. An owner with
-      // ν = 0 when b_{k−1} = 0 scaled nobody, and y = 0.
-      const m = sorted.length;
-      if (m === 0) return { verdict: 'unverifiable', reason: 'no norm bound: fewer than two contributions with samples, or a zero median' };
-      const k = Math.floor(m / 2);
-      const lo = k === 0 ? 0 : sorted[k - 1];
-      const hi = sorted[k];
-      // A zero median for any ν > 0: the owner scaled nobody, itself included, so y is unbounded.
-      if (!(hi > 0)) return { verdict: 'unverifiable', reason: 'no norm bound: a zero median' };
-      const ratio = this.opts.clipNormRatio;
-      if (lo === 0) candidates.push(evaluate(null, 0));
-      candidates.push(this.bestBound(others, mean, total, ratio * lo, ratio * hi, c, L, evaluate));
-    }
-    const best = candidates.reduce((a, b) => (b.residual - b.allowed < a.residual - a.allowed ? b : a));
-    if (best.residual <= best.allowed) return { verdict: 'ok', reason: 'the gather is a clipped mean of what it lists', residual: best.residual, allowed: best.allowed };
-    return {
-      verdict: 'violation',
-      reason:
-        nOwner > 0
-          ? `the owner's implied contribution has norm ${fmt(best.residual / nOwner)}, over the bound ${fmt(best.bound)} (allowed with codec error and slack: ${fmt(best.allowed / nOwner)})`
-          : `the gathered mean is ${fmt(best.residual / total)} away from the mean of what it lists (allowed: ${fmt(best.allowed / total)})`,
-      residual: best.residual,
-      allowed: best.allowed,
-    };
+    return judgeGather({ mean, meanError: Math.sqrt(err2), total, ownerSamples: nOwner, others, clipNormRatio: this.opts.clipNormRatio });
   }
+}
 
-  /**
-   * The bound B in [bLo, bHi] that makes the owner look most honest: the least
-   * ‖R(B)‖ − c·B, R(B) = Σn·mean − Σ_{others} n_j·min(1, B/‖x_j‖)·x_j. Between two of the
-   * others' norms R is linear in B (R = U − B·W: U the unscaled ones, W the scaled ones over
-   * their norms), so ‖R‖ − c·B is convex there and a golden-section search finds its least; a
-   * segment's pick is then judged exactly (`evaluate`). If the best pick fails, every
-   * segment's is judged, so rounding in the search cannot name an honest owner.
-   */
-  private bestBound(
-    others: readonly { samples: number; x: Float32Array; norm: number }[],
-    mean: Float32Array,
-    total: number,
-    bLo: number,
-    bHi: number,
-    c: number,
-    L: number,
-    evaluate: (bound: number | null, cap: number) => Candidate,
-  ): Candidate {
-    const weighed = others.filter((x) => x.samples > 0 && x.norm >= 0).sort((a, b) => b.norm - a.norm);
-    const points = [bHi, ...new Set(weighed.map((x) => x.norm).filter((n) => n > bLo && n < bHi)), bLo];
-    const U = new Float64Array(L);
-    const W = new Float64Array(L);
-    for (let i = 0; i < L; i++) U[i] = total * mean[i];
-    let next = 0;
-    const move = (upTo: number) => {
-      // Contributions with a norm ≥ upTo are scaled for every B below it.
-      for (; next < weighed.length && weighed[next].norm >= upTo; next++) {
-        const { samples, x, norm } = weighed[next];
-        const f = samples / norm;
-        for (let i = 0; i < L; i++) {
-          U[i] += samples * x[i];
-          W[i] += f * x[i];
-        }
-      }
-    };
-    // Unscaled to start with; `move` scales them as B goes down past their norms.
-    for (const x of weighed) for (let i = 0; i < L; i++) U[i] -= x.samples * x.x[i];
-    const picks: { bound: number; score: number }[] = [];
-    for (let s = 0; s + 1 < points.length; s++) {
-      const high = points[s];
-      const low = points[s + 1];
-      move(high);
-      let d = 0;
-      let b = 0;
-      let a = 0;
-      for (let i = 0; i < L; i++) {
-        d += U[i] * U[i];
-        b += U[i] * W[i];
-        a += W[i] * W[i];
-      }
-      const f = (B: number) => Math.sqrt(Math.max(0, d - 2 * b * B + a * B * B)) - c * B;
-      let [x0, x1] = [low, high];
-      const phi = (Math.sqrt(5) - 1) / 2;
-      let p = x1 - phi * (x1 - x0);
-      let q = x0 + phi * (x1 - x0);
-      let fp = f(p);
-      let fq = f(q);
-      for (let it = 0; it < 80 && x1 - x0 > 1e-15 * high; it++) {
-        if (fp <= fq) {
-          x1 = q;
-          q = p;
-          fq = fp;
-          p = x1 - phi * (x1 - x0);
-          fp = f(p);
-        } else {
-          x0 = p;
-          p = q;
-          fp = fq;
-          q = x0 + phi * (x1 - x0);
-          fq = f(q);
-        }
-      }
-      const ends = [
-        { bound: low, score: f(low) },
-        { bound: high, score: f(high) },
-        { bound: (x0 + x1) / 2, score: f((x0 + x1) / 2) },
-      ];
-      picks.push(ends.reduce((u, v) => (v.score < u.score ? v : u)));
+/** A gather to judge: what `OwnerAuditor` decoded, or (tests) any owner's arithmetic. */
+export interface GatherToJudge {
+  /** The gathered mean as decoded. */
+  mean: Float32Array;
+  /** A bound on ‖decoded mean − the owner's exact float32 mean‖ (`decodeError`). */
+  meanError: number;
+  /** Σ samples the gather lists, and the owner's own share of them. */
+  total: number;
+  ownerSamples: number;
+  /** Every other contribution the gather lists, decoded, with its norm (−1: no samples). */
+  others: readonly { samples: number; x: Float32Array; norm: number }[];
+  clipNormRatio: number;
+}
+
+/**
+ * The audit's check (see `OwnerAuditor`): is `mean` a clipped mean of `others` and one more
+ * contribution of `ownerSamples` samples, clipped like any? 'ok', or 'violation' with the proof.
+ */
+export function judgeGather(input: GatherToJudge): Omit<AuditResult, 'epoch' | 'round' | 'shard' | 'owner'> {
+  const { mean, meanError: errNorm, total, ownerSamples: nOwner, others, clipNormRatio } = input;
+  const L = mean.length;
+  let meanNorm2 = 0;
+  for (let i = 0; i < L; i++) meanNorm2 += mean[i] * mean[i];
+  const residual = new Float64Array(L);
+  const c = nOwner * (1 + SLACK);
+  // The residual n_owner·y when the owner scaled to `bound` (null: nobody was scaled), and the
+  // most an honest owner's reaches: n_owner·cap, cap = the bound (its own norm is unknown).
+  const evaluate = (bound: number | null, cap: number): Candidate => {
+    for (let i = 0; i < L; i++) residual[i] = mean[i] * total;
+    let scale = total * Math.sqrt(meanNorm2);
+    for (const x of others) {
+      const w = x.samples * (bound !== null && x.norm > bound ? bound / x.norm : 1);
+      if (w === 0) continue;
+      const v = x.x;
+      for (let i = 0; i < L; i++) residual[i] -= w * v[i];
+      scale += w * Math.max(x.norm, 0);
     }
-    picks.sort((u, v) => u.score - v.score);
-    let best = evaluate(picks[0].bound, picks[0].bound);
-    if (best.residual <= best.allowed) return best;
-    for (const pick of picks.slice(1)) {
-      const e = evaluate(pick.bound, pick.bound);
-      if (e.residual - e.allowed < best.residual - best.allowed) best = e;
-      if (best.residual <= best.allowed) break;
-    }
-    return best;
+    let r2 = 0;
+    for (let i = 0; i < L; i++) r2 += residual[i] * residual[i];
+    const tolerance = 2 * total * errNorm + 1e-9 * scale + 1e-30;
+    return { bound: bound ?? 0, residual: Math.sqrt(r2), allowed: nOwner * cap * (1 + SLACK) + tolerance };
+  };
+  const candidates: Candidate[] = [];
+  const sorted = others
+    .filter((x) => x.norm >= 0)
+    .map((x) => x.norm)
+    .sort((a, b) => a - b);
+  if (nOwner === 0) {
+    // The owner brought no samples: its norm is not in the median, and y must be 0.
+    const bound = clipBound(sorted, clipNormRatio);
+    candidates.push(evaluate(bound, 0));
+  } else {
+    // The owner's own norm ν is unknown, and the bound is ratio × the lower median of the
+    // others' norms and ν. With the others' sorted b₀ ≤ … ≤ b_{m−1} and k = ⌊m/2⌋ that median
+    // is b_{k−1} for ν ≤ b_{k−1}, ν between b_{k−1} and b_k, and b_k above: every bound in
+    // ratio·[b_{k−1}, b_k] (b_{−1} = 0) is one an honest owner may have used. An owner with
+    // ν = 0 when b_{k−1} = 0 scaled nobody, and y = 0.
+    const m = sorted.length;
+    if (m === 0) return { verdict: 'unverifiable', reason: 'no norm bound: fewer than two contributions with samples, or a zero median' };
+    const k = Math.floor(m / 2);
+    const lo = k === 0 ? 0 : sorted[k - 1];
+    const hi = sorted[k];
+    // A zero median for any ν > 0: the owner scaled nobody, itself included, so y is unbounded.
+    if (!(hi > 0)) return { verdict: 'unverifiable', reason: 'no norm bound: a zero median' };
+    const ratio = clipNormRatio;
+    if (lo === 0) candidates.push(evaluate(null, 0));
+    candidates.push(bestBound(others, mean, total, ratio * lo, ratio * hi, c, L, evaluate));
   }
+  const best = candidates.reduce((a, b) => (b.residual - b.allowed < a.residual - a.allowed ? b : a));
+  if (best.residual <= best.allowed) return { verdict: 'ok', reason: 'the gather is a clipped mean of what it lists', residual: best.residual, allowed: best.allowed };
+  return {
+    verdict: 'violation',
+    reason:
+      nOwner > 0
+        ? `the owner's implied contribution has norm ${fmt(best.residual / nOwner)}, over the bound ${fmt(best.bound)} (allowed with codec error and slack: ${fmt(best.allowed / nOwner)})`
+        : `the gathered mean is ${fmt(best.residual / total)} away from the mean of what it lists (allowed: ${fmt(best.allowed / total)})`,
+    residual: best.residual,
+    allowed: best.allowed,
+  };
+}
+
+/**
+ * The bound B in [bLo, bHi] that makes the owner look most honest: the least
+ * ‖R(B)‖ − c·B, R(B) = Σn·mean − Σ_{others} n_j·min(1, B/‖x_j‖)·x_j. Between two of the
+ * others' norms R is linear in B (R = U − B·W: U the unscaled ones, W the scaled ones over
+ * their norms), so ‖R‖ − c·B is convex there and a golden-section search finds its least; a
+ * segment's pick is then judged exactly (`evaluate`). If the best pick fails, every
+ * segment's is judged, so rounding in the search cannot name an honest owner.
+ */
+function bestBound(
+  others: readonly { samples: number; x: Float32Array; norm: number }[],
+  mean: Float32Array,
+  total: number,
+  bLo: number,
+  bHi: number,
+  c: number,
+  L: number,
+  evaluate: (bound: number | null, cap: number) => Candidate,
+): Candidate {
+  const weighed = others.filter((x) => x.samples > 0 && x.norm >= 0).sort((a, b) => b.norm - a.norm);
+  const points = [bHi, ...new Set(weighed.map((x) => x.norm).filter((n) => n > bLo && n < bHi)), bLo];
+  const U = new Float64Array(L);
+  const W = new Float64Array(L);
+  for (let i = 0; i < L; i++) U[i] = total * mean[i];
+  let next = 0;
+  const move = (upTo: number) => {
+    // Contributions with a norm ≥ upTo are scaled for every B below it.
+    for (; next < weighed.length && weighed[next].norm >= upTo; next++) {
+      const { samples, x, norm } = weighed[next];
+      const f = samples / norm;
+      for (let i = 0; i < L; i++) {
+        U[i] += samples * x[i];
+        W[i] += f * x[i];
+      }
+    }
+  };
+  // Unscaled to start with; `move` scales them as B goes down past their norms.
+  for (const x of weighed) for (let i = 0; i < L; i++) U[i] -= x.samples * x.x[i];
+  const picks: { bound: number; score: number }[] = [];
+  for (let s = 0; s + 1 < points.length; s++) {
+    const high = points[s];
+    const low = points[s + 1];
+    move(high);
+    let d = 0;
+    let b = 0;
+    let a = 0;
+    for (let i = 0; i < L; i++) {
+      d += U[i] * U[i];
+      b += U[i] * W[i];
+      a += W[i] * W[i];
+    }
+    const f = (B: number) => Math.sqrt(Math.max(0, d - 2 * b * B + a * B * B)) - c * B;
+    let [x0, x1] = [low, high];
+    const phi = (Math.sqrt(5) - 1) / 2;
+    let p = x1 - phi * (x1 - x0);
+    let q = x0 + phi * (x1 - x0);
+    let fp = f(p);
+    let fq = f(q);
+    for (let it = 0; it < 80 && x1 - x0 > 1e-15 * high; it++) {
+      if (fp <= fq) {
+        x1 = q;
+        q = p;
+        fq = fp;
+        p = x1 - phi * (x1 - x0);
+        fp = f(p);
+      } else {
+        x0 = p;
+        p = q;
+        fp = fq;
+        q = x0 + phi * (x1 - x0);
+        fq = f(q);
+      }
+    }
+    const ends = [
+      { bound: low, score: f(low) },
+      { bound: high, score: f(high) },
+      { bound: (x0 + x1) / 2, score: f((x0 + x1) / 2) },
+    ];
+    picks.push(ends.reduce((u, v) => (v.score < u.score ? v : u)));
+  }
+  picks.sort((u, v) => u.score - v.score);
+  let best = evaluate(picks[0].bound, picks[0].bound);
+  if (best.residual <= best.allowed) return best;
+  for (const pick of picks.slice(1)) {
+    const e = evaluate(pick.bound, pick.bound);
+    if (e.residual - e.allowed < best.residual - best.allowed) best = e;
+    if (best.residual <= best.allowed) break;
+  }
+  return best;
 }
 
 interface Candidate {
