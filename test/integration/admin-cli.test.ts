@@ -99,6 +99,20 @@ describe('gradpool groups, tokens, workers, jobs', () => {
       expect(watched.code).toBe(0);
       expect(watched.out).toBe('cli-job: completed (finished after round 3)');
 
+      // Exclusions: none, then one (as a fault leaves it), shown and lifted by name.
+      expect((await cli('jobs', 'exclusions', 'cli-job')).out).toBe('no worker is kept out of this job');
+      const notKept = await cli('jobs', 'readmit', 'cli-job', 'cli-worker');
+      expect(notKept.code).toBe(1);
+      expect(notKept.err).toMatch(/^gradpool: worker [0-9a-f-]{36} is not kept out of job cli-job \(HTTP 404\)$/);
+      await env.sql.query(`insert into job_exclusions (job_id, worker_id, kind, reason, until) select j.id, w.id, 'bad-chunk', 'a chunk failed its hash', now() + interval '5 minutes' from jobs j, workers w where j.name = 'cli-job' and w.name = 'cli-worker'`);
+      const kept = await cli('jobs', 'exclusions', 'cli-job');
+      expect(kept.out.split('\n')[1]).toMatch(/^cli-worker\s+bad-chunk\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+a chunk failed its hash$/);
+      expect((await cli('jobs', 'show', 'cli-job')).out).toMatch(/kept out \(gradpool jobs readmit cli-job <worker> lets one back in\):\n.*\n\s+cli-worker\s+bad-chunk/);
+      const readmit = await cli('jobs', 'readmit', 'cli-job', 'cli-worker');
+      expect(readmit.code, readmit.err).toBe(0);
+      expect(readmit.out).toMatch(/^cli-worker may serve the job again \(kept out until .* after bad-chunk: a chunk failed its hash\)$/);
+      expect((await cli('jobs', 'exclusions', 'cli-job')).out).toBe('no worker is kept out of this job');
+
       const drain = await cli('workers', 'drain', 'cli-worker');
       expect(drain.code, drain.err).toBe(0);
     } finally {

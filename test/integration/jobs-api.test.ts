@@ -81,6 +81,9 @@ describe('POST /v1/jobs', () => {
     expect((await c.api('POST', '/v1/jobs', mlpSpec(datasetId), viewer)).status).toBe(403);
     expect((await c.api('GET', `/v1/jobs/${job.body.id}`, undefined, viewer)).status).toBe(200);
     expect((await c.api('POST', `/v1/jobs/${job.body.id}/pause`, undefined, viewer)).status).toBe(403);
+    const kept = await c.api('GET', `/v1/jobs/${job.body.id}/exclusions`, undefined, viewer);
+    expect([kept.status, kept.body]).toEqual([200, []]);
+    expect((await c.api('DELETE', `/v1/jobs/${job.body.id}/exclusions/00000000-0000-4000-8000-000000000000`, undefined, viewer)).status).toBe(403);
     expect((await c.api('GET', `/v1/jobs/00000000-0000-4000-8000-000000000000`)).status).toBe(404);
   });
 

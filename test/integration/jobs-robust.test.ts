@@ -121,13 +121,22 @@ describe('robust aggregation in a job', () => {
     // The lie was never committed: not round 5, nor 6, run on top of it.
     expect(await committedRounds()).toEqual([0, 1, 2, 3, 4]);
     // It never serves this job again, on this coordinator or on one started after it (the ban is
-    // read back from the fault event); the honest one may.
-    expect(c.handle.app.get(KeeperService).mayServe(jobId, b.id)).toBe(false);
-    expect(c.handle.app.get(KeeperService).mayServe(jobId, a.id)).toBe(true);
+    // in Postgres), and the API names it; the honest one may.
+    const kept = async (cc: typeof c) => (await cc.api('GET', `/v1/jobs/${jobId}/exclusions`)).body as { workerId: string; workerName: string; kind: string; reason: string; until: string | null }[];
+    expect(await kept(c)).toEqual([expect.objectContaining({ workerId: b.id, workerName: 'liar', kind: 'owner-audit', until: null, reason: expect.stringMatching(/not the clipped mean/) })]);
+    expect(await c.handle.app.get(KeeperService).mayServe(jobId, a.id)).toBe(true);
     const other = await startJobsCoordinator(env, {}, { keeper: { reportGraceMs: 3000 } });
     try {
-      expect(other.handle.app.get(KeeperService).mayServe(jobId, b.id)).toBe(false);
-      expect(other.handle.app.get(KeeperService).mayServe(jobId, a.id)).toBe(true);
+      expect((await kept(other)).map((e) => e.workerId)).toEqual([b.id]);
+      expect(await other.handle.app.get(KeeperService).mayServe(jobId, b.id)).toBe(false);
+      // An admin who knows better can overrule it, on any replica; that is recorded too.
+      const lifted = await other.api('DELETE', `/v1/jobs/${jobId}/exclusions/${b.id}`);
+      expect(lifted.status, JSON.stringify(lifted.body)).toBe(200);
+      expect(lifted.body).toMatchObject({ workerId: b.id, kind: 'owner-audit', until: null });
+      expect(await kept(c)).toEqual([]);
+      expect(await c.handle.app.get(KeeperService).mayServe(jobId, b.id)).toBe(true);
+      const ev = await env.sql.query(`select worker_id, data from events where job_id = $1 and type = 'job.readmitted'`, [jobId]);
+      expect(ev.rows).toEqual([{ worker_id: b.id, data: expect.objectContaining({ kind: 'owner-audit', until: null }) }]);
     } finally {
       await other.close();
     }

@@ -163,7 +163,7 @@ describe('scheduling', () => {
     let at = await fail();
     await scheduling.tick();
     // Kept out, and named as such: the other worker alone is not enough.
-    expect((await job(id)).statusReason).toBe('waiting for workers: 1 eligible idle of minWorkers 2; 1 more kept out for now after a fault in this job');
+    expect((await job(id)).statusReason).toBe('waiting for workers: 1 eligible idle of minWorkers 2; 1 more kept out after a fault in this job');
     // Offered the job again once its first exclusion (1.5 s here) is over.
     await new Promise((r) => setTimeout(r, Math.max(0, 1600 - (performance.now() - at))));
     await scheduling.tick();
@@ -172,11 +172,47 @@ describe('scheduling', () => {
     at = await fail();
     await new Promise((r) => setTimeout(r, Math.max(0, 1600 - (performance.now() - at))));
     await scheduling.tick();
-    expect((await job(id)).statusReason).toMatch(/; 1 more kept out for now after a fault in this job$/);
+    expect((await job(id)).statusReason).toMatch(/; 1 more kept out after a fault in this job$/);
     await waitFor(async () => {
       await scheduling.tick();
       return (await job(id)).status === 'running';
     }, 'offered again after the longer exclusion');
+    await c.api('POST', `/v1/jobs/${id}/cancel`);
+  });
+
+  it('lists the workers kept out of a job, and an admin can let one back in at once', async () => {
+    const { groupId, token } = await groupWithToken(c, 'readmit');
+    const ws = [await worker(token, 'readmit-1'), await worker(token, 'readmit-2')];
+    const id = await submit({ name: 'readmit', groupId, minWorkers: 2, maxWorkers: 2 });
+    await scheduling.tick();
+    const j = await job(id);
+    expect(j.status).toBe('running');
+    ws[0].session.call.write({ fault: { jobId: id, epoch: j.epoch, round: 0, kind: 'bad-chunk', message: 'a chunk of shard 3 failed its hash', subjectWorkerId: '' } });
+    await waitFor(async () => (await job(id)).status === 'queued', 'queued without the faulty worker');
+    const listed = await c.api('GET', `/v1/jobs/${id}/exclusions`);
+    expect(listed.status).toBe(200);
+    expect(listed.body).toEqual([{ workerId: ws[0].id, workerName: 'readmit-1', kind: 'bad-chunk', reason: 'a chunk of shard 3 failed its hash', since: expect.any(String), until: expect.any(String) }]);
+    // Five minutes for a fault like this one.
+    const until = Date.parse((listed.body as { until: string }[])[0].until);
+    expect(until - Date.now()).toBeGreaterThan(4 * 60_000);
+    await scheduling.tick();
+    expect((await job(id)).status).toBe('queued');
+    // Bad requests: someone not kept out, a malformed id, an unknown job.
+    for (const [path, status] of [
+      [`/v1/jobs/${id}/exclusions/${ws[1].id}`, 404],
+      [`/v1/jobs/${id}/exclusions/not-a-worker`, 404],
+      [`/v1/jobs/00000000-0000-4000-8000-000000000000/exclusions/${ws[0].id}`, 404],
+    ] as const) {
+      const r = await c.api('DELETE', path);
+      expect(r.status, path).toBe(status);
+      expect(JSON.stringify(r.body)).toMatch(/not kept out|no job/);
+    }
+    const lifted = await c.api('DELETE', `/v1/jobs/${id}/exclusions/${ws[0].id}`);
+    expect(lifted.status).toBe(200);
+    expect(lifted.body).toMatchObject({ workerId: ws[0].id, kind: 'bad-chunk' });
+    expect((await c.api('GET', `/v1/jobs/${id}/exclusions`)).body).toEqual([]);
+    await scheduling.tick();
+    expect((await job(id)).status).toBe('running');
     await c.api('POST', `/v1/jobs/${id}/cancel`);
   });
 });

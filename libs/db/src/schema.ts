@@ -342,6 +342,30 @@ export const events = pgTable(
   (t) => [index('events_job_idx').on(t.jobId, t.id), index('events_worker_idx').on(t.workerId, t.id)],
 );
 
+/**
+ * Workers kept out of a job (not offered it by the scheduler): for a while after a fault in it
+ * (`until`), or for good after a failed owner audit (`until` null: the proof is its `job.fault`
+ * event). An admin may lift one (`DELETE /v1/jobs/:id/exclusions/:workerId`). Here, not in one
+ * coordinator's memory, so every replica sees the same and a restart forgets none.
+ */
+export const jobExclusions = pgTable(
+  'job_exclusions',
+  {
+    jobId: uuid('job_id')
+      .notNull()
+      .references(() => jobs.id, { onDelete: 'cascade' }),
+    workerId: uuid('worker_id')
+      .notNull()
+      .references(() => workers.id, { onDelete: 'cascade' }),
+    /** The fault's kind ('owner-audit', 'runner-error', 'bad-chunk', …). */
+    kind: text('kind').notNull(),
+    reason: text('reason').notNull().default(''),
+    since: timestamp('since', { withTimezone: true }).notNull().defaultNow(),
+    until: timestamp('until', { withTimezone: true }),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.workerId] }), index('job_exclusions_until_idx').on(t.until)],
+);
+
 /** Volunteer credit: samples accepted into committed rounds and compute time, per job. */
 export const credits = pgTable(
   'credits',

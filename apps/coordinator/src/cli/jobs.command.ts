@@ -4,7 +4,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { ApiError, type ApiClient } from './api-client.js';
-import type { JobDetail, JobView as JobSummary } from '../services/job.service.js';
+import type { JobDetail, JobExclusion, JobView as JobSummary } from '../services/job.service.js';
 import type { CliIo } from './run.js';
 import { num, pct, table } from './table.js';
 import { roundOptimizer } from '@gradpool/protocol';
@@ -48,6 +48,17 @@ function describe(j: JobDetail, io: CliIo): void {
     io.out('  credit:');
     for (const l of table(['worker', 'samples', 'rounds', 'compute'], j.credits.map((c) => [names.get(c.workerId) ?? c.workerId, num(c.samples), num(c.rounds), `${num(c.computeMs / 1000, 1)} s`]))) io.out(`    ${l}`);
   }
+  if (j.exclusions?.length) {
+    io.out(`  kept out (gradpool jobs readmit ${j.name} <worker> lets one back in):`);
+    for (const l of exclusionTable(j.exclusions)) io.out(`    ${l}`);
+  }
+}
+
+function exclusionTable(rows: JobExclusion[]): string[] {
+  return table(
+    ['worker', 'after', 'until', 'reason'],
+    rows.map((e) => [e.workerName, e.kind, e.until ? e.until.slice(0, 19).replace('T', ' ') : 'for good', e.reason]),
+  );
 }
 
 function formatSeconds(s: number): string {
@@ -77,6 +88,8 @@ function eventLine(e: JobEvent): string | null {
       return `${t}  checkpoint before round ${String(d.round)} (${num(Number(d.bytes) / 2 ** 20, 1)} MiB)`;
     case 'job.scaled':
       return `${t}  worker ${e.workerId?.slice(0, 8) ?? '?'}… sent gradients up to ${num(d.worstNormOverBound, 0)}× the norm bound in ${String(d.shards)} shard(s) of round ${String(d.round)}: scaled down`;
+    case 'job.readmitted':
+      return `${t}  worker ${e.workerId?.slice(0, 8) ?? '?'}… readmitted by ${String(d.by)} (it was kept out after ${String(d.kind)})`;
     case 'job.hash-mismatch':
       return `${t}  worker ${e.workerId?.slice(0, 8) ?? '?'}… differed from the keeper after round ${String(d.round)}: resynced`;
     default:
@@ -85,7 +98,7 @@ function eventLine(e: JobEvent): string | null {
 }
 
 export function jobsCommand(io: CliIo, client: () => ApiClient): Command {
-  const cmd = new Command('jobs').description('submit, list, show, pause, resume, cancel, watch jobs and export their models');
+  const cmd = new Command('jobs').description('submit, list, show, pause, resume, cancel, watch jobs, see and lift exclusions, export models');
   const jobId = (api: ApiClient, ref: string) => api.resolve('/v1/jobs', 'job', ref);
 
   /** Follows a job's events until it ends: exit 0 when it completed, 1 when it failed or was cancelled. */
@@ -210,6 +223,32 @@ export function jobsCommand(io: CliIo, client: () => ApiClient): Command {
         io.out(`${j.name}: ${j.status}${j.statusReason ? ` (${j.statusReason})` : ''}`);
       });
   }
+
+  cmd
+    .command('exclusions')
+    .description('workers kept out of a job: for a while after a fault in it, for good after a failed owner audit')
+    .argument('<job>', 'id or name')
+    .option('--json', 'print JSON')
+    .action(async (ref: string, o) => {
+      const api = client();
+      const rows = await api.request<JobExclusion[]>('GET', `/v1/jobs/${await jobId(api, ref)}/exclusions`);
+      if (o.json) return io.out(JSON.stringify(rows, null, 2));
+      if (rows.length === 0) return io.out('no worker is kept out of this job');
+      for (const l of exclusionTable(rows)) io.out(l);
+    });
+
+  cmd
+    .command('readmit')
+    .description('let a worker kept out of a job back in at once (after a failed owner audit too); recorded as an event')
+    .argument('<job>', 'id or name')
+    .argument('<worker>', 'id or name')
+    .action(async (ref: string, workerRef: string) => {
+      const api = client();
+      const id = await jobId(api, ref);
+      const workerId = await api.resolve('/v1/workers', 'worker', workerRef);
+      const e = await api.request<JobExclusion>('DELETE', `/v1/jobs/${id}/exclusions/${workerId}`);
+      io.out(`${e.workerName} may serve the job again (kept out ${e.until ? `until ${e.until.slice(0, 19).replace('T', ' ')}` : 'for good'} after ${e.kind}${e.reason ? `: ${e.reason}` : ''})`);
+    });
 
   cmd
     .command('watch')

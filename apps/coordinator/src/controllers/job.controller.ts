@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Sse, type MessageEvent } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Sse, type MessageEvent } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
 import { JobSpecSchema } from '@gradpool/protocol';
 import { Observable } from 'rxjs';
@@ -67,6 +67,19 @@ export class JobController {
   @Roles('admin', 'group-admin')
   cancel(@CurrentPrincipal() p: Principal, @Param('id') id: string) {
     return this.jobs.cancel(p, id);
+  }
+
+  /** Workers kept out of the job now: `[{workerId, workerName, kind, reason, since, until}]` (`until` null: for good). */
+  @Get(':id/exclusions')
+  exclusions(@CurrentPrincipal() p: Principal, @Param('id') id: string) {
+    return this.jobs.exclusions(p, id);
+  }
+
+  /** Lets a worker kept out of the job back in at once (a ban too); 404 when it is not kept out. Returns what was lifted. */
+  @Delete(':id/exclusions/:workerId')
+  @Roles('admin', 'group-admin')
+  readmit(@CurrentPrincipal() p: Principal, @Param('id') id: string, @Param('workerId') workerId: string) {
+    return this.jobs.readmit(p, id, workerId);
   }
 
   /** Metrics by round: `[{round, loss, samples_per_s, bytes_per_round, val_accuracy, …}]`. */

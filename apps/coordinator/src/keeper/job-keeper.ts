@@ -27,7 +27,7 @@ import type { JobCheckpointsService } from '../services/job-checkpoints.service.
 import type { JobEventsService } from '../services/job-events.service.js';
 import { tfReady } from '../services/job-specs.service.js';
 import { exportModelJson } from './model-export.js';
-import { proportionalShares, type EpochInfo, type JobRosterService } from '../services/job-roster.service.js';
+import { proportionalShares, type EpochInfo, type JobRosterService, type RosterChange } from '../services/job-roster.service.js';
 import { shutdownPart } from '../shutdown.js';
 
 /** Longest wait for an evaluation or a model export before the keeper goes on without it. */
@@ -70,7 +70,7 @@ export interface KeeperDeps {
   shardsOf: (datasetId: string, split: 'train' | 'validation' | 'test') => Promise<ShardRow[]>;
   groupOf: (workerId: string) => Promise<string | undefined>;
   /** Keeps a worker out of this job for a while (it misbehaved in it), or for good (`forever`: it lied, with proof). */
-  exclude: (workerId: string, forever?: boolean) => void;
+  exclude: (workerId: string, kind: string, reason: string, forever?: boolean) => Promise<void>;
   /** The shared evaluation thread, or null (evaluate inline). */
   evalThread: () => EvalThread | null;
   /** Called when the job reached its end (completed) so the service can clean up. */
@@ -303,20 +303,21 @@ export class JobKeeper {
     if (this.auditRemoved.has(key)) return;
     this.auditRemoved.add(key);
     this.log.warn({ workerId: r.owner, round: r.round, shard: r.shard, reason: r.reason }, 'shard owner failed its audit; removing it for good');
-    this.deps.exclude(r.owner, true);
-    void this.deps.events
-      .record(this.job.id, 'job.fault', { round: r.round, kind: 'owner-audit', shard: r.shard, epoch: r.epoch, message: `gathered a mean that is not the clipped mean of what it lists: ${r.reason}` }, { workerId: r.owner })
-      .catch(() => undefined);
+    const message = `gathered a mean that is not the clipped mean of what it lists: ${r.reason}`;
+    void this.deps.events.record(this.job.id, 'job.fault', { round: r.round, kind: 'owner-audit', shard: r.shard, epoch: r.epoch, message }, { workerId: r.owner }).catch(() => undefined);
     const ep = this.epochs.get(r.epoch);
+    let change: RosterChange = { remove: [r.owner], reason: 'owner-audit' };
     if (r.round > this.committed && ep) {
       if (!this.veto || r.epoch > this.veto.epoch || (r.epoch === this.veto.epoch && r.round < this.veto.round)) this.veto = { epoch: r.epoch, round: r.round };
       const stay = ep.members.filter((id) => id !== r.owner);
-      void this.deps.roster
-        .change(this.job.id, { remove: [r.owner], reason: 'owner-audit', startRound: r.round, resync: stay, force: true })
-        .catch((err) => this.log.error({ err }, 'roster change failed'));
-    } else {
-      void this.deps.roster.change(this.job.id, { remove: [r.owner], reason: 'owner-audit' }).catch((err) => this.log.error({ err }, 'roster change failed'));
+      change = { ...change, startRound: r.round, resync: stay, force: true };
     }
+    // Banned (stored) before it is removed, so that no scheduling pass offers it the job again.
+    void this.deps
+      .exclude(r.owner, 'owner-audit', message, true)
+      .catch((err) => this.log.error({ err, workerId: r.owner }, 'could not store the ban'))
+      .then(() => this.deps.roster.change(this.job.id, change))
+      .catch((err) => this.log.error({ err }, 'roster change failed'));
   }
 
   /** A member's round report (from the session layer). */
@@ -539,9 +540,13 @@ export class JobKeeper {
     for (const p of reps) this.checkHash(p.workerId, r, p.report, p.report.exchangeEpoch || p.report.epoch);
     for (const id of misreported) {
       this.log.warn({ workerId: id, round: r }, 'member claimed another sample count than its plan; removing it');
-      this.deps.exclude(id);
-      void this.deps.events.record(this.job.id, 'job.fault', { round: r, kind: 'misreported-samples', message: 'claimed another sample count than the round plan gives it' }, { workerId: id }).catch(() => undefined);
-      void this.deps.roster.change(this.job.id, { remove: [id], reason: 'misreported-samples' }).catch((err) => this.log.error({ err }, 'roster change failed'));
+      const message = 'claimed another sample count than the round plan gives it';
+      void this.deps.events.record(this.job.id, 'job.fault', { round: r, kind: 'misreported-samples', message }, { workerId: id }).catch(() => undefined);
+      void this.deps
+        .exclude(id, 'misreported-samples', message)
+        .catch((err) => this.log.error({ err, workerId: id }, 'could not store the exclusion'))
+        .then(() => this.deps.roster.change(this.job.id, { remove: [id], reason: 'misreported-samples' }))
+        .catch((err) => this.log.error({ err }, 'roster change failed'));
     }
 
     this.deps.events.publish({

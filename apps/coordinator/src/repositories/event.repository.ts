@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { events, type DbHandle, type DbOrTx } from '@gradpool/db';
-import { and, desc, eq, isNotNull, sql } from 'drizzle-orm';
+import { and, desc, eq } from 'drizzle-orm';
 import { DATABASE } from '../tokens.js';
 
 export type EventRow = typeof events.$inferSelect;
@@ -14,15 +14,6 @@ export class EventRepository {
   async insert(values: NewEvent | NewEvent[], tx: DbOrTx = this.handle.db): Promise<void> {
     const rows = Array.isArray(values) ? values : [values];
     if (rows.length > 0) await tx.insert(events).values(rows);
-  }
-
-  /** (job, worker) pairs named by a `job.fault` event of `kind`, in one job or in all. */
-  async faulted(kind: string, jobId?: string, tx: DbOrTx = this.handle.db): Promise<{ jobId: string; workerId: string }[]> {
-    const rows = await tx
-      .selectDistinct({ jobId: events.jobId, workerId: events.workerId })
-      .from(events)
-      .where(and(jobId ? eq(events.jobId, jobId) : isNotNull(events.jobId), eq(events.type, 'job.fault'), sql`${events.data}->>'kind' = ${kind}`, isNotNull(events.workerId)));
-    return rows.map((r) => ({ jobId: r.jobId!, workerId: r.workerId! }));
   }
 
   listForWorker(workerId: string, opts: { type?: string; limit?: number } = {}, tx: DbOrTx = this.handle.db): Promise<EventRow[]> {

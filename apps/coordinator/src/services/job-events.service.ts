@@ -32,11 +32,6 @@ export class JobEventsService {
     this.publish({ type, jobId, workerId: opts.workerId ?? null, data, at: new Date().toISOString() });
   }
 
-  /** (job, worker) pairs a `job.fault` event of `kind` names, in one job or all (e.g. owners that failed an audit). */
-  faulted(kind: string, jobId?: string): Promise<{ jobId: string; workerId: string }[]> {
-    return this.events.faulted(kind, jobId);
-  }
-
   /** Live only (no row): per-round progress that the rounds table already records. */
   publish(e: JobEvent): void {
     this.feed.emit(e.jobId, e);

@@ -13,6 +13,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, Permissio
 import type { Logger } from '../logger.js';
 import { CheckpointRepository } from '../repositories/checkpoint.repository.js';
 import { CreditRepository } from '../repositories/credit.repository.js';
+import type { ActiveExclusion } from '../repositories/exclusion.repository.js';
 import { JobRepository, type JobRow, type JobStatus } from '../repositories/job.repository.js';
 import { MetricRepository } from '../repositories/metric.repository.js';
 import { RosterRepository } from '../repositories/roster.repository.js';
@@ -48,6 +49,22 @@ export interface JobView {
   finishedAt: string | null;
 }
 
+/** A worker kept out of a job (`GET /v1/jobs/:id/exclusions`). */
+export interface JobExclusion {
+  workerId: string;
+  workerName: string;
+  /** The fault that put it there: 'owner-audit' (a ban), 'runner-error', 'bad-chunk', … */
+  kind: string;
+  reason: string;
+  since: string;
+  /** When it may serve the job again; null: never, unless an admin readmits it. */
+  until: string | null;
+}
+
+function exclusionView(e: ActiveExclusion): JobExclusion {
+  return { workerId: e.workerId, workerName: e.workerName, kind: e.kind, reason: e.reason, since: e.since.toISOString(), until: e.until?.toISOString() ?? null };
+}
+
 export interface JobDetail extends JobView {
   spec: JobSpec;
   roster: { epoch: number; startRound: number; members: { workerId: string; name: string | null; index: number; samplesPerRound: number; share: number; speed: number }[] } | null;
@@ -56,6 +73,8 @@ export interface JobDetail extends JobView {
   totalRounds: number | null;
   etaSeconds: number | null;
   credits: { workerId: string; samples: number; computeMs: number; rounds: number }[];
+  /** Workers kept out of the job now (as `GET /v1/jobs/:id/exclusions`). */
+  exclusions: JobExclusion[];
 }
 
 /** Hooks the scheduler registers (kept apart so this service does not depend on it). */
@@ -199,6 +218,7 @@ export class JobService {
       totalRounds,
       etaSeconds,
       credits: (await this.credits.list(id)).map((c) => ({ workerId: c.workerId, samples: c.samples, computeMs: c.computeMs, rounds: c.rounds })),
+      exclusions: (await this.keepers.exclusionsOf(id)).map(exclusionView),
     };
   }
 
@@ -229,6 +249,31 @@ export class JobService {
     await this.release(id, 'the job was cancelled', true);
     await this.events.record(id, 'job.state', { status: 'cancelled', by: p.name });
     return this.get(p, id);
+  }
+
+  /**
+   * Workers kept out of the job now (the scheduler does not offer it to them): for a while after
+   * a fault in it (`until`), for good after a failed owner audit (`until` null), oldest first.
+   */
+  async exclusions(p: Principal, id: string): Promise<JobExclusion[]> {
+    await this.find(p, id, 'read');
+    return (await this.keepers.exclusionsOf(id)).map(exclusionView);
+  }
+
+  /**
+   * Lets a worker back into the job at once: its exclusion is lifted (a ban too: an admin who
+   * knows better overrules the audit) and recorded as a `job.readmitted` event. 404 when it is
+   * not kept out.
+   */
+  async readmit(p: Principal, id: string, workerId: string): Promise<JobExclusion> {
+    const job = await this.find(p, id, 'write');
+    const kept = (await this.keepers.exclusionsOf(id)).find((e) => e.workerId === workerId);
+    const lifted = kept ? await this.keepers.readmit(id, workerId) : undefined;
+    if (!kept || !lifted) throw new NotFoundError(`worker ${workerId} is not kept out of job ${job.name}`);
+    await this.events.record(id, 'job.readmitted', { kind: lifted.kind, reason: lifted.reason, until: lifted.until?.toISOString() ?? null, by: p.name }, { workerId });
+    this.log.info({ jobId: id, workerId, kind: lifted.kind, by: p.name }, 'worker readmitted to the job');
+    this.kick();
+    return exclusionView({ ...lifted, workerName: kept.workerName });
   }
 
   /** Stops the keeper (checkpointing) and sends the members away. */

@@ -2,7 +2,7 @@
  * Runs a JobKeeper for every running job this (leading) coordinator schedules, feeds them round
  * reports, and turns members' faults and departures into roster changes.
  */
-import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { DbHandle } from '@gradpool/db';
 import { ensureUpdatesStream } from '@gradpool/exchange';
 import { parseJobSpec, type JobFault__Output } from '@gradpool/protocol';
@@ -27,6 +27,7 @@ import { JobEventsService } from './job-events.service.js';
 import { JobRosterService } from './job-roster.service.js';
 import { tfReady } from './job-specs.service.js';
 import { SessionRegistry } from './session-registry.js';
+import { ExclusionRepository, type ActiveExclusion, type ExclusionRow } from '../repositories/exclusion.repository.js';
 import { shutdownPart } from '../shutdown.js';
 
 /** How long a worker that faulted in a job is not offered that job again. */
@@ -41,10 +42,9 @@ const RUNNER_ERROR_EXCLUSION_MS = 30_000;
 export const KEEPER_OPTIONS = Symbol('gradpool.keeperOptions');
 
 @Injectable()
-export class KeeperService implements OnModuleInit {
+export class KeeperService {
   private readonly keepers = new Map<string, JobKeeper>();
   private readonly starting = new Map<string, Promise<JobKeeper | null>>();
-  private readonly excluded = new Map<string, number>();
   /** Runner errors so far, by job/worker (how long the next exclusion lasts). */
   private readonly runnerErrors = new Map<string, number>();
   private readonly log: Logger;
@@ -70,6 +70,7 @@ export class KeeperService implements OnModuleInit {
     private readonly events: JobEventsService,
     private readonly roster: JobRosterService,
     private readonly registry: SessionRegistry,
+    private readonly exclusions: ExclusionRepository,
   ) {
     this.log = logger.child({ component: 'keepers' });
     roster.setProbes({
@@ -91,23 +92,41 @@ export class KeeperService implements OnModuleInit {
     );
   }
 
-  /** Loads the bans recorded in Postgres before anything is scheduled (see `loadBans`). */
-  async onModuleInit(): Promise<void> {
-    await this.loadBans();
+  /**
+   * Keeps `workerId` out of `jobId` (ExclusionRepository): for `ms`, or for good (null: it
+   * failed an owner audit, proof that it published a false mean). Awaited before the worker is
+   * removed from the roster, so no scheduling pass offers it the job again in between.
+   */
+  async exclude(jobId: string, workerId: string, kind: string, reason: string, ms: number | null): Promise<void> {
+    await this.exclusions.put({ jobId, workerId, kind, reason, until: ms === null ? null : new Date(Date.now() + ms) });
   }
 
   /**
-   * A worker that failed an owner audit (proof that it published a false mean) never serves that
-   * job again: after a coordinator restart and on every replica too, from its `job.fault` events.
+   * The `job/worker` pairs kept out now, for one scheduling pass (every replica's and an admin's
+   * changes included). Read after the pass's idle workers: a worker is removed from a roster only
+   * after its exclusion is stored.
    */
-  private async loadBans(jobId?: string): Promise<void> {
-    for (const b of await this.events.faulted('owner-audit', jobId)) this.excluded.set(`${b.jobId}/${b.workerId}`, Infinity);
+  keptOut(): Promise<Set<string>> {
+    return this.exclusions.activeKeys();
   }
 
-  /** Whether `workerId` may be offered `jobId` now (not after a recent fault in it, never after a failed owner audit). */
-  mayServe(jobId: string, workerId: string): boolean {
-    const until = this.excluded.get(`${jobId}/${workerId}`);
-    return until === undefined || until < Date.now();
+  /** Whether `workerId` may be offered `jobId` now. */
+  async mayServe(jobId: string, workerId: string): Promise<boolean> {
+    return !(await this.keptOut()).has(`${jobId}/${workerId}`);
+  }
+
+  /** The job's exclusions in force, with worker names. */
+  exclusionsOf(jobId: string): Promise<ActiveExclusion[]> {
+    return this.exclusions.active(jobId);
+  }
+
+  /**
+   * An admin lets a worker back into a job: its exclusion (even a ban) is removed and its runner
+   * errors forgotten. What was lifted, or undefined when it was not kept out.
+   */
+  async readmit(jobId: string, workerId: string): Promise<ExclusionRow | undefined> {
+    this.runnerErrors.delete(`${jobId}/${workerId}`);
+    return this.exclusions.remove(jobId, workerId);
   }
 
   get(jobId: string): JobKeeper | undefined {
@@ -136,7 +155,6 @@ export class KeeperService implements OnModuleInit {
       this.streamReady = null;
       throw err;
     });
-    await this.loadBans(job.id);
     const keeper = new JobKeeper(job, parseJobSpec(job.spec), {
       handle: this.handle,
       nc: this.nc,
@@ -153,7 +171,7 @@ export class KeeperService implements OnModuleInit {
       shardStore: (datasetId) => this.datasets.storeOfDataset(datasetId, 'validation'),
       shardsOf: (datasetId, split) => this.shards.listByDataset(datasetId, split),
       groupOf: async (workerId) => (await this.workers.findById(workerId))?.groupId,
-      exclude: (workerId, forever) => this.excluded.set(`${job.id}/${workerId}`, forever ? Infinity : Date.now() + FAULT_EXCLUSION_MS),
+      exclude: (workerId, kind, reason, forever) => this.exclude(job.id, workerId, kind, reason, forever ? null : FAULT_EXCLUSION_MS),
       evalThread: () => this.evalThread(),
       onFinished: (jobId) => void this.finished(jobId),
       onBroken: (jobId, k) => {
@@ -249,7 +267,7 @@ export class KeeperService implements OnModuleInit {
       this.runnerErrors.set(key, n);
       ms = Math.min(FAULT_EXCLUSION_MS, (this.options.runnerErrorExclusionMs ?? RUNNER_ERROR_EXCLUSION_MS) * 2 ** (n - 1));
     }
-    this.excluded.set(key, Date.now() + ms);
+    await this.exclude(jobId, workerId, fault.kind, fault.message, ms);
     await this.roster.change(jobId, { remove: [workerId], reason: `fault: ${fault.kind}` });
   }
 

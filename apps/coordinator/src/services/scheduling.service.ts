@@ -139,6 +139,9 @@ export class SchedulingService {
     const allowsPublic = (g: string) => allowPublic.get(g) ?? false;
     const idle: IdleWorker[] = idleRows.map((w) => ({ id: w.id, groupId: w.groupId, backend: w.capabilities.backend, memoryBytes: w.capabilities.memoryBytes }));
 
+    // After the idle workers (see KeeperService.keptOut).
+    const keptOut = await this.keepers.keptOut();
+    const mayServe = (jobId: string, workerId: string) => !keptOut.has(`${jobId}/${workerId}`);
     const cands: Candidate[] = [];
     for (const job of runnable) {
       const spec = parseJobSpec(job.spec);
@@ -150,7 +153,7 @@ export class SchedulingService {
     for (let pass = 0; pass <= cands.length; pass++) {
       for (const c of cands) c.planned = [];
       for (const w of idle) {
-        const options = cands.filter((c) => !c.blocked && c.current + c.planned.length < cap(c) && this.keepers.mayServe(c.job.id, w.id) && eligible(c.job, c.spec, w, allowsPublic));
+        const options = cands.filter((c) => !c.blocked && c.current + c.planned.length < cap(c) && mayServe(c.job.id, w.id) && eligible(c.job, c.spec, w, allowsPublic));
         if (!options.length) continue;
         options.sort(
           (a, b) =>
@@ -170,11 +173,11 @@ export class SchedulingService {
     for (const c of cands) {
       if (c.blocked || (c.job.status !== 'running' && c.planned.length < c.spec.minWorkers)) {
         const fits = idle.filter((w) => eligible(c.job, c.spec, w, allowsPublic));
-        const kept = fits.filter((w) => !this.keepers.mayServe(c.job.id, w.id)).length;
+        const kept = fits.filter((w) => !mayServe(c.job.id, w.id)).length;
         // Workers kept out after a fault in this job are not counted as available, but named.
         const reason =
           `waiting for workers: ${fits.length - kept} eligible idle of minWorkers ${c.spec.minWorkers}` +
-          (kept ? `; ${kept} more kept out for now after a fault in this job` : '');
+          (kept ? `; ${kept} more kept out after a fault in this job` : '');
         if (c.job.status === 'queued' && c.job.statusReason !== reason) await this.jobs.update(c.job.id, { statusReason: reason });
         continue;
       }
