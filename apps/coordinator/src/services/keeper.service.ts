@@ -267,7 +267,8 @@ export class KeeperService {
       this.runnerErrors.set(key, n);
       ms = Math.min(FAULT_EXCLUSION_MS, (this.options.runnerErrorExclusionMs ?? RUNNER_ERROR_EXCLUSION_MS) * 2 ** (n - 1));
     }
-    await this.exclude(jobId, workerId, fault.kind, fault.message, ms);
+    // Removed even if the exclusion could not be stored (it may then be offered the job again).
+    await this.exclude(jobId, workerId, fault.kind, fault.message, ms).catch((err) => this.log.error({ err, jobId, workerId }, 'could not store the exclusion'));
     await this.roster.change(jobId, { remove: [workerId], reason: `fault: ${fault.kind}` });
   }
 
