@@ -116,17 +116,19 @@ describe('OwnerAuditor', () => {
     });
   }
 
-  it('an honest owner whose own norm sets the bound, far below the others\', passes', async () => {
-    // Two members: the bound is 3 × the smaller norm, here the owner's own, which the auditor
-    // does not see. Seen in CI: a joiner with 20 well-fit samples of 256 had a gradient hundreds
-    // of times smaller than its peer's, and was banned for a lie it never told.
-    const { exchanges, results, run } = await setup({ name: 'fp32' }, { samples: [20, 236], scales: [1e-3, 1] });
-    for (let r = 0; r < 9; r++) await run(r);
-    const shards = exchanges[0].geometry.shards;
-    await expect.poll(() => results.length, { timeout: 10_000 }).toBe(4 * shards);
-    expect(results.filter((r) => r.verdict !== 'ok').map((r) => `${r.round}/${r.shard}: ${r.reason}`)).toEqual([]);
-    expect(exchanges[0].stats.clipped).toBeGreaterThan(0);
-  });
+  for (const codec of [{ name: 'fp32' }, { name: 'int8', blockSize: 64 }, { name: 'topk', fraction: 0.05 }] as CodecSpec[]) {
+    it(`${codec.name}: an honest owner whose own norm sets the bound, far below the others', passes`, async () => {
+      // Two members: the bound is 3 × the smaller norm, here the owner's own, which the auditor
+      // does not see. Seen in CI: a joiner with 20 well-fit samples of 256 had a gradient hundreds
+      // of times smaller than its peer's, and was banned for a lie it never told.
+      const { exchanges, results, run } = await setup(codec, { samples: [20, 236], scales: [1e-3, 1] });
+      for (let r = 0; r < 9; r++) await run(r);
+      const shards = exchanges[0].geometry.shards;
+      await expect.poll(() => results.length, { timeout: 10_000 }).toBe(4 * shards);
+      expect(results.filter((r) => r.verdict !== 'ok').map((r) => `${r.round}/${r.shard}: ${r.reason}`)).toEqual([]);
+      expect(exchanges[0].stats.clipped).toBeGreaterThan(0);
+    });
+  }
 
   it('so does one whose norm is the median of three', async () => {
     const { exchanges, results, run } = await setup({ name: 'fp32' }, { samples: [100, 10, 140], scales: [1e-4, 1e-2, 20] });
