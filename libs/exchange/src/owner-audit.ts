@@ -429,11 +429,11 @@ export function judgeGather(input: GatherToJudge): Omit<AuditResult, 'epoch' | '
   const L = mean.length;
   let meanNorm2 = 0;
   for (let i = 0; i < L; i++) meanNorm2 += mean[i] * mean[i];
-  const residual = new Float64Array(L);
-  const c = nOwner * (1 + SLACK);
+  let residual: Float64Array | null = null;
   // The residual n_owner·y when the owner scaled to `bound` (null: nobody was scaled), and the
   // most an honest owner's reaches: n_owner·cap, cap = the bound (its own norm is unknown).
   const evaluate = (bound: number | null, cap: number): Candidate => {
+    residual ??= new Float64Array(L);
     for (let i = 0; i < L; i++) residual[i] = mean[i] * total;
     let scale = total * Math.sqrt(meanNorm2);
     for (const x of others) {
@@ -472,7 +472,7 @@ export function judgeGather(input: GatherToJudge): Omit<AuditResult, 'epoch' | '
     if (!(hi > 0)) return { verdict: 'unverifiable', reason: 'no norm bound: a zero median' };
     const ratio = clipNormRatio;
     if (lo === 0) candidates.push(evaluate(null, 0));
-    candidates.push(bestBound(others, mean, total, ratio * lo, ratio * hi, c, L, evaluate));
+    candidates.push(bestBound({ others, mean, total, meanNorm: Math.sqrt(meanNorm2), errNorm, nOwner }, ratio * lo, ratio * hi));
   }
   const best = candidates.reduce((a, b) => (b.residual - b.allowed < a.residual - a.allowed ? b : a));
   if (best.residual <= best.allowed) return { verdict: 'ok', reason: 'the gather is a clipped mean of what it lists', residual: best.residual, allowed: best.allowed };
@@ -491,29 +491,36 @@ export function judgeGather(input: GatherToJudge): Omit<AuditResult, 'epoch' | '
  * The bound B in [bLo, bHi] that makes the owner look most honest: the least
  * ‖R(B)‖ − c·B, R(B) = Σn·mean − Σ_{others} n_j·min(1, B/‖x_j‖)·x_j. Between two of the
  * others' norms R is linear in B (R = U − B·W: U the unscaled ones, W the scaled ones over
- * their norms), so ‖R‖ − c·B is convex there and a golden-section search finds its least; a
- * segment's pick is then judged exactly (`evaluate`). If the best pick fails, every
- * segment's is judged, so rounding in the search cannot name an honest owner.
+ * their norms), so ‖R‖ − c·B is convex there: a golden-section search on the quadratic form
+ * finds each segment's least, then ‖U − B·W‖ is summed directly at it. Contributions scaled
+ * for every B (norm ≥ bHi, as an attacker's) only ever enter W, so no huge term is added to U
+ * and taken out again.
  */
-function bestBound(
-  others: readonly { samples: number; x: Float32Array; norm: number }[],
-  mean: Float32Array,
-  total: number,
-  bLo: number,
-  bHi: number,
-  c: number,
-  L: number,
-  evaluate: (bound: number | null, cap: number) => Candidate,
-): Candidate {
+function bestBound(g: { others: readonly { samples: number; x: Float32Array; norm: number }[]; mean: Float32Array; total: number; meanNorm: number; errNorm: number; nOwner: number }, bLo: number, bHi: number): Candidate {
+  const { others, mean, total, nOwner } = g;
+  const L = mean.length;
+  const c = nOwner * (1 + SLACK);
   const weighed = others.filter((x) => x.samples > 0 && x.norm >= 0).sort((a, b) => b.norm - a.norm);
   const points = [bHi, ...new Set(weighed.map((x) => x.norm).filter((n) => n > bLo && n < bHi)), bLo];
   const U = new Float64Array(L);
   const W = new Float64Array(L);
   for (let i = 0; i < L; i++) U[i] = total * mean[i];
   let next = 0;
-  const move = (upTo: number) => {
-    // Contributions with a norm ≥ upTo are scaled for every B below it.
-    for (; next < weighed.length && weighed[next].norm >= upTo; next++) {
+  for (; next < weighed.length && weighed[next].norm >= bHi; next++) {
+    const { samples, x, norm } = weighed[next];
+    const f = samples / norm;
+    for (let i = 0; i < L; i++) W[i] += f * x[i];
+  }
+  for (let k = next; k < weighed.length; k++) {
+    const { samples, x } = weighed[k];
+    for (let i = 0; i < L; i++) U[i] -= samples * x[i];
+  }
+  let best: Candidate | null = null;
+  for (let s = 0; s + 1 < points.length; s++) {
+    const high = points[s];
+    const low = points[s + 1];
+    // Below `high`, those with that norm are scaled too (norms below bHi: moderate terms).
+    for (; next < weighed.length && weighed[next].norm >= high; next++) {
       const { samples, x, norm } = weighed[next];
       const f = samples / norm;
       for (let i = 0; i < L; i++) {
@@ -521,14 +528,6 @@ function bestBound(
         W[i] += f * x[i];
       }
     }
-  };
-  // Unscaled to start with; `move` scales them as B goes down past their norms.
-  for (const x of weighed) for (let i = 0; i < L; i++) U[i] -= x.samples * x.x[i];
-  const picks: { bound: number; score: number }[] = [];
-  for (let s = 0; s + 1 < points.length; s++) {
-    const high = points[s];
-    const low = points[s + 1];
-    move(high);
     let d = 0;
     let b = 0;
     let a = 0;
@@ -559,22 +558,18 @@ function bestBound(
         fq = f(q);
       }
     }
-    const ends = [
-      { bound: low, score: f(low) },
-      { bound: high, score: f(high) },
-      { bound: (x0 + x1) / 2, score: f((x0 + x1) / 2) },
-    ];
-    picks.push(ends.reduce((u, v) => (v.score < u.score ? v : u)));
+    const B = [low, high, (x0 + x1) / 2].reduce((u, v) => (f(v) < f(u) ? v : u));
+    let r2 = 0;
+    for (let i = 0; i < L; i++) {
+      const r = U[i] - B * W[i];
+      r2 += r * r;
+    }
+    let scale = total * g.meanNorm;
+    for (const x of weighed) scale += x.samples * Math.min(x.norm, B);
+    const e: Candidate = { bound: B, residual: Math.sqrt(r2), allowed: c * B + 2 * total * g.errNorm + 1e-9 * scale + 1e-30 };
+    if (!best || e.residual - e.allowed < best.residual - best.allowed) best = e;
   }
-  picks.sort((u, v) => u.score - v.score);
-  let best = evaluate(picks[0].bound, picks[0].bound);
-  if (best.residual <= best.allowed) return best;
-  for (const pick of picks.slice(1)) {
-    const e = evaluate(pick.bound, pick.bound);
-    if (e.residual - e.allowed < best.residual - best.allowed) best = e;
-    if (best.residual <= best.allowed) break;
-  }
-  return best;
+  return best!;
 }
 
 interface Candidate {
