@@ -32,6 +32,11 @@ export class JobEventsService {
     this.publish({ type, jobId, workerId: opts.workerId ?? null, data, at: new Date().toISOString() });
   }
 
+  /** `job.fault` events of `kind` of a worker in a job since it was last readmitted (EventRepository). */
+  faultsSinceReadmit(jobId: string, workerId: string, kind: string): Promise<number> {
+    return this.events.faultsSinceReadmit(jobId, workerId, kind);
+  }
+
   /** Live only (no row): per-round progress that the rounds table already records. */
   publish(e: JobEvent): void {
     this.feed.emit(e.jobId, e);

@@ -45,8 +45,6 @@ export const KEEPER_OPTIONS = Symbol('gradpool.keeperOptions');
 export class KeeperService {
   private readonly keepers = new Map<string, JobKeeper>();
   private readonly starting = new Map<string, Promise<JobKeeper | null>>();
-  /** Runner errors so far, by job/worker (how long the next exclusion lasts). */
-  private readonly runnerErrors = new Map<string, number>();
   private readonly log: Logger;
   private streamReady: Promise<void> | null = null;
   private thread: EvalThread | null | undefined;
@@ -121,11 +119,11 @@ export class KeeperService {
   }
 
   /**
-   * An admin lets a worker back into a job: its exclusion (even a ban) is removed and its runner
-   * errors forgotten. What was lifted, or undefined when it was not kept out.
+   * An admin lets a worker back into a job: its exclusion (even a ban) is removed. Its runner
+   * errors count from zero again once JobService records the `job.readmitted` event. What was
+   * lifted, or undefined when it was not kept out.
    */
   async readmit(jobId: string, workerId: string): Promise<ExclusionRow | undefined> {
-    this.runnerErrors.delete(`${jobId}/${workerId}`);
     return this.exclusions.remove(jobId, workerId);
   }
 
@@ -260,11 +258,10 @@ export class KeeperService {
       return;
     }
     if (fault.kind === 'bad-shard' && (await this.pauseIfShardsMissing(job))) return;
-    const key = `${jobId}/${workerId}`;
     let ms = FAULT_EXCLUSION_MS;
     if (fault.kind === 'runner-error') {
-      const n = (this.runnerErrors.get(key) ?? 0) + 1;
-      this.runnerErrors.set(key, n);
+      // Counted from the fault events (this one is recorded above), so every replica agrees.
+      const n = Math.max(1, await this.events.faultsSinceReadmit(jobId, workerId, 'runner-error').catch(() => 1));
       ms = Math.min(FAULT_EXCLUSION_MS, (this.options.runnerErrorExclusionMs ?? RUNNER_ERROR_EXCLUSION_MS) * 2 ** (n - 1));
     }
     // Removed even if the exclusion could not be stored (it may then be offered the job again).
