@@ -108,6 +108,7 @@ describe('gradpool groups, tokens, workers, jobs', () => {
       const kept = await cli('jobs', 'exclusions', 'cli-job');
       expect(kept.out.split('\n')[1]).toMatch(/^cli-worker\s+bad-chunk\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+a chunk failed its hash$/);
       expect((await cli('jobs', 'show', 'cli-job')).out).toMatch(/kept out \(gradpool jobs readmit cli-job <worker> lets one back in\):\n.*\n\s+cli-worker\s+bad-chunk/);
+      expect((await cli('workers', 'show', 'cli-worker')).out).toMatch(/kept out of \(gradpool jobs readmit <job> cli-worker lets it back in\):\n.*\n\s+cli-job\s+bad-chunk\s+\S+ \S+\s+a chunk failed its hash/);
       const readmit = await cli('jobs', 'readmit', 'cli-job', 'cli-worker');
       expect(readmit.code, readmit.err).toBe(0);
       expect(readmit.out).toMatch(/^cli-worker may serve the job again \(kept out until .* after bad-chunk: a chunk failed its hash\)$/);

@@ -125,6 +125,8 @@ describe('robust aggregation in a job', () => {
     const kept = async (cc: typeof c) => (await cc.api('GET', `/v1/jobs/${jobId}/exclusions`)).body as { workerId: string; workerName: string; kind: string; reason: string; until: string | null }[];
     expect(await kept(c)).toEqual([expect.objectContaining({ workerId: b.id, workerName: 'liar', kind: 'owner-audit', until: null, reason: expect.stringMatching(/not the clipped mean/) })]);
     expect(await c.handle.app.get(KeeperService).mayServe(jobId, a.id)).toBe(true);
+    // The worker's own page says so too.
+    expect((await c.api('GET', `/v1/workers/${b.id}`)).body.keptOutOf).toEqual([expect.objectContaining({ jobId, jobName: 'audit', kind: 'owner-audit', until: null })]);
     const other = await startJobsCoordinator(env, {}, { keeper: { reportGraceMs: 3000 } });
     try {
       expect((await kept(other)).map((e) => e.workerId)).toEqual([b.id]);

@@ -8,6 +8,7 @@ import type { Logger } from './logger.js';
 import { CoordinatorMetrics } from './metrics.js';
 import { ApiKeyRepository } from './repositories/api-key.repository.js';
 import { EventRepository } from './repositories/event.repository.js';
+import { ExclusionRepository } from './repositories/exclusion.repository.js';
 import { GroupRepository } from './repositories/group.repository.js';
 import { JoinTokenRepository } from './repositories/join-token.repository.js';
 import { WorkerRepository } from './repositories/worker.repository.js';
@@ -22,7 +23,7 @@ export interface CoordinatorRuntime {
 }
 
 /** Repositories any feature module may inject (stateless; drizzle queries only). */
-export const REPOSITORIES = [ApiKeyRepository, EventRepository, GroupRepository, JoinTokenRepository, WorkerRepository];
+export const REPOSITORIES = [ApiKeyRepository, EventRepository, ExclusionRepository, GroupRepository, JoinTokenRepository, WorkerRepository];
 
 /**
  * Global providers: CONFIG, DATABASE (DbHandle), NATS (NatsConnection), LOGGER (pino), the

@@ -4,7 +4,6 @@ import { DatasetsModule } from './datasets.module.js';
 import type { KeeperOptions } from './keeper/job-keeper.js';
 import { CheckpointRepository } from './repositories/checkpoint.repository.js';
 import { CreditRepository } from './repositories/credit.repository.js';
-import { ExclusionRepository } from './repositories/exclusion.repository.js';
 import { JobRepository } from './repositories/job.repository.js';
 import { MetricRepository } from './repositories/metric.repository.js';
 import { RosterRepository } from './repositories/roster.repository.js';
@@ -40,7 +39,6 @@ export interface JobsSettings {
     CheckpointRepository,
     MetricRepository,
     CreditRepository,
-    ExclusionRepository,
     JobEventsService,
     JobCheckpointsService,
     JobSpecsService,

@@ -17,6 +17,8 @@ interface Worker {
   registeredAt: string;
   lastSeenAt: string | null;
   connected: boolean;
+  /** `workers show` only (GET /v1/workers/:id). */
+  keptOutOf?: { jobId: string; jobName: string; kind: string; reason: string; until: string | null }[];
 }
 
 export function workersCommand(io: CliIo, client: () => ApiClient): Command {
@@ -71,6 +73,14 @@ export function workersCommand(io: CliIo, client: () => ApiClient): Command {
       io.out(`  agent       ${c.agentVersion ?? '?'} on ${c.os ?? '?'}`);
       io.out(`  reputation  ${w.reputation}`);
       io.out(`  registered  ${w.registeredAt}; last seen ${w.lastSeenAt ?? 'never'}`);
+      if (w.keptOutOf?.length) {
+        io.out(`  kept out of (gradpool jobs readmit <job> ${w.name} lets it back in):`);
+        for (const l of table(
+          ['job', 'after', 'until', 'reason'],
+          w.keptOutOf.map((e) => [e.jobName, e.kind, e.until ? e.until.slice(0, 19).replace('T', ' ') : 'for good', e.reason]),
+        ))
+          io.out(`    ${l}`);
+      }
     });
 
   cmd

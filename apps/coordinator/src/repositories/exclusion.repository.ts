@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { jobExclusions, workers, type DbHandle, type DbOrTx } from '@gradpool/db';
-import { and, asc, eq, gt, isNull, or, sql } from 'drizzle-orm';
+import { jobExclusions, jobs, workers, type DbHandle, type DbOrTx } from '@gradpool/db';
+import { and, asc, desc, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import { DATABASE } from '../tokens.js';
 
 export type ExclusionRow = typeof jobExclusions.$inferSelect;
@@ -48,6 +48,17 @@ export class ExclusionRepository {
       .where(and(eq(jobExclusions.jobId, jobId), or(isNull(jobExclusions.until), gt(jobExclusions.until, sql`now()`))))
       .orderBy(asc(jobExclusions.since));
     return rows.map((r) => ({ ...r.e, workerName: r.workerName }));
+  }
+
+  /** The jobs a worker is kept out of now, with their names, newest first. */
+  async ofWorker(workerId: string, tx: DbOrTx = this.handle.db): Promise<(ExclusionRow & { jobName: string })[]> {
+    const rows = await tx
+      .select({ e: jobExclusions, jobName: jobs.name })
+      .from(jobExclusions)
+      .innerJoin(jobs, eq(jobs.id, jobExclusions.jobId))
+      .where(and(eq(jobExclusions.workerId, workerId), or(isNull(jobExclusions.until), gt(jobExclusions.until, sql`now()`))))
+      .orderBy(desc(jobExclusions.since));
+    return rows.map((r) => ({ ...r.e, jobName: r.jobName }));
   }
 
   /** Removes a worker's exclusion from a job; what was removed if it was in force. */

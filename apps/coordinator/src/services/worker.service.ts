@@ -4,6 +4,7 @@ import { FailedPreconditionError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { CoordinatorMetrics } from '../metrics.js';
 import { EventRepository } from '../repositories/event.repository.js';
+import { ExclusionRepository } from '../repositories/exclusion.repository.js';
 import { WorkerRepository, type WorkerRow, type WorkerStatus } from '../repositories/worker.repository.js';
 import { LOGGER } from '../tokens.js';
 import { SessionRegistry } from './session-registry.js';
@@ -26,6 +27,11 @@ export interface WorkerView {
   connected: boolean;
 }
 
+/** `GET /v1/workers/:id`: also the jobs it is kept out of now (`until` null: for good). */
+export interface WorkerDetail extends WorkerView {
+  keptOutOf: { jobId: string; jobName: string; kind: string; reason: string; since: string; until: string | null }[];
+}
+
 @Injectable()
 export class WorkerService {
   private readonly log: Logger;
@@ -34,6 +40,7 @@ export class WorkerService {
     @Inject(LOGGER) logger: Logger,
     private readonly workers: WorkerRepository,
     private readonly events: EventRepository,
+    private readonly exclusions: ExclusionRepository,
     private readonly registry: SessionRegistry,
     private readonly metrics: CoordinatorMetrics,
   ) {
@@ -67,8 +74,10 @@ export class WorkerService {
     return (await this.workers.list(filter)).map((w) => this.toView(w));
   }
 
-  async get(id: string): Promise<WorkerView> {
-    return this.toView(await this.require(id));
+  async get(id: string): Promise<WorkerDetail> {
+    const view = this.toView(await this.require(id));
+    const kept = await this.exclusions.ofWorker(id);
+    return { ...view, keptOutOf: kept.map((e) => ({ jobId: e.jobId, jobName: e.jobName, kind: e.kind, reason: e.reason, since: e.since.toISOString(), until: e.until?.toISOString() ?? null })) };
   }
 
   /** The raw row (for authorisation by group). */
