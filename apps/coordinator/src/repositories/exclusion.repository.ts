@@ -10,6 +10,9 @@ export interface ActiveExclusion extends ExclusionRow {
   workerName: string;
 }
 
+/** An exclusion in force: for good, or not over yet. */
+const inForce = () => or(isNull(jobExclusions.until), gt(jobExclusions.until, sql`now()`));
+
 /** Workers kept out of jobs (`job_exclusions`): after a fault for a while, after a failed owner audit for good. */
 @Injectable()
 export class ExclusionRepository {
@@ -35,7 +38,7 @@ export class ExclusionRepository {
     const rows = await tx
       .select({ jobId: jobExclusions.jobId, workerId: jobExclusions.workerId })
       .from(jobExclusions)
-      .where(or(isNull(jobExclusions.until), gt(jobExclusions.until, sql`now()`)));
+      .where(inForce());
     return new Set(rows.map((r) => `${r.jobId}/${r.workerId}`));
   }
 
@@ -45,7 +48,7 @@ export class ExclusionRepository {
       .select({ e: jobExclusions, workerName: workers.name })
       .from(jobExclusions)
       .innerJoin(workers, eq(workers.id, jobExclusions.workerId))
-      .where(and(eq(jobExclusions.jobId, jobId), or(isNull(jobExclusions.until), gt(jobExclusions.until, sql`now()`))))
+      .where(and(eq(jobExclusions.jobId, jobId), inForce()))
       .orderBy(asc(jobExclusions.since));
     return rows.map((r) => ({ ...r.e, workerName: r.workerName }));
   }
@@ -56,7 +59,7 @@ export class ExclusionRepository {
       .select({ e: jobExclusions, jobName: jobs.name })
       .from(jobExclusions)
       .innerJoin(jobs, eq(jobs.id, jobExclusions.jobId))
-      .where(and(eq(jobExclusions.workerId, workerId), or(isNull(jobExclusions.until), gt(jobExclusions.until, sql`now()`))))
+      .where(and(eq(jobExclusions.workerId, workerId), inForce()))
       .orderBy(desc(jobExclusions.since));
     return rows.map((r) => ({ ...r.e, jobName: r.jobName }));
   }
