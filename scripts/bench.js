@@ -12,6 +12,7 @@ const BENCHES = {
   'owner-audit': 'libs/exchange/dist/bench/owner-audit.bench.js',
   datasets: 'libs/datasets/dist/bench/datasets.bench.js',
   'training-e2e': 'apps/demo/dist/bench/training-e2e.bench.js',
+  keeper: 'apps/coordinator/dist/bench/keeper.bench.js',
 };
 
 const [name, ...args] = process.argv.slice(2);

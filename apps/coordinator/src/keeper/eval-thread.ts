@@ -6,7 +6,8 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startThread } from './thread.js';
 
 export interface EvalRequest {
   id: number;
@@ -67,9 +68,7 @@ export class EvalThread {
   static start(workerUrl?: URL): EvalThread | null {
     const url = workerUrl ?? new URL('./eval.worker.js', import.meta.url);
     if (url.protocol !== 'file:' || !existsSync(fileURLToPath(url))) return null;
-    // The thread runs built JavaScript: without the source condition a test runner may have set.
-    const execArgv = process.execArgv.filter((a, i, all) => a !== '@gradpool/source' && !(a === '--conditions' && all[i + 1] === '@gradpool/source'));
-    return new EvalThread(new Worker(url, { execArgv }));
+    return new EvalThread(startThread(url));
   }
 
   evaluate(req: Omit<EvalRequest, 'id' | 'kind'>): Promise<EvalResponse> {

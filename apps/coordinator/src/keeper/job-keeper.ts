@@ -7,15 +7,15 @@
  */
 import type { DbHandle } from '@gradpool/db';
 import { advanceDataState, decodeDataState, encodeDataState, EpochOrder, freshDataState, planRound, type DataState, type ShardStore } from '@gradpool/datasets';
-import { type AuditResult, GatherObserver, OwnerAuditor, parseCodecSpec, publishUpdate, purgeUpdateRound, purgeUpdates, purgeUpdatesBefore, readUpdates, ReplayError, type ObservedRound } from '@gradpool/exchange';
-import { roundOptimizer, UPDATES_STREAM, type JobSpec, type RoundReport__Output } from '@gradpool/protocol';
+import { type AuditResult, purgeUpdateRound, purgeUpdates, purgeUpdatesBefore, ReplayError } from '@gradpool/exchange';
+import { buckets, roundOptimizer, UPDATES_STREAM, type JobSpec, type RoundReport__Output } from '@gradpool/protocol';
 import { buildModel, type Model } from '@gradpool/training';
-import { createHash } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 import type { Logger } from '../logger.js';
 import { decodeEvalSet, evaluateSet } from './eval-set.js';
 import type { EvalThread } from './eval-thread.js';
 import { KeeperState } from './keeper-state.js';
+import type { ObservedRoundInfo } from './round-watch.js';
 import type { CheckpointRepository } from '../repositories/checkpoint.repository.js';
 import type { CreditRepository } from '../repositories/credit.repository.js';
 import type { JobRepository, JobRow } from '../repositories/job.repository.js';
@@ -23,7 +23,7 @@ import type { MetricRepository } from '../repositories/metric.repository.js';
 import type { RosterRepository } from '../repositories/roster.repository.js';
 import type { RoundRepository } from '../repositories/round.repository.js';
 import type { ShardRow } from '../repositories/shard.repository.js';
-import type { JobCheckpointsService } from '../services/job-checkpoints.service.js';
+import { checkpointKey, type JobCheckpointsService } from '../services/job-checkpoints.service.js';
 import type { JobEventsService } from '../services/job-events.service.js';
 import { tfReady } from '../services/job-specs.service.js';
 import { exportModelJson } from './model-export.js';
@@ -49,12 +49,18 @@ const FLAGRANT_SCALE = 10;
 /** Rounds of an epoch between checks of the shares against measured speeds. */
 export const REBALANCE_EVERY = 50;
 
+/** Observed rounds (and their means, kept by the state) waiting for the commit loop, at most. */
+const MAX_OBSERVED = 64;
+
 /** Commits over which `samples_per_s` is measured. */
 const RATE_WINDOW = 10;
 
 export interface KeeperDeps {
   handle: DbHandle;
   nc: NatsConnection;
+  /** Where the keeper's own thread connects (NATS_URL, NATS_CREDS) to watch the job's data plane. */
+  natsServers: string[];
+  natsCredsFile?: string;
   jobs: JobRepository;
   rosters: RosterRepository;
   rounds: RoundRepository;
@@ -94,7 +100,7 @@ export interface KeeperOptions {
    * least one (every shard of a small model).
    */
   auditShardsPerRound?: number | 'auto';
-  /** The share of the event loop's time audits may take (default 0.1; OwnerAuditOptions.cpuShare). */
+  /** The share of the keeper thread's time audits may take (default 0.1; OwnerAuditOptions.cpuShare). */
   auditCpuShare?: number;
   /** Test seam: awaited when a job has completed, just before its keeper stops itself. */
   beforeFinishStop?: (jobId: string) => Promise<void>;
@@ -117,8 +123,11 @@ export class JobKeeper {
   committed = -1;
   /** Newest round whose gather was observed. */
   observed = -1;
-  private observer: GatherObserver | null = null;
-  private auditor: OwnerAuditor | null = null;
+  /** Rounds the watch observed (their means stay with the state), in order, until handled. */
+  private readonly observedRounds: ObservedRoundInfo[] = [];
+  private wakeLoop: (() => void) | null = null;
+  /** Why the watch is gone (its thread or connection died): the keeper restarts. */
+  private watchFailed: Error | null = null;
   /** Passed owner audits by round, until the round commits (its `audited_shards` metric). */
   private readonly audits = new Map<number, { passed: number }>();
   /** Owners already removed for a failed audit, by epoch (one removal however many shards failed). */
@@ -180,45 +189,41 @@ export class JobKeeper {
     this.committed = this.job.round;
     this.observed = this.job.round;
     const cpRow = await deps.checkpoints.latest(this.job.id, this.committed + 1);
+    const conn = { conn: { nc: deps.nc, servers: deps.natsServers, credsFile: deps.natsCredsFile } };
     if (cpRow) {
-      const bytes = await deps.blobs.get(cpRow.bucket, cpRow.objectKey);
-      if (!bytes) throw new Error(`checkpoint ${cpRow.bucket}/${cpRow.objectKey} is missing`);
-      this.state = await KeeperState.open(roundOptimizer(this.spec) as never, { checkpoint: bytes });
-      if (cpRow.round <= this.committed) {
-        for await (const u of readUpdates(deps.nc, this.job.id, cpRow.round, this.committed + 1, { idleTimeoutMs: 10_000, signal: this.abort.signal })) {
-          await this.state.step(u.update, u.round);
-        }
-      }
+      // The state reads the checkpoint and the updates after it itself (in its thread: the bytes never reach this loop).
+      this.state = await KeeperState.open(roundOptimizer(this.spec) as never, { stored: { bucket: cpRow.bucket, key: cpRow.objectKey } }, conn);
+      if (cpRow.round <= this.committed) await this.state.replay(this.job.id, cpRow.round, this.committed + 1);
     } else {
       if (this.committed >= 0) throw new ReplayError(`job ${this.job.id} has committed rounds but no checkpoint`);
-      this.state = await KeeperState.open(roundOptimizer(this.spec) as never, { params: (await this.modelOf()).init(this.spec.seed) });
+      this.state = await KeeperState.open(roundOptimizer(this.spec) as never, { params: (await this.modelOf()).init(this.spec.seed) }, conn);
     }
     const [last] = this.committed >= 0 ? await deps.rounds.recent(this.job.id, 1) : [];
     this.hashes.set(this.committed, { hash: await this.state.hash(), data: encodeDataState(this.data), epoch: last?.round === this.committed ? last.epoch : -1 });
     // An update published just before a crash, whose round never committed, must not be replayed.
     await purgeUpdateRound(await deps.nc.jetstreamManager(), this.job.id, this.committed + 1).catch(() => undefined);
+    const auditShards = this.opts.auditShardsPerRound ?? 'auto';
+    const audit = this.spec.aggregation.kind === 'clipped-mean' && auditShards !== 0 ? { codec: this.spec.codec, clipNormRatio: this.spec.aggregation.ratio, shardsPerRound: auditShards, cpuShare: this.opts.auditCpuShare } : null;
+    await this.state.watch(
+      { jobId: this.job.id, audit, maxPending: 8, maxKept: MAX_OBSERVED },
+      {
+        onRound: (o) => {
+          this.observedRounds.push(o);
+          // A keeper this far behind resyncs its members anyway (`handle`: missed rounds).
+          while (this.observedRounds.length > MAX_OBSERVED) this.observedRounds.shift();
+          this.wakeLoop?.();
+        },
+        onAudit: (r) => this.onAudit(r),
+        onFailure: (err) => {
+          this.watchFailed ??= err;
+          this.wakeLoop?.();
+        },
+      },
+    );
     for (const r of await deps.rosters.list(this.job.id)) {
       const full = await deps.rosters.get(this.job.id, r.epoch);
-      if (full) this.epochs.set(r.epoch, deps.roster.epochInfo(this.job.id, full));
+      if (full) this.putEpoch(deps.roster.epochInfo(this.job.id, full));
     }
-    const auditShards = this.opts.auditShardsPerRound ?? 'auto';
-    if (this.spec.aggregation.kind === 'clipped-mean' && auditShards !== 0) {
-      this.auditor = new OwnerAuditor({
-        nc: deps.nc,
-        jobId: this.job.id,
-        codec: parseCodecSpec(this.spec.codec),
-        clipNormRatio: this.spec.aggregation.ratio,
-        rosterOf: (epoch) => {
-          const e = this.epochs.get(epoch);
-          return e && e.members.length > 0 ? { members: e.members, startRound: e.startRound } : undefined;
-        },
-        shardsPerRound: auditShards,
-        cpuShare: this.opts.auditCpuShare,
-        onResult: (r) => this.onAudit(r),
-      });
-    }
-    const auditor = this.auditor;
-    this.observer = new GatherObserver({ nc: deps.nc, jobId: this.job.id, maxPending: 8, maxQueued: 64, onGather: auditor ? (h, p) => auditor.observe(h, p) : undefined });
     this.armWatchdog(true);
     this.loop = this.run().catch((err) => {
       if (!this.stopped) this.log.error({ err }, 'keeper loop failed');
@@ -240,8 +245,14 @@ export class JobKeeper {
 
   /** A new epoch of this job (from the roster service). */
   onEpoch(e: EpochInfo): void {
-    this.epochs.set(e.epoch, e);
+    this.putEpoch(e);
     this.armWatchdog();
+  }
+
+  /** Records an epoch, and tells the watch's audit its roster. */
+  private putEpoch(e: EpochInfo): void {
+    this.epochs.set(e.epoch, e);
+    this.state?.setEpoch({ epoch: e.epoch, members: e.members, startRound: e.startRound });
   }
 
   /**
@@ -280,6 +291,18 @@ export class JobKeeper {
 
   onCancelled(epoch: number): void {
     if (this.epochs.get(epoch)?.members.length === 0) this.epochs.delete(epoch);
+  }
+
+  /** The next round the watch observed; null once stopped. Throws when the watch failed. */
+  private async nextObserved(): Promise<ObservedRoundInfo | null> {
+    for (;;) {
+      if (this.stopped) return null;
+      if (this.watchFailed) throw this.watchFailed;
+      const o = this.observedRounds.shift();
+      if (o) return o;
+      await new Promise<void>((resolve) => (this.wakeLoop = resolve));
+      this.wakeLoop = null;
+    }
   }
 
   /**
@@ -347,18 +370,18 @@ export class JobKeeper {
   }
 
   private async run(): Promise<void> {
-    const obs = this.observer!;
     for (;;) {
-      const o = await obs.next(this.abort.signal).catch(() => null);
-      if (!o || this.stopped) return;
-      this.log.debug({ round: o.round, epoch: o.epoch, contributors: o.contributors }, 'gather observed');
+      let o: ObservedRoundInfo | null = null;
       try {
+        o = await this.nextObserved();
+        if (!o || this.stopped) return;
+        this.log.debug({ round: o.round, epoch: o.epoch, contributors: o.contributors }, 'gather observed');
         await this.handle(o);
       } catch (err) {
         if (this.stopped) return;
         // The parameters may be ahead of what is committed: start over from Postgres and the
         // checkpoint (the scheduler starts a fresh keeper).
-        this.log.error({ err, round: o.round }, 'commit failed; the keeper restarts');
+        this.log.error({ err, round: o?.round }, this.watchFailed ? 'the watch on the data plane failed; the keeper restarts' : 'commit failed; the keeper restarts');
         this.dirty = true;
         await this.stop(false, true);
         this.deps.onBroken(this.job.id, this);
@@ -368,7 +391,7 @@ export class JobKeeper {
     }
   }
 
-  private async handle(o: ObservedRound): Promise<void> {
+  private async handle(o: ObservedRoundInfo): Promise<void> {
     const ep = this.owner(o.round);
     // (An epoch still pending has no members yet; its members cannot have heard of it either.)
     if (!ep || ep.epoch !== o.epoch || ep.members.length === 0) {
@@ -394,7 +417,7 @@ export class JobKeeper {
     this.armWatchdog();
     const r = o.round;
     this.dirty = true;
-    const info = await this.state!.step(o.mean, r);
+    const info = await this.state!.stepObserved(o.epoch, r);
     const hash = info.hash;
     const contributors = o.contributors.map((i) => ep.members[i]).filter((x): x is string => !!x);
     // The round's samples as every member planned them; the samples a contributor claimed in the
@@ -491,7 +514,7 @@ export class JobKeeper {
     // Published before the commit: a committed round is always replayable (a crash in between
     // leaves an uncommitted update, which the next keeper purges at start).
     const dataText = encodeDataState(next);
-    await publishUpdate(this.deps.nc.jetstream(), this.job.id, r, o.mean, hash, dataText);
+    await this.state!.publishObserved(r, hash, dataText);
     const ok = await this.deps.handle.db.transaction(async (tx) => {
       if (!(await this.deps.jobs.advanceRound(this.job.id, r, roundSamples, { epoch: next.epoch, state: dataText }, tx))) return false;
       await this.deps.rounds.insert(
@@ -645,26 +668,19 @@ export class JobKeeper {
   }
 
   /** The checkpoint's bytes, and where the replay stream stood: updates from there on are for later rounds. */
-  private async snapshot(round: number): Promise<{ bytes: Uint8Array; hash: string; nextSeq: number | undefined }> {
+  private async snapshot(round: number): Promise<{ hash: string; nextSeq: number | undefined }> {
     // The data state after the last applied round travels with the parameters.
-    const { bytes, hash } = await this.state!.checkpoint(round, { jobId: this.job.id, dataState: encodeDataState(this.data) });
+    const { hash } = await this.state!.snapshot(round, { jobId: this.job.id, dataState: encodeDataState(this.data) });
     const jsm = await this.deps.nc.jetstreamManager();
     const last = (await jsm.streams.info(UPDATES_STREAM).catch(() => null))?.state.last_seq;
-    return { bytes, hash, nextSeq: last === undefined ? undefined : last + 1 };
+    return { hash, nextSeq: last === undefined ? undefined : last + 1 };
   }
 
-  private async store(round: number, { bytes, hash, nextSeq }: { bytes: Uint8Array; hash: string; nextSeq: number | undefined }): Promise<void> {
-    const { bucket, key } = await this.deps.blobs.put(this.job.id, round, bytes);
-    await this.deps.checkpoints.upsert({
-      jobId: this.job.id,
-      round,
-      bucket,
-      objectKey: key,
-      bytes: bytes.byteLength,
-      sha256: createHash('sha256').update(bytes).digest('hex'),
-      paramHash: hash,
-    });
-    await this.deps.events.record(this.job.id, 'job.checkpoint', { round, key, bytes: bytes.byteLength, paramHash: hash });
+  private async store(round: number, { hash, nextSeq }: { hash: string; nextSeq: number | undefined }): Promise<void> {
+    const at = { bucket: buckets.checkpoints(this.job.id), key: checkpointKey(round) };
+    const { bytes, sha256 } = await this.state!.storeSnapshot(round, at);
+    await this.deps.checkpoints.upsert({ jobId: this.job.id, round, bucket: at.bucket, objectKey: at.key, bytes, sha256, paramHash: hash });
+    await this.deps.events.record(this.job.id, 'job.checkpoint', { round, key: at.key, bytes, paramHash: hash });
     // Updates before the previous checkpoint are no longer needed by anyone (a joiner loads this one or that one).
     if (this.lastCheckpointSeq > 0) {
       const jsm = await this.deps.nc.jetstreamManager();
@@ -824,8 +840,7 @@ export class JobKeeper {
     this.stopped = true;
     clearTimeout(this.watchdog);
     this.abort.abort();
-    this.observer?.close();
-    this.auditor?.close();
+    this.wakeLoop?.();
     const part = (what: string, work: () => Promise<unknown>) => shutdownPart(`keeper ${this.job.id}: ${what}`, work);
     this.stopping = (async () => {
       if (checkpoint) {

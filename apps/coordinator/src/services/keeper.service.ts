@@ -20,7 +20,8 @@ import { RosterRepository } from '../repositories/roster.repository.js';
 import { RoundRepository } from '../repositories/round.repository.js';
 import { ShardRepository } from '../repositories/shard.repository.js';
 import { WorkerRepository } from '../repositories/worker.repository.js';
-import { DATABASE, LOGGER, NATS } from '../tokens.js';
+import { CONFIG, DATABASE, LOGGER, NATS } from '../tokens.js';
+import type { CoordinatorConfig } from '../config.js';
 import { DatasetService } from './dataset.service.js';
 import { JobCheckpointsService } from './job-checkpoints.service.js';
 import { JobEventsService } from './job-events.service.js';
@@ -53,6 +54,7 @@ export class KeeperService {
   constructor(
     @Inject(DATABASE) private readonly handle: DbHandle,
     @Inject(NATS) private readonly nc: NatsConnection,
+    @Inject(CONFIG) private readonly config: CoordinatorConfig,
     @Inject(LOGGER) logger: Logger,
     @Inject(KEEPER_OPTIONS) private readonly options: KeeperOptions,
     private readonly jobs: JobRepository,
@@ -156,6 +158,8 @@ export class KeeperService {
     const keeper = new JobKeeper(job, parseJobSpec(job.spec), {
       handle: this.handle,
       nc: this.nc,
+      natsServers: [...this.config.natsServers],
+      natsCredsFile: this.config.natsCredsFile,
       jobs: this.jobs,
       rosters: this.rosters,
       rounds: this.rounds,
