@@ -59,8 +59,12 @@ describe('retryNats', () => {
 
   it('gives up after its attempts with the last timeout', async () => {
     const retries: number[] = [];
-    const thawed = server.freeze(3 * TIMEOUT_MS);
+    // Frozen until both attempts have timed out, however late a loaded machine makes the second
+    // (a fixed 3 × TIMEOUT_MS thawed the server under it in a landing CI, and the retry got its answer).
+    let gaveUp!: () => void;
+    const thawed = server.freezeUntil(new Promise<void>((r) => (gaveUp = r)));
     const err = await retryNats(() => jsm.streams.info('S'), { attempts: 2, firstDelayMs: 50, onRetry: (n) => retries.push(n) }).catch((e: unknown) => e);
+    gaveUp();
     await thawed;
     expect(isTransientNatsError(err)).toBe(true);
     expect((err as { code?: string }).code).toBe('TIMEOUT');

@@ -5,7 +5,7 @@
  */
 import { createNatsOperator, natsServerConfig, type NatsOperatorSetup } from '@gradpool/nats-auth';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { delimiter, join, resolve } from 'node:path';
 import pg from 'pg';
@@ -208,6 +208,26 @@ export interface StartedNatsServer {
   close: () => Promise<void>;
 }
 
+/**
+ * SIGSTOP, and returns once every thread of the process is stopped. The signal takes effect
+ * asynchronously: on a loaded machine the server answered a request sent right after `kill`
+ * (a test that froze it saw its request succeed). Where /proc is missing, returns at once.
+ */
+function stop(child: ChildProcess): void {
+  child.kill('SIGSTOP');
+  const tasks = `/proc/${child.pid}/task`;
+  if (!existsSync(tasks)) return;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (const deadline = Date.now() + 2000; Date.now() < deadline; Atomics.wait(pause, 0, 0, 1)) {
+    try {
+      const states = readdirSync(tasks).map((t) => /^State:\s+(\S)/m.exec(readFileSync(`${tasks}/${t}/status`, 'utf8'))?.[1]);
+      if (states.every((st) => st === 'T' || st === 't')) return;
+    } catch {
+      // A thread ended while we looked: look again.
+    }
+  }
+}
+
 /** Starts `nats-server -js` (with `configFile` if given) on a free port of 127.0.0.1; resolves once it logs that it is ready. */
 export async function startNatsServer(bin: string, storeDir: string, configFile?: string, atPort?: number): Promise<StartedNatsServer> {
   mkdirSync(storeDir, { recursive: true });
@@ -240,7 +260,7 @@ export async function startNatsServer(bin: string, storeDir: string, configFile?
     url: `nats://127.0.0.1:${port}`,
     pid: child.pid!,
     freeze: (ms) => {
-      child.kill('SIGSTOP');
+      stop(child);
       return new Promise((resolve) =>
         setTimeout(() => {
           child.kill('SIGCONT');
@@ -249,7 +269,7 @@ export async function startNatsServer(bin: string, storeDir: string, configFile?
       );
     },
     freezeUntil: (until, maxMs = 15_000) => {
-      child.kill('SIGSTOP');
+      stop(child);
       let timer: NodeJS.Timeout | undefined;
       return Promise.race([until.then(() => undefined, () => undefined), new Promise<void>((r) => (timer = setTimeout(r, maxMs)))]).then(() => {
         clearTimeout(timer);
