@@ -225,6 +225,8 @@ export class InlineKeeperState implements KeeperState {
 
   async watch(settings: RoundWatchSettings, events: WatchEvents): Promise<void> {
     this.watchNow(settings, events);
+    // The subscriptions are on the server before the keeper lets any member start.
+    await this.nc!.flush();
   }
 
   setEpoch(e: WatchedEpoch): void {

@@ -97,6 +97,8 @@ async function handle(req: KeeperStateRequest): Promise<[KeeperStateResponse, Ar
         onRound: (round) => post({ event: 'round', round }),
         onAudit: (result) => post({ event: 'audit', result }),
       });
+      // The subscriptions are on the server before the keeper lets any member start.
+      await nc?.flush();
       return [{ id: req.id }, []];
     case 'stepObserved':
       return [{ id: req.id, info: state.stepObservedNow(req.epoch, req.round) }, []];
