@@ -1,5 +1,6 @@
 /**
  * `npm run bench keeper [-- --P 1M,5M --K 2 --rounds 20 --codec fp32 --checkpoint-every 5 --audit on --modes inline,thread]`
+ * `npm run bench keeper -- --submit 20M` (only a submission's checkpoint 0; add --P for both)
  *
  * What a job's keeper costs the coordinator's event loop (shared/DESIGN.md, rule 1), with its
  * state and data-plane watch inline (as when running from sources) and in the state's thread (the
@@ -117,6 +118,41 @@ async function cell(mode: 'inline' | 'thread', P: number): Promise<string> {
   await nc.close();
   const ms = (ns: number) => (ns / 1e6).toFixed(1);
   return `| ${mode}${stalled} | ${P / 1e6}M | ${K} | ${codec} | ${rounds} | ${checkpoints} | ${audits.ok}/${audits.ok + audits.other} | ${(wall / rounds).toFixed(0)} | ${(membersMs / rounds).toFixed(0)} | ${(elu.active / rounds).toFixed(1)} | ${elu.utilization.toFixed(2)} | ${ms(delay.percentile(99))} | ${ms(delay.max)} |`;
+}
+
+/**
+ * A job submission's checkpoint 0 (KeeperService#storeInitialCheckpoint): P parameters with a
+ * zero Adam state, encoded, hashed and stored by a keeper state opened for it, inline or in its
+ * thread; the event loop's busy time and longest delay while it runs.
+ */
+async function submitCell(mode: 'inline' | 'thread', P: number): Promise<string> {
+  const nc = await connect({ servers: url });
+  const bucket = `bench-keeper-submit-${process.pid}`;
+  const params = new Float32Array(P);
+  for (let i = 0; i < P; i++) params[i] = Math.sin(i) * 0.05;
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  const elu0 = performance.eventLoopUtilization();
+  const t0 = performance.now();
+  const state = await KeeperState.open({ kind: 'adam', lr: 1e-3 }, { params }, { conn: { nc, servers: [url] }, ...(mode === 'inline' ? { workerUrl: INLINE } : {}) });
+  await state.snapshot(0, { jobId: 'bench' });
+  const { bytes } = await state.storeSnapshot(0, { bucket, key: 'round-0' });
+  await state.close();
+  const wall = performance.now() - t0;
+  const elu = performance.eventLoopUtilization(elu0);
+  delay.disable();
+  await (await nc.jetstream().views.os(bucket)).destroy().catch(() => undefined);
+  await nc.close();
+  return `| ${mode} | ${P / 1e6}M | ${(bytes / 1e6).toFixed(0)} MB | ${wall.toFixed(0)} | ${elu.active.toFixed(0)} | ${(delay.max / 1e6).toFixed(1)} |`;
+}
+
+const submitPs = process.argv.includes('--submit') ? arg('submit', '').split(',').map(parseCount) : [];
+if (submitPs.length > 0) {
+  console.log('checkpoint 0 of a submitted job (Adam), stored by a keeper state:');
+  console.log('| keeper state | P | checkpoint | ms | event loop busy ms | loop delay max ms |');
+  console.log('|---|---|---|---|---|---|');
+  for (const P of submitPs) for (const mode of modes) console.log(await submitCell(mode, P));
+  if (!process.argv.includes('--P')) process.exit(0);
 }
 
 console.log(`keeper bench: K = ${K} members (one process), ${rounds} rounds, a checkpoint every ${every}, audit ${audit ? 'on' : 'off'}, NATS ${url}`);

@@ -5,9 +5,8 @@
  */
 import { Inject, Injectable } from '@nestjs/common';
 import type { DbHandle } from '@gradpool/db';
-import { parseJobSpec, roundOptimizer, type JobSpec } from '@gradpool/protocol';
-import { createOptimizer, encodeCheckpoint, paramHash } from '@gradpool/training';
-import { createHash, randomUUID } from 'node:crypto';
+import { parseJobSpec, type JobSpec } from '@gradpool/protocol';
+import { randomUUID } from 'node:crypto';
 import { assertGroupAccess, type Principal } from '../auth/principal.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -120,10 +119,7 @@ export class JobService {
       throw err;
     }
     try {
-      const params = model.init(spec.seed);
-      // Optimizer state starts at zero; stored explicitly so every reader restores the same bytes.
-      const withState = encodeCheckpoint({ params, optimizerState: createOptimizer(roundOptimizer(spec) as never, model.paramCount).state(), round: 0, meta: { jobId: id } });
-      const { bucket, key } = await this.blobs.put(id, 0, withState);
+      const cp = await this.keepers.storeInitialCheckpoint(id, spec, model.init(spec.seed));
       try {
         await this.handle.db.transaction(async (tx) => {
           await this.jobs.insert(
@@ -131,7 +127,7 @@ export class JobService {
             tx,
           );
           await this.checkpointRows.upsert(
-            { jobId: id, round: 0, bucket, objectKey: key, bytes: withState.byteLength, sha256: createHash('sha256').update(withState).digest('hex'), paramHash: paramHash(params) },
+            { jobId: id, round: 0, bucket: cp.bucket, objectKey: cp.key, bytes: cp.bytes, sha256: cp.sha256, paramHash: cp.paramHash },
             tx,
           );
         });

@@ -5,12 +5,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { DbHandle } from '@gradpool/db';
 import { ensureUpdatesStream } from '@gradpool/exchange';
-import { parseJobSpec, type JobFault__Output } from '@gradpool/protocol';
+import { buckets, parseJobSpec, roundOptimizer, type JobFault__Output, type JobSpec } from '@gradpool/protocol';
 import { buildModel, decodeCheckpoint } from '@gradpool/training';
 import type { NatsConnection } from 'nats';
 import { EvalThread } from '../keeper/eval-thread.js';
 import { exportModelJson } from '../keeper/model-export.js';
 import { JobKeeper, type KeeperOptions } from '../keeper/job-keeper.js';
+import { KeeperState } from '../keeper/keeper-state.js';
 import type { Logger } from '../logger.js';
 import { CheckpointRepository } from '../repositories/checkpoint.repository.js';
 import { CreditRepository } from '../repositories/credit.repository.js';
@@ -23,7 +24,7 @@ import { WorkerRepository } from '../repositories/worker.repository.js';
 import { CONFIG, DATABASE, LOGGER, NATS } from '../tokens.js';
 import type { CoordinatorConfig } from '../config.js';
 import { DatasetService } from './dataset.service.js';
-import { JobCheckpointsService } from './job-checkpoints.service.js';
+import { checkpointKey, JobCheckpointsService } from './job-checkpoints.service.js';
 import { JobEventsService } from './job-events.service.js';
 import { JobRosterService } from './job-roster.service.js';
 import { tfReady } from './job-specs.service.js';
@@ -192,6 +193,24 @@ export class KeeperService {
     }
     this.keepers.set(job.id, keeper);
     return keeper;
+  }
+
+  /**
+   * Stores a new job's checkpoint 0: `params` with a zero optimizer state for `spec` (stored
+   * explicitly so every reader restores the same bytes). Encoded, hashed and uploaded by a
+   * keeper state of its own (its thread in the built coordinator): for a large model that is
+   * seconds of work the API's event loop no longer does (docs/bench/keeper.md).
+   */
+  async storeInitialCheckpoint(jobId: string, spec: JobSpec, params: Float32Array): Promise<{ bucket: string; key: string; bytes: number; sha256: string; paramHash: string }> {
+    const state = await KeeperState.open(roundOptimizer(spec) as never, { params }, { conn: { nc: this.nc, servers: [...this.config.natsServers], credsFile: this.config.natsCredsFile } });
+    try {
+      const { hash } = await state.snapshot(0, { jobId });
+      const at = { bucket: buckets.checkpoints(jobId), key: checkpointKey(0) };
+      const { bytes, sha256 } = await state.storeSnapshot(0, at);
+      return { ...at, bytes, sha256, paramHash: hash };
+    } finally {
+      await state.close();
+    }
   }
 
   /** Stops a job's keeper (checkpointing the last committed state unless told not to). */
