@@ -49,8 +49,19 @@ const FLAGRANT_SCALE = 10;
 /** Rounds of an epoch between checks of the shares against measured speeds. */
 export const REBALANCE_EVERY = 50;
 
-/** Observed rounds (and their means, kept by the state) waiting for the commit loop, at most. */
+/**
+ * Observed rounds (and their means, kept by the state) waiting for the commit loop: at most 64,
+ * and at most what OBSERVED_BYTES of means hold (a large model's 64 means would be gigabytes), at
+ * least 4. A keeper further behind sees that it missed rounds and resyncs its members.
+ */
 const MAX_OBSERVED = 64;
+const MIN_OBSERVED = 4;
+const OBSERVED_BYTES = 2 * 1024 ** 3;
+
+/** How many observed rounds a keeper of `paramCount` parameters keeps waiting. */
+export function observedRoundsKept(paramCount: number): number {
+  return Math.max(MIN_OBSERVED, Math.min(MAX_OBSERVED, Math.floor(OBSERVED_BYTES / (Math.max(1, paramCount) * 4))));
+}
 
 /** Commits over which `samples_per_s` is measured. */
 const RATE_WINDOW = 10;
@@ -204,13 +215,14 @@ export class JobKeeper {
     await purgeUpdateRound(await deps.nc.jetstreamManager(), this.job.id, this.committed + 1).catch(() => undefined);
     const auditShards = this.opts.auditShardsPerRound ?? 'auto';
     const audit = this.spec.aggregation.kind === 'clipped-mean' && auditShards !== 0 ? { codec: this.spec.codec, clipNormRatio: this.spec.aggregation.ratio, shardsPerRound: auditShards, cpuShare: this.opts.auditCpuShare } : null;
+    const kept = observedRoundsKept(this.state.paramCount);
     await this.state.watch(
-      { jobId: this.job.id, audit, maxPending: 8, maxKept: MAX_OBSERVED },
+      { jobId: this.job.id, audit, maxPending: 8, maxKept: kept },
       {
         onRound: (o) => {
           this.observedRounds.push(o);
           // A keeper this far behind resyncs its members anyway (`handle`: missed rounds).
-          while (this.observedRounds.length > MAX_OBSERVED) this.observedRounds.shift();
+          while (this.observedRounds.length > kept) this.observedRounds.shift();
           this.wakeLoop?.();
         },
         onAudit: (r) => this.onAudit(r),
