@@ -18,7 +18,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { startThread } from './thread.js';
-import type { NatsConnection, ObjectStore } from 'nats';
+import type { NatsConnection } from 'nats';
+import { ObjectStores } from '../services/object-stores.js';
 import { type ObservedRoundInfo, RoundWatch, type RoundWatchEvents, type RoundWatchSettings, type WatchedEpoch } from './round-watch.js';
 
 /** Where a state starts: a checkpoint's bytes, one in the object store, or initial parameters (round 0, fresh optimizer). */
@@ -87,26 +88,10 @@ export const KeeperState = {
   },
 };
 
-/** The object stores of one connection, by bucket. */
-class Stores {
-  private readonly stores = new Map<string, Promise<ObjectStore>>();
-  constructor(private readonly nc: NatsConnection) {}
-
-  of(bucket: string): Promise<ObjectStore> {
-    let s = this.stores.get(bucket);
-    if (!s) {
-      s = this.nc.jetstream().views.os(bucket);
-      s.catch(() => this.stores.delete(bucket));
-      this.stores.set(bucket, s);
-    }
-    return s;
-  }
-}
-
 /** The state on this thread. Also what the worker thread runs. */
 export class InlineKeeperState implements KeeperState {
   private watcher: RoundWatch | null = null;
-  private stores: Stores | null = null;
+  private stores: ObjectStores | null = null;
   /** Encoded checkpoints waiting to be stored, by round. */
   private readonly snapshots = new Map<number, Uint8Array>();
   private readonly closed = new AbortController();
@@ -116,7 +101,7 @@ export class InlineKeeperState implements KeeperState {
     private readonly optimizer: Optimizer,
     private readonly nc: NatsConnection | null,
   ) {
-    if (nc) this.stores = new Stores(nc);
+    if (nc) this.stores = new ObjectStores(nc);
   }
 
   static create(config: OptimizerConfigInput, source: { checkpoint: Uint8Array } | { params: Float32Array }, nc: NatsConnection | null = null): InlineKeeperState {
@@ -133,7 +118,7 @@ export class InlineKeeperState implements KeeperState {
     if (!('stored' in source)) return InlineKeeperState.create(config, source, nc);
     if (!nc) throw new Error('a stored checkpoint needs a NATS connection');
     const { bucket, key } = source.stored;
-    const bytes = await (await new Stores(nc).of(bucket)).getBlob(key);
+    const bytes = await (await new ObjectStores(nc).of(bucket)).getBlob(key);
     if (!bytes) throw new Error(`checkpoint ${bucket}/${key} is missing`);
     return InlineKeeperState.create(config, { checkpoint: bytes }, nc);
   }
@@ -210,7 +195,7 @@ export class InlineKeeperState implements KeeperState {
   async storeSnapshot(round: number, at: StoredObject): Promise<{ bytes: number; sha256: string }> {
     const bytes = this.snapshots.get(round);
     if (!bytes) throw new Error(`no snapshot of round ${round} to store`);
-    const stores = (this.stores ??= new Stores(this.conn('store checkpoints')));
+    const stores = (this.stores ??= new ObjectStores(this.conn('store checkpoints')));
     try {
       await (await stores.of(at.bucket)).putBlob({ name: at.key }, bytes);
       return { bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };

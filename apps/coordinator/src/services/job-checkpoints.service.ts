@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { buckets } from '@gradpool/protocol';
 import type { NatsConnection, ObjectStore } from 'nats';
 import { NATS } from '../tokens.js';
+import { ObjectStores } from './object-stores.js';
 
 /** Object key of the checkpoint whose next round is `round` (docs/jobs-protocol.md). */
 export function checkpointKey(round: number): string {
@@ -11,18 +12,14 @@ export function checkpointKey(round: number): string {
 
 @Injectable()
 export class JobCheckpointsService {
-  private readonly stores = new Map<string, Promise<ObjectStore>>();
+  private readonly stores: ObjectStores;
 
-  constructor(@Inject(NATS) private readonly nc: NatsConnection) {}
+  constructor(@Inject(NATS) private readonly nc: NatsConnection) {
+    this.stores = new ObjectStores(nc);
+  }
 
   private store(bucket: string): Promise<ObjectStore> {
-    let s = this.stores.get(bucket);
-    if (!s) {
-      s = this.nc.jetstream().views.os(bucket);
-      s.catch(() => this.stores.delete(bucket));
-      this.stores.set(bucket, s);
-    }
-    return s;
+    return this.stores.of(bucket);
   }
 
   async put(jobId: string, round: number, bytes: Uint8Array): Promise<{ bucket: string; key: string }> {
@@ -39,7 +36,7 @@ export class JobCheckpointsService {
   /** Removes a job's checkpoint bucket (nothing written survives a refused submission). */
   async destroy(jobId: string): Promise<void> {
     const bucket = buckets.checkpoints(jobId);
-    this.stores.delete(bucket);
+    this.stores.forget(bucket);
     await this.nc
       .jetstream()
       .views.os(bucket)
